@@ -1,0 +1,128 @@
+"""Routes: batches in, jobs, history and rig status out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
+
+from api.errors import error_body
+from api.validation import validate_batch
+from service.capture import CaptureService
+from service.errors import RigError
+
+bp = Blueprint("api", __name__)
+
+
+def _service() -> CaptureService:
+    service: CaptureService = current_app.extensions["capture"]
+    return service
+
+
+def _client() -> dict[str, Any]:
+    return {"address": request.remote_addr, "user_agent": request.headers.get("User-Agent")}
+
+
+def _reject(
+    body: Any, status: int, message: str, details: list[dict[str, Any]] | None = None
+) -> ResponseReturnValue:
+    err = error_body(message, details)
+    entry = _service().record_rejected(body, _client(), status, err)
+    return jsonify({**err, "history_id": entry}), status
+
+
+@bp.post("/process-request")
+@bp.post("/process-requests")
+def process_request() -> ResponseReturnValue:
+    service = _service()
+    raw = request.get_data(cache=True)
+    if not request.is_json:
+        ctype = request.content_type or "none"
+        return _reject(
+            raw.decode("utf-8", "replace")[:2000],
+            415,
+            f"Content-Type must be application/json, got {ctype}",
+        )
+    body = request.get_json(silent=True)
+    if body is None:
+        return _reject(raw.decode("utf-8", "replace")[:2000], 400, "request body is not valid JSON")
+    problems = validate_batch(body, service.config)
+    if problems:
+        first = problems[0]
+        where = (
+            f"requests[{first['index']}].{first['field']}" if first["index"] is not None else first["field"]
+        )
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return _reject(
+            body, 400, f"invalid batch: {where}: {first['message']}{more}; nothing was executed", problems
+        )
+    try:
+        job = service.submit(body, _client())
+    except RigError as exc:
+        return _reject(body, exc.http_status, f"{exc}; nothing was executed")
+    status_url = url_for("api.get_job", job_id=job.id)
+    if request.args.get("wait", "true").lower() in ("false", "0", "no"):
+        return jsonify({"job_id": job.id, "status": job.status, "status_url": status_url}), 202
+    if not job.done.wait(service.job_timeout(body)):
+        return jsonify(
+            {
+                "job_id": job.id,
+                "status": job.status,
+                "status_url": status_url,
+                "message": "still running; follow status_url",
+            }
+        ), 202
+    return jsonify({"message": "Requests processed", **job.to_dict()}), 200
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> ResponseReturnValue:
+    service = _service()
+    job = service.jobs.get(job_id)
+    if job is not None:
+        return jsonify(job.to_dict())
+    entry = service.history.get(job_id)
+    if entry is not None and not job_id.startswith("rej-"):
+        return jsonify({"job_id": job_id, "phase": "done", **entry})
+    return jsonify({"error": f"no job {job_id}", "details": []}), 404
+
+
+@bp.delete("/jobs/<job_id>")
+def cancel_job(job_id: str) -> ResponseReturnValue:
+    job = _service().cancel(job_id)
+    if job is None:
+        return jsonify({"error": f"no job {job_id}", "details": []}), 404
+    if job.finished:
+        return jsonify({"error": f"job {job_id} already {job.status}", "details": [], **job.to_dict()}), 409
+    return jsonify({"message": "cancel requested", **job.to_dict()}), 202
+
+
+@bp.get("/jobs")
+def list_jobs() -> ResponseReturnValue:
+    jobs = [j.to_dict() for j in reversed(_service().jobs.values())]
+    return jsonify({"jobs": jobs})
+
+
+@bp.get("/history")
+def history() -> ResponseReturnValue:
+    limit = request.args.get("limit", type=int)
+    return jsonify({"requests": _service().history.entries(limit if limit and limit > 0 else None)})
+
+
+@bp.get("/status")
+def status() -> ResponseReturnValue:
+    return jsonify(_service().status())
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    service = _service()
+    broker = service.link.connected
+    streams = all(s.state.connected for s in service.streams)
+    body = {
+        "status": "ok" if broker and streams else "degraded",
+        "broker_connected": broker,
+        "streams_connected": streams,
+    }
+    return jsonify(body), 200

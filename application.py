@@ -1,0 +1,167 @@
+"""rigcapture: drive the pan-tilt rig and record its cameras.
+
+    python application.py [--config config.json] [--host H] [--port P] [--transport mqtt|http] [--simulate]
+
+``--simulate`` also starts the simulated rig (and an embedded MQTT broker when none answers at the
+configured address), so the service can be tried without hardware.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+from werkzeug.serving import make_server
+
+from api import create_app
+from service.capture import CaptureService
+from service.config import Config, ConfigError
+
+log = logging.getLogger("rigcapture")
+
+EXAMPLE_BATCH = {
+    "requests": [
+        {
+            "target_id": "entity",
+            "device_id": "acikgoz_pantilt",
+            "command_id": "set_pan_position_degree",
+            "args": {"pan_position_deg_x100": 4500},
+        },
+        {
+            "target_id": "entity",
+            "device_id": "acikgoz_pantilt",
+            "command_id": "set_tilt_position_degree",
+            "args": {"tilt_position_deg_x100": -1000},
+        },
+        {
+            "target_id": "camera_device",
+            "device_id": "cameradevice_swir_1",
+            "command_id": "start_recording_command",
+            "args": {
+                "duration_second": 3,
+                "camera_ids": ["cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1"],
+            },
+        },
+    ]
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="application.py", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--config", default=str(Path(__file__).with_name("config.json")), help="path of config.json"
+    )
+    p.add_argument("--host", help="listen address (overrides api.host)")
+    p.add_argument("--port", type=int, help="listen port (overrides api.port)")
+    p.add_argument("--transport", choices=("mqtt", "http"), help="overrides command_transport")
+    p.add_argument("--simulate", action="store_true", help="also run the simulated rig on loopback")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    config = Config.load(args.config)
+    overrides: dict[str, Any] = {}
+    if args.host or args.port is not None:
+        api = config.api.model_copy(update={k: v for k, v in (("host", args.host), ("port", args.port)) if v})
+        overrides["api"] = api
+    if args.transport:
+        overrides["command_transport"] = args.transport
+    return config.model_copy(update=overrides) if overrides else config
+
+
+class Simulation:
+    """The simulated rig and, if no broker answers, an embedded one (for --simulate)."""
+
+    def __init__(self, config: Config) -> None:
+        from simulator.broker import EmbeddedBroker, broker_reachable
+        from simulator.config import SimConfig
+        from simulator.rig import SimRig
+
+        self.broker: EmbeddedBroker | None = None
+        if not broker_reachable(config.mqtt.host, config.mqtt.port):
+            log.info("no MQTT broker at %s:%s; starting the embedded one", config.mqtt.host, config.mqtt.port)
+            self.broker = EmbeddedBroker(config.mqtt.host, config.mqtt.port)
+            self.broker.start()
+        ws = urlsplit(config.streams[0].url)
+        http = urlsplit(config.invoke_url)
+        self.rig = SimRig(
+            SimConfig(
+                mqtt_host=config.mqtt.host,
+                mqtt_port=config.mqtt.port,
+                topic_prefix=config.mqtt.topic_prefix,
+                http_host=http.hostname or "127.0.0.1",
+                http_port=http.port or 8080,
+                ws_host=ws.hostname or "127.0.0.1",
+                ws_port=ws.port or 10000,
+            )
+        )
+        self.rig.start()
+
+    def stop(self) -> None:
+        self.rig.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_config(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    if config.api.host not in ("127.0.0.1", "localhost", "::1") and not config.api.token:
+        log.warning(
+            "listening on %s without api.token: anyone on the network can drive the rig", config.api.host
+        )
+    sim = Simulation(config) if args.simulate else None
+    service = CaptureService(config, base_dir=Path(args.config).resolve().parent)
+    server = None
+    try:
+        service.start()
+        app = create_app(service)
+        server = make_server(config.api.host, config.api.port, app, threaded=True)
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: shutting down", signum)
+            stop.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        shown_host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
+        url = f"http://{shown_host}:{server.server_port}"
+        if not service.wait_ready(10):
+            log.warning("broker or streams not connected yet; GET %s/status shows which", url)
+        print(f"rigcapture listening on {url} (transport: {config.command_transport})", flush=True)
+        print("example request:", flush=True)
+        print(
+            f"  curl -X POST {url}/process-request -H 'Content-Type: application/json' "
+            f"-d '{json.dumps(EXAMPLE_BATCH)}'",
+            flush=True,
+        )
+        server.serve_forever()
+    finally:
+        if server is not None:
+            server.server_close()
+        service.stop()
+        if sim is not None:
+            sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

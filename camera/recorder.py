@@ -1,0 +1,93 @@
+"""A recording: the frames of chosen cameras received inside [start, end), handed to a writer.
+
+Attached to the :class:`camera.router.FrameRouter` at the settle point; the writer encodes and
+writes each frame in its thread pool while the recording runs (write-behind), so the loop only
+moves references and memory holds only the frames not yet written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from camera.frames import Frame, Rejection
+from camera.writer import SessionWriter
+from mqtt_control.hub import StateHub
+from mqtt_control.state import StateSample, get_path
+from service.config import Config
+
+# Telemetry samples kept per recording (pan-tilt and range finder at ~10-20 Hz); beyond this the
+# newest are dropped and the count of dropped samples is reported.
+MAX_TELEMETRY = 20_000
+
+
+class Recorder:
+    def __init__(
+        self,
+        config: Config,
+        cameras: Iterable[str],
+        start_mono: float,
+        end_mono: float,
+        writer: SessionWriter,
+        hub: StateHub,
+    ) -> None:
+        self._cfg = config
+        self.cameras = frozenset(cameras)
+        self.start_mono = start_mono
+        self.end_mono = end_mono
+        self._writer = writer
+        self._hub = hub
+        self.frames_taken = 0
+        self.frames_before_start = 0
+        self.telemetry: list[dict[str, Any]] = []
+        self.telemetry_dropped = 0
+        self.first_frame_mono: float | None = None
+
+    # -- FrameSink -----------------------------------------------------------------------------
+    def on_frame(self, frame: Frame) -> None:
+        if frame.camera_id not in self.cameras:
+            return
+        if frame.received_mono < self.start_mono:
+            self.frames_before_start += 1
+            return
+        if frame.received_mono >= self.end_mono:
+            return
+        if self.first_frame_mono is None:
+            self.first_frame_mono = frame.received_mono
+        self.frames_taken += 1
+        self._writer.add(frame, self._hub.frame_pose(frame.camera_id))
+
+    def on_rejection(self, rejection: Rejection, received_mono: float) -> None:
+        cam = rejection.camera_id
+        if cam in self.cameras and self.start_mono <= received_mono < self.end_mono:
+            assert cam is not None
+            self._writer.reject(cam, rejection.reason)
+
+    def cut_short(self, end_mono: float) -> None:
+        """End the recording early (cancel): frames after ``end_mono`` are not taken."""
+        self.end_mono = min(self.end_mono, end_mono)
+
+    # -- state listener ------------------------------------------------------------------------
+    def on_state(self, sample: StateSample) -> None:
+        if not self.start_mono <= sample.received_mono < self.end_mono:
+            return
+        pt, rf = self._cfg.pantilt, self._cfg.rangefinder
+        if sample.device_id == pt.device_id:
+            entry = {
+                "received_at": sample.received_at,
+                "device_id": sample.device_id,
+                "pan_deg_x100": get_path(sample.payload, pt.pan_field),
+                "tilt_deg_x100": get_path(sample.payload, pt.tilt_field),
+            }
+        elif sample.device_id == rf.device_id:
+            entry = {
+                "received_at": sample.received_at,
+                "device_id": sample.device_id,
+                "distance_m": get_path(sample.payload, rf.distance_field),
+            }
+        else:
+            return
+        if len(self.telemetry) >= MAX_TELEMETRY:
+            self.telemetry_dropped += 1
+            return
+        self.telemetry.append(entry)

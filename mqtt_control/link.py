@@ -1,0 +1,170 @@
+"""paho-mqtt adapter: state in, commands out, responses matched by request id.
+
+paho runs its own network thread (``loop_start``), which also reconnects by itself with a capped
+back-off (``reconnect_delay_set``). Callbacks run on that thread; they only parse and hand over to
+the asyncio loop with ``call_soon_threadsafe`` so all state logic stays on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from mqtt_control.hub import StateHub
+from mqtt_control.state import StateSample
+from service.config import Config
+from service.errors import BrokerUnavailable, CommandFailed
+
+log = logging.getLogger(__name__)
+
+PUBLISH_ACK_TIMEOUT_S = 5.0
+
+
+class MqttLink:
+    """One MQTT connection for state subscriptions and command requests."""
+
+    def __init__(self, config: Config, hub: StateHub, loop: asyncio.AbstractEventLoop) -> None:
+        self._cfg = config.mqtt
+        self._hub = hub
+        self._loop = loop
+        self._state_topics = {self._cfg.state_topic(d): d for d in sorted(config.state_devices())}
+        self._response_wildcard = self._cfg.response_topic("+")
+        self._response_prefix = self._cfg.response_topic("")
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._connected = threading.Event()
+        self.last_error: str | None = "not connected yet"
+        self.connects = 0
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{self._cfg.client_id_prefix}-{uuid.uuid4().hex[:10]}",
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        if self._cfg.username:
+            client.username_pw_set(self._cfg.username, self._cfg.password)
+        client.reconnect_delay_set(self._cfg.reconnect_min_s, self._cfg.reconnect_max_s)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start connecting in the background; a broker that is down now is retried forever."""
+        self._client.connect_async(self._cfg.host, self._cfg.port, keepalive=self._cfg.keepalive_s)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        try:
+            self._client.disconnect()
+        finally:
+            self._client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def require_connected(self) -> None:
+        if not self.connected:
+            raise BrokerUnavailable(self._cfg.host, self._cfg.port, self.last_error or "")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "host": self._cfg.host,
+            "port": self._cfg.port,
+            "connected": self.connected,
+            "connects": self.connects,
+            "last_error": None if self.connected else self.last_error,
+        }
+
+    # -- paho callbacks (network thread) -------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            self.last_error = f"broker refused the connection: {reason}"
+            log.warning("MQTT connect refused: %s", reason)
+            return
+        # A clean session forgets subscriptions, so subscribe again on every (re)connect.
+        client.subscribe([(t, 0) for t in self._state_topics] + [(self._response_wildcard, 1)])
+        self.connects += 1
+        self.last_error = None
+        self._connected.set()
+        log.info("MQTT connected to %s:%s", self._cfg.host, self._cfg.port)
+
+    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self._connected.clear()
+        self.last_error = f"disconnected: {reason}"
+        log.warning("MQTT disconnected (%s); paho reconnects by itself", reason)
+
+    def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        received_mono, received_at = time.monotonic(), time.time()
+        device = self._state_topics.get(msg.topic)
+        try:
+            payload = json.loads(msg.payload)
+        except ValueError:
+            payload = None
+        if device is not None:
+            if not isinstance(payload, dict):
+                self._loop.call_soon_threadsafe(self._hub.on_invalid, device)
+                return
+            sample = StateSample(device, payload, received_mono, received_at, bool(msg.retain))
+            self._loop.call_soon_threadsafe(self._hub.on_sample, sample)
+        elif msg.topic.startswith(self._response_prefix) and isinstance(payload, dict):
+            self._loop.call_soon_threadsafe(self._resolve_response, payload)
+
+    # -- loop side -----------------------------------------------------------------------------
+    def _resolve_response(self, payload: dict[str, Any]) -> None:
+        fut = self._pending.get(str(payload.get("request_id")))
+        if fut is not None and not fut.done():
+            fut.set_result(payload)
+
+    async def request(self, command: dict[str, Any]) -> tuple[bool, int | None, Any]:
+        """Publish one command (QoS 1) and wait for its response.
+
+        Returns ``(answered, status_code, response)``; ``answered`` is False when no response came
+        within the configured time, which is not an error: the state topics prove moves.
+        """
+        self.require_connected()
+        device_id = str(command["device_id"])
+        request_id = uuid.uuid4().hex
+        fut: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        self._pending[request_id] = fut
+        try:
+            body = json.dumps({**command, "request_id": request_id})
+            info = self._client.publish(self._cfg.command_topic(device_id), body, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                raise BrokerUnavailable(self._cfg.host, self._cfg.port, mqtt.error_string(info.rc))
+            published = await self._loop.run_in_executor(None, _wait_published, info, PUBLISH_ACK_TIMEOUT_S)
+            if not published:
+                raise CommandFailed(
+                    device_id,
+                    str(command["command_id"]),
+                    f"broker did not acknowledge the publish within {PUBLISH_ACK_TIMEOUT_S} s",
+                )
+            try:
+                async with asyncio.timeout(self._cfg.response_timeout_s):
+                    answer = await fut
+            except TimeoutError:
+                return False, None, None
+        finally:
+            self._pending.pop(request_id, None)
+        code = answer.get("status_code")
+        return True, code if isinstance(code, int) else None, answer.get("response")
+
+
+def _wait_published(info: mqtt.MQTTMessageInfo, timeout: float) -> bool:
+    try:
+        info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError):
+        return False
+    return bool(info.is_published())

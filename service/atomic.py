@@ -1,0 +1,59 @@
+"""Atomic JSON files: write to a temp file in the same folder, fsync, ``os.replace``.
+
+A reader never sees half a file, and a crash mid-write leaves the old file intact. A file that
+cannot be parsed is moved aside (``<name>.damaged-<stamp>``) and reported, never silently reset.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
+    """Write ``obj`` as JSON to ``path`` so that the file is either the old or the new content."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=indent, ensure_ascii=False, default=str)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_json_or_quarantine(path: str | os.PathLike[str]) -> tuple[Any | None, str | None]:
+    """Read a JSON file.
+
+    Returns ``(obj, None)`` when it parses, ``(None, None)`` when it does not exist, and
+    ``(None, warning)`` when it is damaged: the damaged file is renamed aside first so that
+    nothing is lost, and ``warning`` says where it went.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        aside = source.with_name(f"{source.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        os.replace(source, aside)
+        warning = f"{source.name} was damaged ({exc}); kept as {aside.name} and started afresh"
+        log.warning(warning)
+        return None, warning

@@ -1,0 +1,236 @@
+"""The capture service: owns the loop, the MQTT link, the streams, the job queue and history.
+
+Start order (each step needs the one before): runtime → state hub and MQTT link → frame router and
+streams → job worker. Stop runs the other way. Flask views call only the synchronous methods here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from camera.router import FrameRouter
+from camera.stream import StreamClient
+from mqtt_control.commands import CommandTransport, HttpTransport, MqttTransport
+from mqtt_control.hub import StateHub
+from mqtt_control.link import MqttLink
+from service.config import Config
+from service.errors import QueueFull, RigError
+from service.history import HistoryStore
+from service.jobs import Job, JobRunner
+from service.runtime import LoopRuntime
+
+log = logging.getLogger(__name__)
+
+# Finished jobs kept in memory for GET /jobs/<id>; older ones live on in history.json.
+MAX_JOBS_KEPT = 500
+
+
+class CaptureService:
+    def __init__(self, config: Config, base_dir: Path | None = None) -> None:
+        self.config = config
+        self.base_dir = base_dir or Path.cwd()
+        self.paths = config.resolve(self.base_dir)
+        self.runtime = LoopRuntime()
+        self.history = HistoryStore(self.paths.history_file)
+        self.started_at = time.time()
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        workers = config.recording.writer_threads or (os.cpu_count() or 2)
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="writer")
+        self.hub: StateHub
+        self.link: MqttLink
+        self.router: FrameRouter
+        self.streams: list[StreamClient] = []
+        self._queue: asyncio.Queue[Job]
+        self._http: HttpTransport | None = None
+        self._transport: CommandTransport
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        for folder in (self.paths.save_dir, self.paths.images_data_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.runtime.start()
+        self.runtime.submit(self._init_on_loop())
+        self.link.start()
+        for stream in self.streams:
+            self.runtime.spawn(stream.run_loop(), name=f"stream {stream.url}")
+        self.runtime.spawn(self._worker_loop(), name="job worker")
+        self._started = True
+
+    async def _init_on_loop(self) -> None:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        self.hub = StateHub(cfg)
+        self.link = MqttLink(cfg, self.hub, loop)
+        self.router = FrameRouter(cfg)
+        formats = {cam: c.pixel_format for cam, c in cfg.cameras.items()}
+        urls: dict[str, dict[str, str]] = {}
+        for stream in cfg.streams:
+            chosen = stream.cameras or tuple(cfg.cameras)
+            urls.setdefault(stream.url, {}).update({c: formats[c] for c in chosen})
+        self.streams = [StreamClient(url, fmts, cfg.stream_client, self.router) for url, fmts in urls.items()]
+        self._queue = asyncio.Queue(maxsize=cfg.api.queue_size)
+        if cfg.command_transport == "http":
+            self._http = HttpTransport(cfg)
+            self._transport = self._http
+        else:
+            self._transport = MqttTransport(self.link)
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self.runtime.stop()
+        self.link.stop()
+        if self._http is not None:
+            self._http.close()
+        self.executor.shutdown(wait=True)
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until the broker is connected and every stream has connected once."""
+        deadline = time.monotonic() + timeout
+        if not self.link.wait_connected(timeout):
+            return False
+        while time.monotonic() < deadline:
+            if all(s.state.connected for s in self.streams):
+                return True
+            time.sleep(0.05)
+        return False
+
+    # -- jobs ----------------------------------------------------------------------------------
+    def submit(self, body: dict[str, Any], client: dict[str, Any]) -> Job:
+        """Queue a validated batch. Raises BrokerUnavailable or QueueFull (nothing queued then)."""
+        self.link.require_connected()
+        job = Job(Job.new_id(), body, client)
+        self.runtime.submit(self._enqueue(job), timeout=10)
+        return job
+
+    async def _enqueue(self, job: Job) -> None:
+        if self._queue.full():
+            raise QueueFull(self._queue.maxsize)
+        self.jobs[job.id] = job
+        while len(self.jobs) > MAX_JOBS_KEPT:
+            oldest = next(iter(self.jobs))
+            if not self.jobs[oldest].finished:
+                break
+            self.jobs.popitem(last=False)
+        self.history.add(self._history_entry(job))
+        self._queue.put_nowait(job)
+
+    def record_rejected(self, body: Any, client: dict[str, Any], status: int, error: dict[str, Any]) -> str:
+        entry_id = time.strftime("rej-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
+        self.history.add(
+            {
+                "id": entry_id,
+                "received_at": time.time(),
+                "client": client,
+                "request": body,
+                "status": "rejected",
+                "http_status": status,
+                "error": error,
+            }
+        )
+        return entry_id
+
+    def _history_entry(self, job: Job) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "received_at": job.created_at,
+            "client": job.client,
+            "request": job.body,
+            "transport": self.config.command_transport,
+            "status": job.status,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "results": job.results,
+            "error": job.error,
+            "sessions": job.sessions,
+            "final_pose": job.final_pose,
+        }
+
+    def _job_changed(self, job: Job) -> None:
+        if job.finished:
+            entry = self._history_entry(job)
+            entry.pop("id")
+            try:
+                self.history.update(job.id, **entry)
+            except OSError:
+                log.exception("could not write history for %s", job.id)
+            job.done.set()
+
+    async def _worker_loop(self) -> None:
+        runner = JobRunner(
+            self.config, self.paths, self.hub, self.router, self._transport, self.executor, self._job_changed
+        )
+        while True:
+            job = await self._queue.get()
+            try:
+                if job.cancel_requested:
+                    job.status, job.phase, job.finished_at = "cancelled", "done", time.time()
+                    job.error = {
+                        "type": "JobCancelled",
+                        "message": f"job {job.id} was cancelled while queued",
+                    }
+                    job.results = [
+                        {"request": c, "status": "skipped", "status_code": None} for c in job.commands
+                    ]
+                    self._job_changed(job)
+                    continue
+                await runner.run(job)
+            finally:
+                self._queue.task_done()
+
+    def cancel(self, job_id: str) -> Job | None:
+        job = self.jobs.get(job_id)
+        if job is None or job.finished:
+            return job
+
+        async def request_cancel() -> None:
+            job.cancel_requested = True
+            if job._cancel_event is not None:
+                job._cancel_event.set()
+
+        self.runtime.submit(request_cancel(), timeout=5)
+        return job
+
+    def job_timeout(self, body: dict[str, Any]) -> float:
+        """Worst case for one job: each command's timeouts, each settle, each recording, saving."""
+        cfg = self.config
+        total = 0.0
+        for cmd in body.get("requests", []):
+            total += cfg.http.connect_timeout_s + cfg.http.read_timeout_s + cfg.mqtt.response_timeout_s
+            if cmd.get("command_id") == cfg.recording.command_id:
+                total += cfg.settle.timeout_s + float(cmd.get("args", {}).get("duration_second", 0)) * 3
+        return total + cfg.settle.timeout_s + cfg.api.wait_margin_s
+
+    def queue_length(self) -> int:
+        return sum(1 for j in self.jobs.values() if j.status == "queued")
+
+    # -- status --------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        async def snapshot() -> dict[str, Any]:
+            return {
+                "broker": self.link.status(),
+                "devices": self.hub.status(),
+                "pose": self.hub.pose(),
+                "streams": [s.status() for s in self.streams],
+                "cameras": self.router.status(),
+                "unknown_camera_frames": self.router.unknown_camera_frames,
+                "unreadable_messages": self.router.unreadable_messages,
+            }
+
+        data = self.runtime.submit(snapshot(), timeout=5)
+        data["command_transport"] = self.config.command_transport
+        data["queue_length"] = self.queue_length()
+        data["history_warning"] = self.history.warning
+        return data
+
+
+__all__ = ["CaptureService", "RigError"]

@@ -1,0 +1,268 @@
+"""Typed configuration loaded once from ``config.json``.
+
+Every model forbids unknown keys, so a typo in ``config.json`` stops the start with a message that
+names the key (PROTOCOL §7). Defaults live here; the shipped ``config.json`` only needs what differs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PixelFormat = Literal["encoded", "mono8", "mono16", "rgb8", "bgr8"]
+ImageFormat = Literal["png", "png-fast", "tiff"]
+
+
+class ConfigError(Exception):
+    """config.json is missing, not JSON, or does not validate; the message names the key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiConfig(_Model):
+    host: str = "0.0.0.0"
+    port: int = Field(5000, ge=0, le=65535)
+    token: str | None = None
+    max_body_bytes: int = Field(1_000_000, gt=0)
+    queue_size: int = Field(20, ge=1)
+    # How long a waiting POST blocks beyond the job's own worst case before it answers 202.
+    wait_margin_s: float = Field(30.0, ge=0)
+
+
+class MqttConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    client_id_prefix: str = "rigcapture"
+    topic_prefix: str = "acikgoz"
+    keepalive_s: int = Field(30, ge=5)
+    response_timeout_s: float = Field(2.0, gt=0)
+    # paho's reconnect back-off takes whole seconds.
+    reconnect_min_s: int = Field(1, ge=1)
+    reconnect_max_s: int = Field(8, ge=1)
+
+    def state_topic(self, device_id: str) -> str:
+        return f"{self.topic_prefix}/entity_state/{device_id}"
+
+    def command_topic(self, device_id: str) -> str:
+        return f"{self.topic_prefix}/entity_command/{device_id}"
+
+    def response_topic(self, device_id: str) -> str:
+        return f"{self.topic_prefix}/entity_response/{device_id}"
+
+
+class HttpTransportConfig(_Model):
+    connect_timeout_s: float = Field(3.0, gt=0)
+    read_timeout_s: float = Field(10.0, gt=0)
+
+
+class StreamConfig(_Model):
+    url: str
+    # Only these cameras are taken from this stream; empty means every configured camera.
+    cameras: tuple[str, ...] = ()
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, v: str) -> str:
+        if not v.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return v
+
+
+class StreamClientConfig(_Model):
+    max_message_bytes: int = Field(64 * 1024 * 1024, ge=20 * 1024 * 1024)
+    reconnect_min_s: float = Field(0.2, gt=0)
+    reconnect_max_s: float = Field(5.0, gt=0)
+    open_timeout_s: float = Field(5.0, gt=0)
+    # Frames kept from before a recording starts so that frames that arrived between the settle
+    # point and the moment the recorder was attached are not lost. Oldest dropped first.
+    preroll_s: float = Field(0.5, ge=0)
+
+
+class CameraConfig(_Model):
+    pixel_format: PixelFormat = "encoded"
+    # Dotted path of the zoom value in this camera's entity_state; null for a fixed lens.
+    zoom_field: str | None = None
+    previews: bool = False
+    image_format: ImageFormat = "png"
+
+
+class PositioningCommand(_Model):
+    """A command that moves something; the batch waits for its state field to settle."""
+
+    arg: str
+    field: str
+    tolerance: float = Field(0.0, ge=0)
+    min: float | None = None
+    max: float | None = None
+    integer: bool = False
+
+
+class PanTiltConfig(_Model):
+    device_id: str = "acikgoz_pantilt"
+    pan_field: str = "pan_deg_x100"
+    tilt_field: str = "tilt_deg_x100"
+    # A boolean the rig may send (e.g. "moving"): when set, it must be false to count as settled.
+    moving_field: str | None = None
+
+
+class RangeFinderConfig(_Model):
+    device_id: str = "acikgoz_lrf"
+    distance_field: str = "measured_distance_meters"
+
+
+class SettleConfig(_Model):
+    window_s: float = Field(0.5, ge=0)
+    min_messages: int = Field(5, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+
+
+class RecordingConfig(_Model):
+    max_duration_s: float = Field(600.0, gt=0)
+    command_id: str = "start_recording_command"
+    # Threads that encode and write frames while the recording runs (0 = one per core).
+    writer_threads: int = Field(0, ge=0)
+
+
+def _default_cameras() -> dict[str, CameraConfig]:
+    return {
+        "cameradevice_rgb_1": CameraConfig(pixel_format="encoded", zoom_field="zoom_value"),
+        "cameradevice_swir_1": CameraConfig(pixel_format="mono8", zoom_field="zoom_lens_state.zoom_step"),
+        "cameradevice_lwir_1": CameraConfig(pixel_format="mono16"),
+        "cameradevice_vnir_playerone": CameraConfig(pixel_format="encoded"),
+    }
+
+
+def _default_positioning() -> dict[str, PositioningCommand]:
+    return {
+        "set_pan_position_degree": PositioningCommand(
+            arg="pan_position_deg_x100",
+            field="pan_deg_x100",
+            tolerance=5,
+            min=-18000,
+            max=18000,
+            integer=True,
+        ),
+        "set_tilt_position_degree": PositioningCommand(
+            arg="tilt_position_deg_x100",
+            field="tilt_deg_x100",
+            tolerance=5,
+            min=-9000,
+            max=9000,
+            integer=True,
+        ),
+        "set_zoom_value": PositioningCommand(arg="zoom_value", field="zoom_value", tolerance=0),
+        "set_zoom_step": PositioningCommand(
+            arg="zoom_step", field="zoom_lens_state.zoom_step", tolerance=0, min=0, integer=True
+        ),
+    }
+
+
+class Config(_Model):
+    api: ApiConfig = ApiConfig()
+    mqtt: MqttConfig = MqttConfig()
+    command_transport: Literal["mqtt", "http"] = "mqtt"
+    invoke_url: str = "http://127.0.0.1:8080/api/1.0/invoke"
+    http: HttpTransportConfig = HttpTransportConfig()
+    streams: tuple[StreamConfig, ...] = (StreamConfig(url="ws://127.0.0.1:10000"),)
+    stream_client: StreamClientConfig = StreamClientConfig()
+    save_dir: str = "save_images"
+    images_data_dir: str = "images_data"
+    history_file: str = "history.json"
+    pantilt: PanTiltConfig = PanTiltConfig()
+    rangefinder: RangeFinderConfig = RangeFinderConfig()
+    cameras: dict[str, CameraConfig] = Field(default_factory=_default_cameras)
+    # Devices that take commands but report nothing the service reads.
+    extra_devices: tuple[str, ...] = ()
+    positioning_commands: dict[str, PositioningCommand] = Field(default_factory=_default_positioning)
+    settle: SettleConfig = SettleConfig()
+    recording: RecordingConfig = RecordingConfig()
+
+    @field_validator("invoke_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        if not self.cameras:
+            raise ValueError("cameras: at least one camera must be configured")
+        for stream in self.streams:
+            for cam in stream.cameras:
+                if cam not in self.cameras:
+                    raise ValueError(f"streams: camera {cam!r} is not in cameras")
+        return self
+
+    # -- derived -------------------------------------------------------------------------------
+    def known_devices(self) -> set[str]:
+        return {self.pantilt.device_id, self.rangefinder.device_id, *self.cameras, *self.extra_devices}
+
+    def state_devices(self) -> set[str]:
+        """Devices whose entity_state the service follows."""
+        return {self.pantilt.device_id, self.rangefinder.device_id, *self.cameras}
+
+    def resolve(self, base: Path) -> ResolvedPaths:
+        def p(value: str) -> Path:
+            path = Path(value)
+            return path if path.is_absolute() else base / path
+
+        return ResolvedPaths(
+            save_dir=p(self.save_dir),
+            images_data_dir=p(self.images_data_dir),
+            history_file=p(self.history_file),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Config:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc)) from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: file not found") from exc
+        except ValueError as exc:
+            raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: {describe_validation_error(exc)}") from exc
+
+    def to_json(self, *, redact: bool = False) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        if redact and data["api"].get("token"):
+            data["api"]["token"] = "***"
+        if redact and data["mqtt"].get("password"):
+            data["mqtt"]["password"] = "***"
+        return data
+
+
+class ResolvedPaths(_Model):
+    save_dir: Path
+    images_data_dir: Path
+    history_file: Path
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, each naming the dotted key: ``api.port: Input should be ...``."""
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{key}: {msg}")
+    return "; ".join(lines)

@@ -1,0 +1,98 @@
+"""The whole batch is checked before anything runs; every problem names its item and field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from api.validation import validate_batch
+from service.config import Config
+
+CFG = Config()
+
+
+def pan(value: Any) -> dict[str, Any]:
+    return {
+        "target_id": "entity",
+        "device_id": "acikgoz_pantilt",
+        "command_id": "set_pan_position_degree",
+        "args": {"pan_position_deg_x100": value},
+    }
+
+
+def rec(duration: Any = 3, cams: Any = ("cameradevice_swir_1",)) -> dict[str, Any]:
+    return {
+        "target_id": "camera_device",
+        "device_id": "cameradevice_swir_1",
+        "command_id": "start_recording_command",
+        "args": {"duration_second": duration, "camera_ids": list(cams) if isinstance(cams, tuple) else cams},
+    }
+
+
+def fields(body: Any) -> list[tuple[Any, str]]:
+    return [(p["index"], p["field"]) for p in validate_batch(body, CFG)]
+
+
+def test_good_batch_has_no_problems() -> None:
+    assert validate_batch({"requests": [pan(4500), rec()]}, CFG) == []
+
+
+def test_unknown_command_on_known_device_passes_through() -> None:
+    cmd = {"target_id": "entity", "device_id": "acikgoz_lrf", "command_id": "measure_once", "args": {}}
+    assert validate_batch({"requests": [cmd]}, CFG) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ([1, 2], [(None, "(body)")]),
+        ({}, [(None, "requests")]),
+        ({"requests": {}}, [(None, "requests")]),
+        ({"requests": []}, [(None, "requests")]),
+        ({"requests": ["x"]}, [(0, "requests[0]")]),
+        ({"requests": [{"device_id": "acikgoz_pantilt", "command_id": "x"}]}, [(0, "target_id")]),
+        ({"requests": [{"target_id": "e", "command_id": "x"}]}, [(0, "device_id")]),
+        ({"requests": [{"target_id": "e", "device_id": "acikgoz_pantilt"}]}, [(0, "command_id")]),
+        ({"requests": [{**pan(1), "device_id": "nope"}]}, [(0, "device_id")]),
+        ({"requests": [pan("4500")]}, [(0, "args.pan_position_deg_x100")]),
+        ({"requests": [pan(45.5)]}, [(0, "args.pan_position_deg_x100")]),
+        ({"requests": [pan(True)]}, [(0, "args.pan_position_deg_x100")]),
+        ({"requests": [pan(18001)]}, [(0, "args.pan_position_deg_x100")]),
+        ({"requests": [pan(-18001)]}, [(0, "args.pan_position_deg_x100")]),
+        ({"requests": [pan(0), rec(0)]}, [(1, "args.duration_second")]),
+        ({"requests": [rec(-1)]}, [(0, "args.duration_second")]),
+        ({"requests": [rec("3")]}, [(0, "args.duration_second")]),
+        ({"requests": [rec(601)]}, [(0, "args.duration_second")]),
+        ({"requests": [rec(cams=[])]}, [(0, "args.camera_ids")]),
+        ({"requests": [rec(cams="cameradevice_swir_1")]}, [(0, "args.camera_ids")]),
+        (
+            {"requests": [rec(cams=["cameradevice_swir_1", "cameradevice_swir_1"])]},
+            [(0, "args.camera_ids[1]")],
+        ),
+        ({"requests": [rec(cams=["../../etc"])]}, [(0, "args.camera_ids[0]")]),
+        ({"requests": [rec(cams=["cameradevice_nope"])]}, [(0, "args.camera_ids[0]")]),
+    ],
+)
+def test_each_problem_names_index_and_field(body: Any, expected: list[tuple[Any, str]]) -> None:
+    assert fields(body) == expected
+
+
+def test_tilt_limits_and_zoom_command_on_wrong_camera() -> None:
+    tilt = {
+        "target_id": "entity",
+        "device_id": "acikgoz_pantilt",
+        "command_id": "set_tilt_position_degree",
+        "args": {"tilt_position_deg_x100": 9001},
+    }
+    zoom = {
+        "target_id": "camera_device",
+        "device_id": "cameradevice_lwir_1",
+        "command_id": "set_zoom_step",
+        "args": {"zoom_step": 10},
+    }
+    assert fields({"requests": [tilt, zoom]}) == [(0, "args.tilt_position_deg_x100"), (1, "device_id")]
+
+
+def test_all_problems_reported_at_once() -> None:
+    assert len(validate_batch({"requests": [pan("x"), rec(0, [])]}, CFG)) == 3
