@@ -109,7 +109,6 @@ class JobRunner:
         self._on_change = on_change
 
     async def run(self, job: Job) -> None:
-        loop = asyncio.get_running_loop()
         job._cancel_event = asyncio.Event()
         if job.cancel_requested:
             job._cancel_event.set()
@@ -162,18 +161,33 @@ class JobRunner:
         except RigError as exc:
             job.status = "failed"
             job.error = exc.to_dict()
+            self._fail_current(job, exc.to_dict())
         except Exception as exc:  # a bug must still leave a true record behind
             log.exception("job %s crashed", job.id)
             job.status = "failed"
             job.error = {"type": type(exc).__name__, "message": f"internal error: {exc}"}
+            self._fail_current(job, job.error)
         finally:
             for cmd in commands[len(job.results) :]:
                 job.results.append({"request": cmd, "status": "skipped", "status_code": None})
             job.phase, job.finished_at = "done", time.time()
-            del loop
             self._on_change(job)
 
     # -- helpers -------------------------------------------------------------------------------
+    @staticmethod
+    def _fail_current(job: Job, error: dict[str, Any]) -> None:
+        """Mark the command that was running when the error struck as failed (not skipped)."""
+        commands = job.commands
+        if len(job.results) < len(commands):
+            job.results.append(
+                {
+                    "request": commands[len(job.results)],
+                    "status": "failed",
+                    "status_code": None,
+                    "error": error.get("message"),
+                }
+            )
+
     def _set_phase(self, job: Job, phase: str) -> None:
         if job.phase != phase:
             job.phase = phase

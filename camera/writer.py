@@ -1,0 +1,526 @@
+"""Writing a recording session to disk (PROTOCOL §6).
+
+``save_dir/<session_id>/<camera_id>/000001.<ext>`` — one file per frame, numbered per camera in
+arrival order — and ``session.json`` beside, written last and atomically.
+
+* ``encoded`` frames are written byte for byte (``.jpg`` / ``.png`` by their magic bytes).
+* ``mono8`` / ``mono16`` / ``rgb8`` / ``bgr8`` are written lossless at their own bit depth: PNG
+  (zlib level 6), ``png-fast`` (zlib level 1) or uncompressed TIFF. ``mono16`` becomes a 16-bit
+  greyscale image (Pillow mode ``I;16``), ``bgr8`` is stored in RGB order.
+* With ``previews`` a contrast-stretched 8-bit copy goes to ``<camera_id>/previews/`` beside — never
+  instead of the lossless file.
+
+Write-behind: :meth:`SessionWriter.add` runs on the event loop thread, only numbers the frame and
+records its manifest entry, and hands encoding and the file write to an executor (a thread pool).
+The writer holds each frame's pixels until its write is done, and does not bound that itself: the
+caller watches :meth:`SessionWriter.pending_bytes` and applies back-pressure (for example by holding
+back the ``received`` acknowledgement of PROTOCOL §4, so the rig slows down instead of memory growing).
+
+Exceptions::
+
+    Exception
+     └── WriteError   a frame file could not be written (camera_id, file, path, cause)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from camera.frames import Frame, encoded_kind
+from service.atomic import write_json_atomic
+
+MANIFEST_NAME = "session.json"
+PREVIEW_DIR = "previews"
+MAX_REJECTION_REASONS = 5  # per camera, the first ones are kept
+MAX_WRITE_ERRORS_LISTED = 20  # in session.json; the total is in write_error_count
+_MAX_SESSION_SUFFIX = 10_000
+
+# image_format -> (Pillow format, file extension, save options). All lossless.
+_IMAGE_FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "png": ("PNG", "png", {"compress_level": 6}),
+    "png-fast": ("PNG", "png", {"compress_level": 1}),
+    "tiff": ("TIFF", "tif", {"compression": "raw"}),
+}
+_PREVIEW_FORMAT = "png-fast"  # a display copy: speed over size
+
+# pixel_format -> (Pillow image mode, Pillow raw decoder mode) for Image.frombuffer.
+_PIL_MODES: dict[str, tuple[str, str]] = {
+    "mono8": ("L", "L"),
+    "mono16": ("I;16", "I;16"),  # I;16 is little-endian, as the wire is
+    "rgb8": ("RGB", "RGB"),
+    "bgr8": ("RGB", "BGR"),  # Pillow's unpacker swaps to RGB while copying in
+}
+_COLOUR_FORMATS = frozenset({"rgb8", "bgr8"})
+
+
+class WriteError(Exception):
+    """A frame file could not be written. ``others`` counts further failed writes not named here."""
+
+    def __init__(self, camera_id: str, file: str, path: Path, cause: BaseException, others: int = 0) -> None:
+        more = f" ({others} more writes failed)" if others else ""
+        super().__init__(f"writing {path} for camera {camera_id} failed: {_describe(cause)}{more}")
+        self.camera_id = camera_id
+        self.file = file  # relative to the session folder, as in session.json
+        self.path = path
+        self.cause = cause
+        self.others = others
+
+
+def create_session_dir(save_dir: Path, now: float | None = None) -> tuple[str, Path]:
+    """Create ``save_dir/<session_id>`` and return ``(session_id, path)``.
+
+    The id is the local time to the millisecond (``20261123-203015-123``). The folder is made with an
+    exclusive ``os.mkdir``, so two sessions in the same millisecond — in one process or two — never
+    share it: the later one gets ``-2``, ``-3``, … appended.
+    """
+    if now is None:
+        now = time.time()
+    seconds, millis = divmod(int(now * 1000), 1000)
+    base = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(seconds))}-{millis:03d}"
+    save_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1, _MAX_SESSION_SUFFIX + 1):
+        session_id = base if n == 1 else f"{base}-{n}"
+        path = save_dir / session_id
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        return session_id, path
+    raise FileExistsError(f"{save_dir / base} and {_MAX_SESSION_SUFFIX - 1} suffixed names all exist")
+
+
+def frame_to_array(frame: Frame) -> npt.NDArray[Any]:
+    """The frame's pixels as an array: ``mono8`` HxW uint8, ``mono16`` HxW ``<u2``, ``rgb8``/``bgr8`` HxWx3
+    uint8 in RGB order. Zero-copy (read-only) except for ``bgr8``. Not for ``encoded`` (ValueError)."""
+    shape: tuple[int, ...] = (frame.height, frame.width)
+    if frame.pixel_format == "mono8":
+        return np.frombuffer(frame.pixels, dtype=np.uint8).reshape(shape)
+    if frame.pixel_format == "mono16":
+        return np.frombuffer(frame.pixels, dtype="<u2").reshape(shape)
+    if frame.pixel_format in _COLOUR_FORMATS:
+        arr = np.frombuffer(frame.pixels, dtype=np.uint8).reshape((*shape, 3))
+        if frame.pixel_format == "bgr8":
+            # cv2 swaps channels about 10x faster than a contiguous copy of arr[..., ::-1].
+            result: npt.NDArray[Any] = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+            return result
+        return arr
+    raise ValueError(f"no pixel array for pixel format {frame.pixel_format!r}")
+
+
+def preview_8bit(arr: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+    """An 8-bit display copy: the 2nd–98th percentile stretched to 0–255.
+
+    3-channel uint8 input is returned as it is. Where the percentiles are equal (a flat or nearly flat
+    image), the minimum–maximum range is used; where the image has one value only, it is mapped by
+    its type's full range, so a saturated frame shows white rather than black.
+    """
+    if arr.ndim == 3 and arr.dtype == np.uint8:
+        return arr
+    if arr.size == 0:
+        return np.zeros(arr.shape, dtype=np.uint8)
+    if arr.dtype in (np.uint8, np.uint16):
+        # Integer input: percentiles from a histogram and the stretch as a lookup table: two passes
+        # over the pixels in C, no float image (about 4 ms for 1280x1024 mono16).
+        levels = 256 if arr.dtype == np.uint8 else 65536
+        cdf = np.cumsum(np.bincount(arr.ravel(), minlength=levels))
+        lo, hi = (float(v) for v in np.searchsorted(cdf, [0.02 * arr.size, 0.98 * arr.size]))
+        if hi <= lo:
+            lo, hi = float(arr.min()), float(arr.max())
+        values = np.arange(levels, dtype=np.float32)
+        if hi <= lo:
+            lut = (values * (255.0 / (levels - 1)) + 0.5).astype(np.uint8)
+        else:
+            lut = np.clip((values - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+        out: npt.NDArray[np.uint8] = lut[arr]
+        return out
+    data = arr.astype(np.float64, copy=False)
+    lo, hi = (float(v) for v in np.percentile(data, [2, 98]))
+    if hi <= lo:
+        lo, hi = float(data.min()), float(data.max())
+    if hi <= lo:
+        return np.zeros(arr.shape, dtype=np.uint8)
+    return np.clip((data - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CameraWriteOptions:
+    """How one camera's frames are written. Keyword-only: ``CameraWriteOptions("tiff")`` would
+    otherwise quietly mean ``previews="tiff"``."""
+
+    previews: bool = False  # also write previews/<name>.png (8-bit) for raw formats
+    image_format: str = "png"  # for raw formats: "png", "png-fast" or "tiff"; all lossless
+
+    def __post_init__(self) -> None:
+        if self.image_format not in _IMAGE_FORMATS:
+            raise ValueError(
+                f"image_format {self.image_format!r} is not one of {', '.join(sorted(_IMAGE_FORMATS))}"
+            )
+
+
+_PENDING, _WRITTEN, _FAILED = "pending", "written", "failed"
+
+
+@dataclass(eq=False, slots=True)
+class _Entry:
+    camera_id: str
+    file: str  # relative to the session folder
+    preview: str | None
+    record: dict[str, Any]  # the manifest entry
+    frame: Frame | None  # dropped once the write is done
+    nbytes: int
+    state: str = _PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    camera_id: str
+    file: str
+    cause: BaseException
+
+
+@dataclass(eq=False, slots=True)
+class _Camera:
+    options: CameraWriteOptions
+    entries: list[_Entry] = field(default_factory=list)
+    accepted: int = 0
+    written: int = 0
+    failed: int = 0
+    rejected: int = 0
+    rejection_reasons: list[str] = field(default_factory=list)
+    dirs_made: set[str] = field(default_factory=set)
+
+
+class SessionWriter:
+    """Writes one session's frames behind the caller's back and its manifest at the end.
+
+    Thread use: :meth:`add` and :meth:`reject` from the event loop thread; writes on the executor's
+    threads; :meth:`wait` and :meth:`finish` (blocking) from any other thread. One lock guards the
+    counters and entries; encoding and I/O happen outside it.
+    """
+
+    def __init__(
+        self,
+        session_dir: Path,
+        session_id: str,
+        cameras: Mapping[str, CameraWriteOptions],
+        executor: concurrent.futures.Executor,
+        *,
+        fsync: bool = True,
+    ) -> None:
+        for camera_id in cameras:
+            _check_path_component(camera_id)
+        self.session_dir = Path(session_dir)
+        self.session_id = session_id
+        self._executor = executor
+        self._fsync = fsync  # so session.json never lists a frame the disk does not hold yet
+        self._cameras = {camera_id: _Camera(options) for camera_id, options in cameras.items()}
+        self._cond = threading.Condition(threading.Lock())
+        self._submitted = 0
+        self._completed = 0
+        self._pending_bytes = 0
+        self._failures: list[_Failure] = []
+        self._closed = False
+
+    # -- loop thread -------------------------------------------------------------------------
+
+    def add(self, frame: Frame, pose: Mapping[str, Any]) -> None:
+        """Number the frame, record its manifest entry and submit its write. Cheap, never blocks on I/O.
+
+        Raises KeyError for a camera not given to the writer, ValueError for a frame that
+        :func:`camera.frames.decode_message` would not have accepted, RuntimeError after :meth:`finish`.
+        """
+        if frame.pixel_format == "encoded":
+            ext = encoded_kind(frame.pixels)
+            if ext is None:
+                raise ValueError(f"encoded frame of camera {frame.camera_id} is neither JPEG nor PNG")
+            raw = False
+        elif frame.pixel_format in _PIL_MODES:
+            raw = True
+            ext = ""  # set below, from the camera's options
+        else:
+            raise ValueError(f"unknown pixel format {frame.pixel_format!r}")
+        with self._cond:
+            if self._closed:
+                raise RuntimeError(f"session {self.session_id} is finished; frame not added")
+            camera = self._cameras.get(frame.camera_id)
+            if camera is None:
+                raise KeyError(f"camera {frame.camera_id!r} is not recorded in session {self.session_id}")
+            if raw:
+                ext = _IMAGE_FORMATS[camera.options.image_format][1]
+            camera.accepted += 1
+            name = f"{camera.accepted:06d}"
+            preview = (
+                f"{frame.camera_id}/{PREVIEW_DIR}/{name}.png" if raw and camera.options.previews else None
+            )
+            record: dict[str, Any] = {
+                "file": f"{frame.camera_id}/{name}.{ext}",
+                "received_at": frame.received_at,
+                "timestamp_ns": frame.timestamp_ns,
+                "frame_index": frame.frame_index,
+                "pose": dict(pose),
+            }
+            if preview is not None:
+                record["preview"] = preview
+            entry = _Entry(frame.camera_id, record["file"], preview, record, frame, len(frame.pixels))
+            camera.entries.append(entry)
+            self._submitted += 1
+            self._pending_bytes += entry.nbytes
+        # Submitted outside the lock: an executor that runs the job inline must not deadlock.
+        try:
+            future = self._executor.submit(self._write, entry)
+        except Exception as exc:  # e.g. RuntimeError from an executor that was shut down
+            self._complete(entry, _Failure(entry.camera_id, entry.file, exc))
+            return
+        future.add_done_callback(lambda fut: self._on_done(entry, fut))
+
+    def reject(self, camera_id: str, reason: str) -> None:
+        """Count a rejected frame of ``camera_id``; the first few reasons are kept for the manifest.
+
+        A camera not given to the writer is counted too and appears in the manifest with no frames.
+        """
+        with self._cond:
+            camera = self._cameras.get(camera_id)
+            if camera is None:
+                camera = self._cameras[camera_id] = _Camera(CameraWriteOptions())
+            camera.rejected += 1
+            if len(camera.rejection_reasons) < MAX_REJECTION_REASONS:
+                camera.rejection_reasons.append(reason)
+
+    # -- any thread ----------------------------------------------------------------------------
+
+    def pending(self) -> int:
+        """Writes submitted and not finished yet."""
+        with self._cond:
+            return self._submitted - self._completed
+
+    def pending_bytes(self) -> int:
+        """Pixel bytes held for writes not finished yet (the memory the write-behind costs)."""
+        with self._cond:
+            return self._pending_bytes
+
+    def progress(self) -> tuple[int, int]:
+        """``(finished, submitted)``: finished counts writes done, failed ones included."""
+        with self._cond:
+            return self._completed, self._submitted
+
+    def camera_summary(self) -> dict[str, dict[str, int]]:
+        """Per camera: ``frame_count`` (frames accepted), ``rejected_frames``, ``written_frames``,
+        ``failed_writes``."""
+        with self._cond:
+            return {
+                camera_id: {
+                    "frame_count": camera.accepted,
+                    "rejected_frames": camera.rejected,
+                    "written_frames": camera.written,
+                    "failed_writes": camera.failed,
+                }
+                for camera_id, camera in self._cameras.items()
+            }
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every submitted write is done.
+
+        Raises TimeoutError if some are still running after ``timeout`` seconds, and WriteError
+        (naming the first failed file, chained to its OSError) if any write failed.
+        """
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._completed >= self._submitted, timeout):
+                raise TimeoutError(
+                    f"session {self.session_id}: {self._submitted - self._completed} writes "
+                    f"still pending after {timeout} s"
+                )
+            failures = list(self._failures)
+        if failures:
+            first = failures[0]
+            raise WriteError(
+                first.camera_id, first.file, self.session_dir / first.file, first.cause, len(failures) - 1
+            ) from first.cause
+
+    def finish(
+        self, manifest: Mapping[str, Any], *, raise_on_error: bool = True, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Stop accepting frames, wait for every write, then write ``session.json`` last and atomically.
+
+        The manifest is ``manifest`` plus ``cameras`` (every camera, with ``frame_count``,
+        ``rejected_frames``, ``rejection_reasons`` and ``frames`` in arrival order) and
+        ``write_errors``. A frame is listed only if its files were written. If a write failed:
+        with ``raise_on_error`` WriteError is raised and nothing is written (call again with
+        ``raise_on_error=False``, typically with status "failed"); without it, the manifest is written
+        listing what exists, with the failures in ``write_errors`` and ``write_error_count``.
+        TimeoutError (writes still running after ``timeout``) is raised either way. Returns the dict
+        written.
+        """
+        with self._cond:
+            self._closed = True
+        try:
+            self.wait(timeout)
+        except WriteError:
+            if raise_on_error:
+                raise
+        with self._cond:
+            document: dict[str, Any] = dict(manifest)
+            document.setdefault("session_id", self.session_id)
+            document["cameras"] = {
+                camera_id: {
+                    "frame_count": camera.written,
+                    "rejected_frames": camera.rejected,
+                    "rejection_reasons": list(camera.rejection_reasons),
+                    "frames": [entry.record for entry in camera.entries if entry.state == _WRITTEN],
+                }
+                for camera_id, camera in self._cameras.items()
+            }
+            document["write_errors"] = [
+                {"camera_id": f.camera_id, "file": f.file, "error": _describe(f.cause)}
+                for f in self._failures[:MAX_WRITE_ERRORS_LISTED]
+            ]
+            if self._failures:
+                document["write_error_count"] = len(self._failures)
+            folders = [self.session_dir / d for camera in self._cameras.values() for d in camera.dirs_made]
+        if self._fsync:
+            # The frames' directory entries reach the disk before the manifest that lists them.
+            for folder in folders:
+                _fsync_dir(folder)
+        write_json_atomic(self.session_dir / MANIFEST_NAME, document)
+        return document
+
+    # -- executor threads ----------------------------------------------------------------------
+
+    def _write(self, entry: _Entry) -> _Failure | None:
+        """Encode and write one frame (and its preview). Returns the failure instead of raising."""
+        frame = entry.frame
+        assert frame is not None, "each entry is written once"
+        options = self._cameras[entry.camera_id].options
+        created: list[Path] = []
+        current = entry.file
+        try:
+            self._make_dir(entry.camera_id, entry.camera_id)
+            data, preview = _encode(frame, options)
+            self._write_file(self.session_dir / entry.file, data, created)
+            if entry.preview is not None and preview is not None:
+                current = entry.preview
+                self._make_dir(entry.camera_id, f"{entry.camera_id}/{PREVIEW_DIR}")
+                self._write_file(self.session_dir / entry.preview, preview, created)
+        except Exception as exc:
+            # Leave no partial file behind: session.json lists a frame only if all its files exist.
+            for path in created:
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+            return _Failure(entry.camera_id, current, exc)
+        return None
+
+    def _make_dir(self, camera_id: str, relative: str) -> None:
+        camera = self._cameras[camera_id]
+        with self._cond:
+            if relative in camera.dirs_made:
+                return
+        # Two workers may race here for a camera's first frames; exist_ok makes that harmless.
+        (self.session_dir / relative).mkdir(parents=True, exist_ok=True)
+        with self._cond:
+            camera.dirs_made.add(relative)
+
+    def _write_file(self, path: Path, data: bytes, created: list[Path]) -> None:
+        # "x": a name is never reused; a collision is a bug to report, not a file to overwrite.
+        with open(path, "xb") as fh:
+            created.append(path)
+            fh.write(data)
+            if self._fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def _on_done(self, entry: _Entry, future: concurrent.futures.Future[_Failure | None]) -> None:
+        failure: _Failure | None
+        if future.cancelled():  # e.g. executor.shutdown(cancel_futures=True)
+            failure = _Failure(entry.camera_id, entry.file, concurrent.futures.CancelledError("cancelled"))
+        elif (exc := future.exception()) is not None:
+            failure = _Failure(entry.camera_id, entry.file, exc)
+        else:
+            failure = future.result()
+        self._complete(entry, failure)
+
+    def _complete(self, entry: _Entry, failure: _Failure | None) -> None:
+        with self._cond:
+            entry.frame = None  # the pixels can go now
+            self._pending_bytes -= entry.nbytes
+            self._completed += 1
+            camera = self._cameras[entry.camera_id]
+            if failure is None:
+                entry.state = _WRITTEN
+                camera.written += 1
+            else:
+                entry.state = _FAILED
+                camera.failed += 1
+                self._failures.append(failure)
+            self._cond.notify_all()
+
+
+def _encode(frame: Frame, options: CameraWriteOptions) -> tuple[bytes, bytes | None]:
+    """The file's bytes and, if previews are on and the frame is raw, the preview's bytes."""
+    if frame.pixel_format == "encoded":
+        return frame.pixels, None  # byte for byte, never re-encoded
+    mode, raw_mode = _PIL_MODES[frame.pixel_format]
+    # frombuffer shares the bytes for L and I;16; RGB is copied once (Pillow keeps RGB as 4 bytes/pixel).
+    image = Image.frombuffer(mode, (frame.width, frame.height), frame.pixels, "raw", raw_mode, 0, 1)
+    data = _save(image, options.image_format)
+    if not options.previews:
+        return data, None
+    if frame.pixel_format in _COLOUR_FORMATS:
+        # Already 8-bit: the PNG file itself is the display copy; a TIFF is re-saved as PNG.
+        same = _IMAGE_FORMATS[options.image_format][0] == "PNG"
+        return data, data if same else _save(image, _PREVIEW_FORMAT)
+    preview = Image.fromarray(preview_8bit(frame_to_array(frame)))
+    return data, _save(preview, _PREVIEW_FORMAT)
+
+
+def _save(image: Image.Image, image_format: str) -> bytes:
+    pil_format, _, params = _IMAGE_FORMATS[image_format]
+    buffer = io.BytesIO()
+    image.save(buffer, pil_format, **params)
+    return buffer.getvalue()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # a folder that failed to be made has nothing to sync
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_path_component(camera_id: str) -> None:
+    # Camera ids name folders; one that is not a single plain path component could escape the session.
+    bad = not camera_id or camera_id in (".", "..", MANIFEST_NAME) or camera_id != camera_id.strip()
+    if bad or any(sep and sep in camera_id for sep in (os.sep, os.altsep, "\0")):
+        raise ValueError(f"camera id {camera_id!r} cannot be used as a folder name")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+__all__: list[str] = [
+    "MANIFEST_NAME",
+    "CameraWriteOptions",
+    "SessionWriter",
+    "WriteError",
+    "create_session_dir",
+    "frame_to_array",
+    "preview_8bit",
+]

@@ -1,0 +1,154 @@
+"""Shared fixtures: the real Mosquitto, a simulated rig on loopback, a started service, a client.
+
+Every test gets its own MQTT topic prefix so tests never see each other's retained state. Timeouts
+are scaled by one factor (``RIGCAPTURE_TIME_FACTOR``) so a slow CI machine does not flake.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from api import create_app
+from service.capture import CaptureService
+from service.config import Config
+from simulator.config import SimConfig
+from simulator.rig import SimRig
+
+TIME_FACTOR = float(os.environ.get("RIGCAPTURE_TIME_FACTOR", "1"))
+BROKER = ("127.0.0.1", 1883)
+
+
+def scaled(seconds: float) -> float:
+    return seconds * TIME_FACTOR
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mosquitto() -> None:
+    """The tests need the real broker; say so plainly when it is not there."""
+    try:
+        with socket.create_connection(BROKER, timeout=2):
+            pass
+    except OSError as exc:
+        pytest.exit(f"Mosquitto is not running on {BROKER[0]}:{BROKER[1]} ({exc}); .ci/run starts it", 2)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"rctest_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def sim_config(prefix: str) -> SimConfig:
+    return SimConfig(topic_prefix=prefix, http_port=0, ws_port=0)
+
+
+@pytest.fixture
+def sim(sim_config: SimConfig) -> Iterator[SimRig]:
+    rig = SimRig(sim_config)
+    rig.start()
+    try:
+        yield rig
+    finally:
+        rig.stop()
+
+
+@pytest.fixture
+def make_config(sim: SimRig, prefix: str, tmp_path: Path) -> Callable[..., Config]:
+    def make(transport: str = "mqtt", **overrides: Any) -> Config:
+        data: dict[str, Any] = {
+            "api": {"host": "127.0.0.1", "port": 0},
+            "mqtt": {"topic_prefix": prefix, "response_timeout_s": scaled(1.0)},
+            "command_transport": transport,
+            "invoke_url": sim.http_url,
+            "streams": [{"url": sim.ws_url}],
+            "save_dir": str(tmp_path / "save_images"),
+            "images_data_dir": str(tmp_path / "images_data"),
+            "history_file": str(tmp_path / "history.json"),
+            "settle": {"timeout_s": scaled(20.0)},
+        }
+        return Config.from_dict(deep_merge(data, overrides))
+
+    return make
+
+
+@pytest.fixture
+def start_service(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> Iterator[Callable[..., CaptureService]]:
+    started: list[CaptureService] = []
+
+    def start(transport: str = "mqtt", wait_ready: bool = True, **overrides: Any) -> CaptureService:
+        service = CaptureService(make_config(transport, **overrides), base_dir=tmp_path)
+        service.start()
+        started.append(service)
+        if wait_ready:
+            assert service.wait_ready(scaled(10)), "service did not connect to the broker and the stream"
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def service(start_service: Callable[..., CaptureService]) -> CaptureService:
+    return start_service("mqtt")
+
+
+@pytest.fixture
+def client(service: CaptureService) -> FlaskClient:
+    return create_app(service).test_client()
+
+
+def batch(
+    pan: int | None = 4500,
+    tilt: int | None = -1000,
+    seconds: float = 2.0,
+    cameras: tuple[str, ...] = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1"),
+    record_first: bool = False,
+) -> dict[str, Any]:
+    """The README's batch: pan, tilt, then record (or the recording first)."""
+    moves = []
+    if pan is not None:
+        moves.append(
+            {
+                "target_id": "entity",
+                "device_id": "acikgoz_pantilt",
+                "command_id": "set_pan_position_degree",
+                "args": {"pan_position_deg_x100": pan},
+            }
+        )
+    if tilt is not None:
+        moves.append(
+            {
+                "target_id": "entity",
+                "device_id": "acikgoz_pantilt",
+                "command_id": "set_tilt_position_degree",
+                "args": {"tilt_position_deg_x100": tilt},
+            }
+        )
+    record = {
+        "target_id": "camera_device",
+        "device_id": cameras[0],
+        "command_id": "start_recording_command",
+        "args": {"duration_second": seconds, "camera_ids": list(cameras)},
+    }
+    return {"requests": [record, *moves] if record_first else [*moves, record]}
