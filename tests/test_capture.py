@@ -16,6 +16,7 @@ from PIL import Image
 
 from api import create_app
 from service.capture import CaptureService
+from simulator.config import SimConfig
 from simulator.rig import SimRig
 from tests.conftest import batch, scaled
 
@@ -52,10 +53,10 @@ def check_session(sim: SimRig, path: Path, manifest: dict[str, Any], pan: int, t
         # What the rig captured while the recording window was open (sent_at is the rig's clock = ours).
         by_index = {s.frame_index: s for s in sent if s.camera_id == cam}
         for idx in indices:
-            true_pose = by_index[idx].pose
+            true_pose: dict[str, Any] = by_index[idx].pose
             assert abs(true_pose["pan_deg_x100"] - pan) <= TOL, f"{cam} frame {idx} captured while moving"
             assert abs(true_pose["tilt_deg_x100"] - tilt) <= TOL
-        window = [s for s in sent if s.camera_id == cam and start + 0.05 <= s.sent_at < end - 0.05]
+        window = [s for s in sent if s.camera_id == cam and start + 0.05 <= s.sent_at_epoch < end - 0.05]
         saved = set(indices)
         kept = sum(1 for s in window if s.frame_index in saved)
         assert window and kept / len(window) >= 0.98, f"{cam}: kept {kept} of {len(window)} frames sent"
@@ -105,11 +106,12 @@ def test_pan_tilt_record_saves_every_frame_at_the_target_pose(
 
 
 def test_late_moving_rig_never_yields_frames_from_before_the_move(
-    sim: SimRig, start_service: Callable[..., CaptureService]
+    sim_config: SimConfig, request: pytest.FixtureRequest
 ) -> None:
     """The rig starts moving 400 ms after the command while its retained state shows the old pose."""
-    sim.config.start_delay_s = 0.4
-    service = start_service("mqtt")
+    sim_config.start_delay_s = 0.4
+    sim: SimRig = request.getfixturevalue("sim")
+    service = request.getfixturevalue("start_service")("mqtt")
     resp = post(service, batch(-3000, 1500, seconds=1.5))
     body = resp.get_json()
     assert body["status"] == "succeeded", body
