@@ -14,7 +14,10 @@ from api.routes import bp
 from service.capture import CaptureService
 from service.errors import RigError
 
-OPEN_PATHS = frozenset({"/healthz"})
+# Reachable without the token: liveness, and the dashboard's page and static files, which hold no
+# data (the page asks for the token and sends it with every API call it makes).
+OPEN_PATHS = frozenset({"/healthz", "/"})
+OPEN_PREFIXES = ("/static/",)
 
 
 def create_app(service: CaptureService, test_config: dict[str, Any] | None = None) -> Flask:
@@ -35,7 +38,7 @@ def create_app(service: CaptureService, test_config: dict[str, Any] | None = Non
 def _check_token() -> ResponseReturnValue | None:
     service: CaptureService = current_app.extensions["capture"]
     token = service.config.api.token
-    if not token or request.path in OPEN_PATHS:
+    if not token or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
         return None
     header = request.headers.get("Authorization", "")
     given = header[7:] if header.startswith("Bearer ") else ""

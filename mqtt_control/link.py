@@ -42,6 +42,7 @@ class MqttLink:
         self._connected = threading.Event()
         self.last_error: str | None = "not connected yet"
         self.connects = 0
+        self._stopping = False
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"{self._cfg.client_id_prefix}-{uuid.uuid4().hex[:10]}",
@@ -63,6 +64,7 @@ class MqttLink:
         self._client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         try:
             self._client.disconnect()
         finally:
@@ -104,6 +106,8 @@ class MqttLink:
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self._connected.clear()
         self.last_error = f"disconnected: {reason}"
+        if self._stopping:
+            return
         log.warning("MQTT disconnected (%s); paho reconnects by itself", reason)
 
     def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from camera.frames import Frame
 from camera.router import FrameRouter
 from camera.stream import StreamClient
 from mqtt_control.commands import CommandTransport, HttpTransport, MqttTransport
@@ -212,6 +213,14 @@ class CaptureService:
 
     def queue_length(self) -> int:
         return sum(1 for j in self.jobs.values() if j.status == "queued")
+
+    def latest_frame(self, camera_id: str) -> Frame | None:
+        """The newest frame received from a camera (for live thumbnails), or None."""
+
+        async def get() -> Frame | None:
+            return self.router.latest.get(camera_id)
+
+        return self.runtime.submit(get(), timeout=5)
 
     # -- status --------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
