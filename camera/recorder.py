@@ -19,6 +19,8 @@ from service.config import Config
 # Telemetry samples kept per recording (pan-tilt and range finder at ~10-20 Hz); beyond this the
 # newest are dropped and the count of dropped samples is reported.
 MAX_TELEMETRY = 20_000
+# Gaps listed per recording; a stream that stutters all the time is summarised by the first ones.
+MAX_GAPS = 1000
 
 
 class Recorder:
@@ -42,6 +44,10 @@ class Recorder:
         self.telemetry: list[dict[str, Any]] = []
         self.telemetry_dropped = 0
         self.first_frame_mono: float | None = None
+        self.unreadable_messages = 0
+        # frame_index gaps seen inside the recording: frames the rig numbered but we never got.
+        self.gaps: list[dict[str, Any]] = []
+        self._last: dict[str, tuple[int, float]] = {}
 
     # -- FrameSink -----------------------------------------------------------------------------
     def on_frame(self, frame: Frame) -> None:
@@ -55,12 +61,28 @@ class Recorder:
         if self.first_frame_mono is None:
             self.first_frame_mono = frame.received_mono
         self.frames_taken += 1
+        if frame.frame_index is not None:
+            last = self._last.get(frame.camera_id)
+            if last is not None and frame.frame_index > last[0] + 1 and len(self.gaps) < MAX_GAPS:
+                self.gaps.append(
+                    {
+                        "camera_id": frame.camera_id,
+                        "missing_frame_index": [last[0] + 1, frame.frame_index - 1],
+                        "missing_frames": frame.frame_index - last[0] - 1,
+                        "from_received_at": last[1],
+                        "to_received_at": frame.received_at,
+                    }
+                )
+            self._last[frame.camera_id] = (frame.frame_index, frame.received_at)
         self._writer.add(frame, self._hub.frame_pose(frame.camera_id))
 
     def on_rejection(self, rejection: Rejection, received_mono: float) -> None:
+        if not self.start_mono <= received_mono < self.end_mono:
+            return
         cam = rejection.camera_id
-        if cam in self.cameras and self.start_mono <= received_mono < self.end_mono:
-            assert cam is not None
+        if cam is None:
+            self.unreadable_messages += 1
+        elif cam in self.cameras:
             self._writer.reject(cam, rejection.reason)
 
     def cut_short(self, end_mono: float) -> None:

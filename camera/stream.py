@@ -61,6 +61,27 @@ class StreamClient:
         # Outages are kept only as long as a recording could need them.
         self._max_outages = 100
 
+    @property
+    def cameras(self) -> frozenset[str]:
+        return frozenset(self._formats)
+
+    def outages_between(self, start_mono: float, end_mono: float) -> list[dict[str, Any]]:
+        """Spans in [start, end) during which this stream was not connected."""
+        out = []
+        for o in self.state.outages:
+            o_end = o.ended_mono if o.ended_mono is not None else end_mono
+            if o.started_mono < end_mono and o_end > start_mono:
+                out.append(
+                    {
+                        "url": self.url,
+                        "from": o.started_at,
+                        "to": o.ended_at,
+                        "duration_s": round(min(o_end, end_mono) - max(o.started_mono, start_mono), 3),
+                        "reason": o.reason,
+                    }
+                )
+        return out
+
     def status(self) -> dict[str, Any]:
         s = self.state
         return {

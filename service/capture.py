@@ -25,6 +25,7 @@ from service.config import Config
 from service.errors import QueueFull, RigError
 from service.history import HistoryStore
 from service.jobs import Job, JobRunner
+from service.recovery import recover
 from service.runtime import LoopRuntime
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,13 @@ class CaptureService:
         self._http: HttpTransport | None = None
         self._transport: CommandTransport
         self._started = False
+        self.recovered: list[dict[str, Any]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         for folder in (self.paths.save_dir, self.paths.images_data_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        self.recovered = recover(self.paths.save_dir, self.history)
         self.runtime.start()
         self.runtime.submit(self._init_on_loop())
         self.link.start()
@@ -168,7 +171,14 @@ class CaptureService:
 
     async def _worker_loop(self) -> None:
         runner = JobRunner(
-            self.config, self.paths, self.hub, self.router, self._transport, self.executor, self._job_changed
+            self.config,
+            self.paths,
+            self.hub,
+            self.router,
+            self._transport,
+            self.streams,
+            self.executor,
+            self._job_changed,
         )
         while True:
             job = await self._queue.get()

@@ -21,6 +21,7 @@ from typing import Any
 
 from camera.recorder import Recorder
 from camera.router import FrameRouter
+from camera.stream import StreamClient
 from camera.writer import CameraWriteOptions, SessionWriter, WriteError, create_session_dir
 from mqtt_control.commands import CommandOutcome, CommandTransport
 from mqtt_control.hub import SettleSpec, StateHub
@@ -29,6 +30,10 @@ from service.config import Config, ResolvedPaths
 from service.errors import JobCancelled, RecordingError, RigError
 
 log = logging.getLogger(__name__)
+
+# Present in a session folder while it is being recorded or saved; a folder that still has it at the
+# next start was cut off (kill -9, power loss) and is recovered as "incomplete" (service/recovery.py).
+RECORDING_MARKER = ".recording.json"
 
 PHASES = ("queued", "commanding", "settling", "recording", "saving", "done")
 
@@ -47,6 +52,7 @@ class Job:
     error: dict[str, Any] | None = None
     sessions: list[dict[str, Any]] = field(default_factory=list)
     final_pose: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
     progress: dict[str, Any] = field(default_factory=dict)
     done: threading.Event = field(default_factory=threading.Event)
     cancel_requested: bool = False
@@ -84,6 +90,8 @@ class Job:
             out["error"] = self.error
         if self.final_pose is not None:
             out["final_pose"] = self.final_pose
+        if self.warnings:
+            out["warnings"] = self.warnings
         return out
 
 
@@ -97,6 +105,7 @@ class JobRunner:
         hub: StateHub,
         router: FrameRouter,
         transport: CommandTransport,
+        streams: list[StreamClient],
         executor: Executor,
         on_change: Callable[[Job], None],
     ) -> None:
@@ -105,6 +114,7 @@ class JobRunner:
         self._hub = hub
         self._router = router
         self._transport = transport
+        self._streams = streams
         self._executor = executor
         self._on_change = on_change
 
@@ -253,6 +263,17 @@ class JobRunner:
             )
             for cam in cameras
         }
+        write_json_atomic(
+            session_dir / RECORDING_MARKER,
+            {
+                "session_id": session_id,
+                "job_id": job.id,
+                "request": job.body,
+                "command": cmd,
+                "record_started_at": start_at,
+                "duration_second": duration,
+            },
+        )
         writer = SessionWriter(session_dir, session_id, options, self._executor)
         recorder = Recorder(self._cfg, cameras, start_mono, start_mono + duration, writer, self._hub)
         self._router.attach(recorder, start_mono)
@@ -284,7 +305,19 @@ class JobRunner:
         end_at = start_at + (end_mono - start_mono)
 
         self._set_phase(job, "saving")
+        outages = [
+            o
+            for st in self._streams
+            if st.cameras & set(cameras)
+            for o in st.outages_between(start_mono, end_mono)
+        ]
         status = "cancelled" if cancelled else ("complete" if outcome.ok else "failed")
+        if status == "complete" and (outages or recorder.gaps):
+            status = "partial"
+            job.warnings.append(
+                f"session {session_id} is partial: {len(outages)} stream outage(s), "
+                f"{sum(g['missing_frames'] for g in recorder.gaps)} frame(s) missing by frame_index"
+            )
         manifest = {
             "session_id": session_id,
             "job_id": job.id,
@@ -298,6 +331,9 @@ class JobRunner:
                 round(recorder.first_frame_mono - start_mono, 4) if recorder.first_frame_mono else None
             ),
             "pose_at_start": pose_at_start,
+            "gaps": recorder.gaps,
+            "stream_outages": outages,
+            "unreadable_messages": recorder.unreadable_messages,
             "telemetry": recorder.telemetry,
             "telemetry_dropped": recorder.telemetry_dropped,
         }
@@ -305,12 +341,15 @@ class JobRunner:
             written = await loop.run_in_executor(self._executor, _finish, writer, manifest)
         except WriteError as exc:
             raise RecordingError(f"saving session {session_id} failed: {exc}") from exc
+        (session_dir / RECORDING_MARKER).unlink(missing_ok=True)
         summary = {
             "session_id": session_id,
             "path": str(session_dir),
             "status": status,
             "record_started_at": start_at,
             "record_ended_at": end_at,
+            "missing_frames": sum(g["missing_frames"] for g in recorder.gaps),
+            "stream_outages": len(outages),
             "cameras": {
                 cam: {"frame_count": info["frame_count"], "rejected_frames": info["rejected_frames"]}
                 for cam, info in written["cameras"].items()
