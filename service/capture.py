@@ -54,11 +54,18 @@ class CaptureService:
         self._transport: CommandTransport
         self._started = False
         self.recovered: list[dict[str, Any]] = []
+        self.storage_warnings: list[str] = []
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
+        self.storage_warnings: list[str] = []
         for folder in (self.paths.save_dir, self.paths.images_data_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                # Not fatal: the service still answers, and each recording fails with this reason.
+                self.storage_warnings.append(f"cannot create {folder}: {exc}")
+                log.error("cannot create %s: %s", folder, exc)
         self.recovered = recover(self.paths.save_dir, self.history)
         self.runtime.start()
         self.runtime.submit(self._init_on_loop())
@@ -249,6 +256,7 @@ class CaptureService:
         data["command_transport"] = self.config.command_transport
         data["queue_length"] = self.queue_length()
         data["history_warning"] = self.history.warning
+        data["storage_warnings"] = self.storage_warnings
         return data
 
 
