@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -152,3 +153,15 @@ def batch(
         "args": {"duration_second": seconds, "camera_ids": list(cameras)},
     }
     return {"requests": [record, *moves] if record_first else [*moves, record]}
+
+
+def wait_job(client: FlaskClient, job_id: str, timeout: float, phase: str = "done") -> dict[str, Any]:
+    """Poll GET /jobs/<id> until the job reaches ``phase``; return the job."""
+    deadline = time.monotonic() + scaled(timeout)
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").get_json()
+        if job.get("phase") == phase:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not reach {phase} in {timeout} s; last seen {job}")

@@ -18,7 +18,7 @@ from api import create_app
 from service.capture import CaptureService
 from simulator.config import SimConfig
 from simulator.rig import SimRig
-from tests.conftest import batch, scaled
+from tests.conftest import batch, scaled, wait_job
 
 CAMS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
 
@@ -173,11 +173,7 @@ def test_cancel_a_queued_job_and_stop_a_running_recording_early(
     manifest = json.loads((Path(session["path"]) / "session.json").read_text())
     assert manifest["status"] == "cancelled"
     assert all(manifest["cameras"][c]["frame_count"] > 0 for c in CAMS)
-    queued = wait_for(
-        lambda: (j := client.get(f"/jobs/{second['job_id']}").get_json())["phase"] == "done" and j,
-        10,
-        "queued job to be dropped",
-    )
+    queued = wait_job(client, second["job_id"], 10)
     assert queued["status"] == "cancelled"
     assert [r["status"] for r in queued["results"]] == ["skipped"] * 3
     # The cancelled queued job never moved the rig to pan 100.
