@@ -55,6 +55,7 @@ class CaptureService:
         self._started = False
         self.recovered: list[dict[str, Any]] = []
         self.storage_warnings: list[str] = []
+        self._history_marks: dict[str, tuple[str, int]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -167,13 +168,19 @@ class CaptureService:
         }
 
     def _job_changed(self, job: Job) -> None:
-        if job.finished:
+        # history.json follows each status change (queued → running → outcome) and each new
+        # session, so a killed process leaves a true record of how far every job got.
+        mark = (job.status, len(job.sessions))
+        if self._history_marks.get(job.id) != mark:
+            self._history_marks[job.id] = mark
             entry = self._history_entry(job)
             entry.pop("id")
             try:
                 self.history.update(job.id, **entry)
             except OSError:
                 log.exception("could not write history for %s", job.id)
+        if job.finished:
+            self._history_marks.pop(job.id, None)
             job.done.set()
 
     async def _worker_loop(self) -> None:

@@ -123,6 +123,7 @@ class JobRunner:
         if job.cancel_requested:
             job._cancel_event.set()
         job.status, job.started_at = "running", time.time()
+        self._on_change(job)
         batch_start = time.monotonic()
         last_cmd: dict[str, float] = {}
         targets: dict[str, dict[str, float]] = {}
