@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             "listening on %s without api.token: anyone on the network can drive the rig", config.api.host
         )
     sim = Simulation(config) if args.simulate else None
-    service = CaptureService(config, base_dir=Path(args.config).resolve().parent)
+    config_path = Path(args.config).resolve()
+    service = CaptureService(config, base_dir=config_path.parent, config_path=config_path)
     server = None
     try:
         service.start()

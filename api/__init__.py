@@ -16,7 +16,7 @@ from service.errors import RigError
 
 # Reachable without the token: liveness, and the dashboard's page and static files, which hold no
 # data (the page asks for the token and sends it with every API call it makes).
-OPEN_PATHS = frozenset({"/healthz", "/"})
+OPEN_PATHS = frozenset({"/healthz", "/", "/openapi.json"})
 OPEN_PREFIXES = ("/static/",)
 
 
@@ -57,7 +57,17 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
     if code == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         message = f"request body is larger than the limit of {limit} bytes (api.max_body_bytes)"
+        if request.path in ("/process-request", "/process-requests"):
+            service: CaptureService = current_app.extensions["capture"]
+            size = request.content_length
+            err = error_body(message)
+            entry = service.record_rejected(f"<{size} bytes, not kept>", _client_info(), 413, err)
+            return jsonify({**err, "history_id": entry}), 413
     return jsonify(error_body(message)), code
+
+
+def _client_info() -> dict[str, Any]:
+    return {"address": request.remote_addr, "user_agent": request.headers.get("User-Agent")}
 
 
 def _rig_error(exc: RigError) -> ResponseReturnValue:

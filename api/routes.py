@@ -6,10 +6,13 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
+from pydantic import ValidationError
 
 from api.errors import error_body
+from api.openapi import spec
 from api.validation import validate_batch
 from service.capture import CaptureService
+from service.config import Config, describe_validation_error
 from service.errors import RigError
 
 bp = Blueprint("api", __name__)
@@ -24,6 +27,16 @@ def _client() -> dict[str, Any]:
     return {"address": request.remote_addr, "user_agent": request.headers.get("User-Agent")}
 
 
+def _json_body() -> tuple[Any, tuple[int, str] | None]:
+    """The request's JSON body, or (status, message): 415 when not JSON, 400 when unparsable."""
+    if not request.is_json:
+        return None, (415, f"Content-Type must be application/json, got {request.content_type or 'none'}")
+    body = request.get_json(silent=True)
+    if body is None:
+        return None, (400, "request body is not valid JSON")
+    return body, None
+
+
 def _reject(
     body: Any, status: int, message: str, details: list[dict[str, Any]] | None = None
 ) -> ResponseReturnValue:
@@ -36,17 +49,10 @@ def _reject(
 @bp.post("/process-requests")
 def process_request() -> ResponseReturnValue:
     service = _service()
-    raw = request.get_data(cache=True)
-    if not request.is_json:
-        ctype = request.content_type or "none"
-        return _reject(
-            raw.decode("utf-8", "replace")[:2000],
-            415,
-            f"Content-Type must be application/json, got {ctype}",
-        )
-    body = request.get_json(silent=True)
-    if body is None:
-        return _reject(raw.decode("utf-8", "replace")[:2000], 400, "request body is not valid JSON")
+    body, problem = _json_body()
+    if problem is not None:
+        raw = request.get_data(cache=True).decode("utf-8", "replace")[:2000]
+        return _reject(raw, problem[0], problem[1])
     problems = validate_batch(body, service.config)
     if problems:
         first = problems[0]
@@ -126,3 +132,47 @@ def healthz() -> ResponseReturnValue:
         "streams_connected": streams,
     }
     return jsonify(body), 200
+
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    extra = current_app.extensions.get("openapi_paths", {})
+    return jsonify(spec(extra, token=bool(_service().config.api.token)))
+
+
+@bp.get("/config")
+def get_config() -> ResponseReturnValue:
+    service = _service()
+    return jsonify(service.config.to_json(redact=True))
+
+
+@bp.put("/config")
+def put_config() -> ResponseReturnValue:
+    service = _service()
+    body, problem = _json_body()
+    if problem is not None:
+        return jsonify(error_body(problem[1])), problem[0]
+    if isinstance(body, dict):
+        # A GET → edit → PUT round trip must not replace secrets with their redaction.
+        for section, key in (("api", "token"), ("mqtt", "password")):
+            part = body.get(section)
+            if isinstance(part, dict) and part.get(key) == "***":
+                part[key] = getattr(getattr(service.config, section), key)
+    try:
+        new = Config.model_validate(body)
+    except ValidationError as exc:
+        details = [
+            {
+                "index": None,
+                "field": ".".join(str(p) for p in e["loc"]) or "(body)",
+                "message": "unknown key" if e["type"] == "extra_forbidden" else e["msg"],
+            }
+            for e in exc.errors()
+        ]
+        return jsonify(
+            error_body(f"invalid configuration: {describe_validation_error(exc)}; nothing saved", details)
+        ), 400
+    if service.config_path is None:
+        return jsonify(error_body("the service was started without a config file; nothing saved")), 409
+    outcome = service.update_config(new)
+    return jsonify({"message": "saved; in force from the next job", **outcome})

@@ -50,6 +50,10 @@ class StateHub:
             "zooms": {},
         }
 
+    def reconfigure(self, config: Config) -> None:
+        """Use a new configuration's settle rule and moving flag from the next wait on."""
+        self._cfg = config
+
     # -- input ---------------------------------------------------------------------------------
     def on_invalid(self, device_id: str) -> None:
         """A payload that was not a JSON object: counted, never fatal (PROTOCOL §2)."""

@@ -21,6 +21,7 @@ from camera.stream import StreamClient
 from mqtt_control.commands import CommandTransport, HttpTransport, MqttTransport
 from mqtt_control.hub import StateHub
 from mqtt_control.link import MqttLink
+from service.atomic import write_json_atomic
 from service.config import Config
 from service.errors import QueueFull, RigError
 from service.history import HistoryStore
@@ -35,7 +36,7 @@ MAX_JOBS_KEPT = 500
 
 
 class CaptureService:
-    def __init__(self, config: Config, base_dir: Path | None = None) -> None:
+    def __init__(self, config: Config, base_dir: Path | None = None, config_path: Path | None = None) -> None:
         self.config = config
         self.base_dir = base_dir or Path.cwd()
         self.paths = config.resolve(self.base_dir)
@@ -50,8 +51,7 @@ class CaptureService:
         self.router: FrameRouter
         self.streams: list[StreamClient] = []
         self._queue: asyncio.Queue[Job]
-        self._http: HttpTransport | None = None
-        self._transport: CommandTransport
+        self.config_path = config_path
         self._started = False
         self.recovered: list[dict[str, Any]] = []
         self.storage_warnings: list[str] = []
@@ -59,7 +59,7 @@ class CaptureService:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
-        self.storage_warnings: list[str] = []
+        self.storage_warnings = []
         for folder in (self.paths.save_dir, self.paths.images_data_dir):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
@@ -89,11 +89,6 @@ class CaptureService:
             urls.setdefault(stream.url, {}).update({c: formats[c] for c in chosen})
         self.streams = [StreamClient(url, fmts, cfg.stream_client, self.router) for url, fmts in urls.items()]
         self._queue = asyncio.Queue(maxsize=cfg.api.queue_size)
-        if cfg.command_transport == "http":
-            self._http = HttpTransport(cfg)
-            self._transport = self._http
-        else:
-            self._transport = MqttTransport(self.link)
 
     def stop(self) -> None:
         if not self._started:
@@ -101,8 +96,6 @@ class CaptureService:
         self._started = False
         self.runtime.stop()
         self.link.stop()
-        if self._http is not None:
-            self._http.close()
         self.executor.shutdown(wait=True)
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
@@ -184,16 +177,6 @@ class CaptureService:
             job.done.set()
 
     async def _worker_loop(self) -> None:
-        runner = JobRunner(
-            self.config,
-            self.paths,
-            self.hub,
-            self.router,
-            self._transport,
-            self.streams,
-            self.executor,
-            self._job_changed,
-        )
         while True:
             job = await self._queue.get()
             try:
@@ -208,7 +191,27 @@ class CaptureService:
                     ]
                     self._job_changed(job)
                     continue
-                await runner.run(job)
+                # Built per job so that a configuration saved through PUT /config is in force from
+                # the next job on (keys that need a reconnect are reported by PUT as restart_required).
+                config = self.config
+                transport: CommandTransport = (
+                    HttpTransport(config) if config.command_transport == "http" else MqttTransport(self.link)
+                )
+                runner = JobRunner(
+                    config,
+                    self.paths,
+                    self.hub,
+                    self.router,
+                    transport,
+                    self.streams,
+                    self.executor,
+                    self._job_changed,
+                )
+                try:
+                    await runner.run(job)
+                finally:
+                    if isinstance(transport, HttpTransport):
+                        transport.close()
             finally:
                 self._queue.task_done()
 
@@ -224,6 +227,34 @@ class CaptureService:
 
         self.runtime.submit(request_cancel(), timeout=5)
         return job
+
+    def update_config(self, new: Config) -> dict[str, list[str]]:
+        """Save ``new`` to config.json atomically and apply it from the next job.
+
+        Returns which top-level keys were applied and which need a restart to take effect.
+        """
+        if self.config_path is None:
+            raise RuntimeError("the service was started without a config file")
+        old_data, new_data = self.config.to_json(), new.to_json()
+        changed = sorted(k for k in new_data if new_data[k] != old_data.get(k))
+        live = {
+            "command_transport",
+            "invoke_url",
+            "http",
+            "positioning_commands",
+            "settle",
+            "recording",
+            "extra_devices",
+        }
+        api_live = {"token"}
+        restart = [k for k in changed if k not in live and k != "api"]
+        if "api" in changed:
+            api_changed = {k for k in new_data["api"] if new_data["api"][k] != old_data["api"].get(k)}
+            restart += [f"api.{k}" for k in sorted(api_changed - api_live)]
+        write_json_atomic(self.config_path, new_data)
+        self.config = new
+        self.hub.reconfigure(new)
+        return {"changed": changed, "restart_required": restart}
 
     def job_timeout(self, body: dict[str, Any]) -> float:
         """Worst case for one job: each command's timeouts, each settle, each recording, saving."""

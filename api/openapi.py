@@ -1,0 +1,333 @@
+"""The OpenAPI 3.0 description of every endpoint, served at ``GET /openapi.json``.
+
+Kept beside the routes and checked against the live service by schemathesis in CI
+(tests/test_openapi.py), so it cannot drift from what the service really answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NUM_OR_NULL = {"type": "number", "nullable": True}
+STR_OR_NULL = {"type": "string", "nullable": True}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "details"],
+        "properties": {
+            "error": {"type": "string", "description": "what is wrong, in words"},
+            "details": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["index", "field", "message"],
+                    "properties": {
+                        "index": {"type": "integer", "nullable": True, "description": "item of requests"},
+                        "field": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+            "history_id": {"type": "string"},
+            "type": {"type": "string"},
+        },
+    },
+    "Command": {
+        "type": "object",
+        "required": ["target_id", "device_id", "command_id"],
+        "properties": {
+            "target_id": {"type": "string", "minLength": 1, "example": "entity"},
+            "device_id": {"type": "string", "minLength": 1, "example": "acikgoz_pantilt"},
+            "command_id": {"type": "string", "minLength": 1, "example": "set_pan_position_degree"},
+            "args": {"type": "object", "example": {"pan_position_deg_x100": 4500}},
+        },
+        "additionalProperties": False,
+    },
+    "Batch": {
+        "type": "object",
+        "required": ["requests"],
+        "properties": {
+            "requests": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": {"$ref": "#/components/schemas/Command"},
+            }
+        },
+        "additionalProperties": False,
+    },
+    "Result": {
+        "type": "object",
+        "required": ["request", "status"],
+        "properties": {
+            "request": {},
+            "status": {"type": "string", "enum": ["ok", "failed", "skipped"]},
+            "status_code": {"type": "integer", "nullable": True},
+            "response": {},
+            "error": STR_OR_NULL,
+            "transport": {"type": "string"},
+            "sent_at": {"type": "number"},
+            "session_id": {"type": "string"},
+        },
+    },
+    "Session": {
+        "type": "object",
+        "required": ["session_id", "path", "status", "cameras"],
+        "properties": {
+            "session_id": {"type": "string"},
+            "path": {"type": "string"},
+            "status": {
+                "type": "string",
+                "enum": ["complete", "partial", "failed", "cancelled", "incomplete"],
+            },
+            "record_started_at": NUM_OR_NULL,
+            "record_ended_at": NUM_OR_NULL,
+            "missing_frames": {"type": "integer"},
+            "stream_outages": {"type": "integer"},
+            "cameras": {
+                "type": "object",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["frame_count", "rejected_frames"],
+                    "properties": {
+                        "frame_count": {"type": "integer"},
+                        "rejected_frames": {"type": "integer"},
+                    },
+                },
+            },
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": ["job_id", "status", "phase"],
+        "properties": {
+            "job_id": {"type": "string"},
+            "status": {
+                "type": "string",
+                "enum": ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"],
+            },
+            "phase": {
+                "type": "string",
+                "enum": ["queued", "commanding", "settling", "recording", "saving", "done"],
+            },
+            "created_at": {"type": "number"},
+            "started_at": NUM_OR_NULL,
+            "finished_at": NUM_OR_NULL,
+            "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+            "session": {"allOf": [{"$ref": "#/components/schemas/Session"}], "nullable": True},
+            "sessions": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}},
+            "progress": {"type": "object"},
+            "error": {"type": "object", "nullable": True},
+            "final_pose": {"type": "object", "nullable": True},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["job_id", "status", "status_url"],
+        "properties": {
+            "job_id": {"type": "string"},
+            "status": {"type": "string"},
+            "status_url": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    },
+    "Config": {"type": "object", "description": "the whole config.json (see README); api.token shows as ***"},
+}
+
+
+def _json(schema_ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
+
+
+def _obj(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema or {"type": "object"}}},
+    }
+
+
+ERR = "#/components/schemas/Error"
+AUTH_ERR = {"401": _json(ERR, "missing or wrong token (only when api.token is set)")}
+
+PROCESS = {
+    "summary": "Run a batch: move, wait until settled, record, save",
+    "parameters": [
+        {
+            "name": "wait",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean", "default": True},
+            "description": "false: answer 202 at once and follow status_url",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}},
+    },
+    "responses": {
+        "200": {
+            "description": "the job finished (status says how)",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "allOf": [
+                            {"$ref": "#/components/schemas/Job"},
+                            {
+                                "type": "object",
+                                "required": ["message"],
+                                "properties": {"message": {"type": "string"}},
+                            },
+                        ]
+                    }
+                }
+            },
+        },
+        "202": _json("#/components/schemas/Accepted", "queued; follow status_url"),
+        "400": _json(ERR, "invalid batch or body; nothing was executed"),
+        "413": _json(ERR, "body over api.max_body_bytes"),
+        "415": _json(ERR, "Content-Type is not application/json"),
+        "503": _json(ERR, "broker not connected or queue full; nothing was executed"),
+        **AUTH_ERR,
+    },
+}
+
+JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+PATHS: dict[str, Any] = {
+    "/process-request": {"post": {**PROCESS, "operationId": "processRequest"}},
+    "/process-requests": {"post": {**PROCESS, "operationId": "processRequests"}},
+    "/jobs": {
+        "get": {
+            "summary": "Jobs since the service started, newest first",
+            "responses": {
+                "200": _obj(
+                    "jobs",
+                    {
+                        "type": "object",
+                        "required": ["jobs"],
+                        "properties": {
+                            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}
+                        },
+                    },
+                ),
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/jobs/{job_id}": {
+        "get": {
+            "summary": "One job",
+            "parameters": JOB_ID,
+            "responses": {
+                "200": _json("#/components/schemas/Job", "the job"),
+                "404": _json(ERR, "no such job"),
+                **AUTH_ERR,
+            },
+        },
+        "delete": {
+            "summary": "Cancel a queued job or stop a running recording early",
+            "parameters": JOB_ID,
+            "responses": {
+                "202": _json("#/components/schemas/Job", "cancel requested"),
+                "404": _json(ERR, "no such job"),
+                "409": _json(ERR, "already finished"),
+                **AUTH_ERR,
+            },
+        },
+    },
+    "/history": {
+        "get": {
+            "summary": "history.json",
+            "parameters": [
+                {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}}
+            ],
+            "responses": {
+                "200": _obj(
+                    "every request received",
+                    {
+                        "type": "object",
+                        "required": ["requests"],
+                        "properties": {"requests": {"type": "array", "items": {"type": "object"}}},
+                    },
+                ),
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/status": {
+        "get": {
+            "summary": "Broker, devices (latest state, age, settled), streams, cameras",
+            "responses": {
+                "200": _obj(
+                    "rig status", {"type": "object", "required": ["broker", "devices", "streams", "cameras"]}
+                ),
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness; never needs the token",
+            "responses": {
+                "200": _obj(
+                    "ok or degraded",
+                    {
+                        "type": "object",
+                        "required": ["status", "broker_connected", "streams_connected"],
+                        "properties": {
+                            "status": {"type": "string", "enum": ["ok", "degraded"]},
+                            "broker_connected": {"type": "boolean"},
+                            "streams_connected": {"type": "boolean"},
+                        },
+                    },
+                )
+            },
+        }
+    },
+    "/config": {
+        "get": {
+            "summary": "The configuration in force (secrets redacted)",
+            "responses": {"200": _json("#/components/schemas/Config", "config"), **AUTH_ERR},
+        },
+        "put": {
+            "summary": "Validate, save atomically to config.json, apply from the next job",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Config"}}},
+            },
+            "responses": {
+                "200": _obj(
+                    "saved", {"type": "object", "required": ["message", "changed", "restart_required"]}
+                ),
+                "400": _json(ERR, "invalid configuration; nothing saved"),
+                "409": _json(ERR, "started without a config file"),
+                "413": _json(ERR, "body too large"),
+                "415": _json(ERR, "not JSON"),
+                **AUTH_ERR,
+            },
+        },
+    },
+    "/openapi.json": {
+        "get": {"summary": "This document", "security": [], "responses": {"200": _obj("OpenAPI 3.0")}}
+    },
+}
+
+
+def spec(extra_paths: dict[str, Any] | None = None, token: bool = False) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "rigcapture",
+            "version": "0.1.0",
+            "description": "Drive the pan-tilt rig and record its cameras (see README.md).",
+        },
+        "servers": [{"url": "/"}],
+        "paths": {**PATHS, **(extra_paths or {})},
+        "components": {"schemas": SCHEMAS},
+    }
+    if token:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+    return doc
