@@ -91,16 +91,16 @@ def get_job(job_id: str) -> ResponseReturnValue:
     entry = service.history.get(job_id)
     if entry is not None and not job_id.startswith("rej-"):
         return jsonify({"job_id": job_id, "phase": "done", **entry})
-    return jsonify({"error": f"no job {job_id}", "details": []}), 404
+    return jsonify(error_body(f"no job {job_id}")), 404
 
 
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> ResponseReturnValue:
     job = _service().cancel(job_id)
     if job is None:
-        return jsonify({"error": f"no job {job_id}", "details": []}), 404
+        return jsonify(error_body(f"no job {job_id}")), 404
     if job.finished:
-        return jsonify({"error": f"job {job_id} already {job.status}", "details": [], **job.to_dict()}), 409
+        return jsonify(error_body(f"job {job_id} already {job.status}", job=job.to_dict())), 409
     return jsonify({"message": "cancel requested", **job.to_dict()}), 202
 
 
