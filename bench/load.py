@@ -1,0 +1,236 @@
+"""Load: 50 concurrent POSTs, valid and invalid mixed, while a recording runs.
+
+Starts the simulated rig and the service in-process on loopback (the real Mosquitto on
+127.0.0.1:1883 must be running), then checks and prints:
+
+- every valid batch was executed exactly once, in arrival order, or refused with 503 (queue full);
+- every invalid batch got a 4xx and executed nothing;
+- history.json has exactly one entry per request, none lost or duplicated;
+- latency of rejections and acceptances (p50/p99).
+
+    python bench/load.py [--requests 50] [--queue-size 10] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+from werkzeug.serving import make_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from api import create_app
+from service.capture import CaptureService
+from service.config import Config
+from simulator.config import SimConfig
+from simulator.rig import SimRig
+
+
+def pan_batch(pan: int) -> dict[str, Any]:
+    return {
+        "requests": [
+            {
+                "target_id": "entity",
+                "device_id": "acikgoz_pantilt",
+                "command_id": "set_pan_position_degree",
+                "args": {"pan_position_deg_x100": pan},
+            }
+        ]
+    }
+
+
+def invalid_batch(i: int) -> dict[str, Any]:
+    kinds = [
+        {"requests": []},
+        {"requests": [{"target_id": "entity", "device_id": "toaster", "command_id": "x"}]},
+        {
+            "requests": [
+                {
+                    "target_id": "entity",
+                    "device_id": "acikgoz_pantilt",
+                    "command_id": "set_pan_position_degree",
+                    "args": {"pan_position_deg_x100": "90"},
+                }
+            ]
+        },
+        {"nope": 1},
+    ]
+    return kinds[i % len(kinds)]
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=50)
+    ap.add_argument("--queue-size", type=int, default=10)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    prefix = f"load_{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="rigcapture-load-"))
+    rig = SimRig(SimConfig(topic_prefix=prefix, http_port=0, ws_port=0, pan_speed_deg_s=180.0))
+    rig.start()
+    config = Config.from_dict(
+        {
+            "api": {"host": "127.0.0.1", "port": 0, "queue_size": args.queue_size},
+            "mqtt": {"topic_prefix": prefix},
+            "invoke_url": rig.http_url,
+            "streams": [{"url": rig.ws_url}],
+            "save_dir": str(work / "save_images"),
+            "images_data_dir": str(work / "images_data"),
+            "history_file": str(work / "history.json"),
+        }
+    )
+    service = CaptureService(config, base_dir=work)
+    service.start()
+    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        if not service.wait_ready(15):
+            print("service not ready", file=sys.stderr)
+            return 1
+        recording = {
+            "requests": [
+                {
+                    "target_id": "camera_device",
+                    "device_id": "cameradevice_swir_1",
+                    "command_id": "start_recording_command",
+                    "args": {"duration_second": 5, "camera_ids": ["cameradevice_swir_1"]},
+                }
+            ]
+        }
+        first = requests.post(f"{url}/process-request?wait=false", json=recording, timeout=10).json()
+        while requests.get(f"{url}/jobs/{first['job_id']}", timeout=10).json()["phase"] != "recording":
+            time.sleep(0.05)
+
+        plan: list[tuple[str, dict[str, Any], int | None]] = []
+        for i in range(args.requests):
+            if i % 5 in (1, 3):
+                plan.append(("invalid", invalid_batch(i), None))
+            else:
+                pan = 100 * (i + 1)  # unique per batch: identifies its command at the rig
+                plan.append(("valid", pan_batch(pan), pan))
+        barrier = threading.Barrier(len(plan))
+
+        def send(item: tuple[str, dict[str, Any], int | None]) -> dict[str, Any]:
+            kind, body, pan = item
+            barrier.wait()
+            t0 = time.perf_counter()
+            resp = requests.post(f"{url}/process-request?wait=false", json=body, timeout=30)
+            return {
+                "kind": kind,
+                "pan": pan,
+                "status": resp.status_code,
+                "latency_s": time.perf_counter() - t0,
+                "body": resp.json(),
+            }
+
+        with ThreadPoolExecutor(max_workers=len(plan)) as pool:
+            outcomes = list(pool.map(send, plan))
+
+        accepted = [o for o in outcomes if o["status"] == 202]
+        deadline = time.monotonic() + 300
+        for o in accepted:
+            while requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()["phase"] != "done":
+                if time.monotonic() > deadline:
+                    print("jobs did not finish in time", file=sys.stderr)
+                    return 1
+                time.sleep(0.05)
+        jobs = {
+            o["body"]["job_id"]: requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()
+            for o in accepted
+        }
+    finally:
+        server.shutdown()
+        service.stop()
+        rig.stop()
+
+    problems: list[str] = []
+    commands = [c["command"] for c in rig.commands_received()]
+    sent_pans = [
+        c["args"]["pan_position_deg_x100"] for c in commands if c["command_id"] == "set_pan_position_degree"
+    ]
+    for o in outcomes:
+        if o["kind"] == "invalid" and o["status"] != 400:
+            problems.append(f"invalid batch answered {o['status']}")
+        if o["kind"] == "valid":
+            if o["status"] == 202:
+                if sent_pans.count(o["pan"]) != 1:
+                    problems.append(f"pan {o['pan']} executed {sent_pans.count(o['pan'])} times")
+                if jobs[o["body"]["job_id"]]["status"] != "succeeded":
+                    problems.append(f"job for pan {o['pan']} ended {jobs[o['body']['job_id']]['status']}")
+            elif o["status"] == 503:
+                if o["pan"] in sent_pans:
+                    problems.append(f"refused pan {o['pan']} was executed")
+            else:
+                problems.append(f"valid batch answered {o['status']}")
+    # Arrival order = the order the service queued them (created_at); execution order must match.
+    by_arrival = sorted(jobs.values(), key=lambda j: j["created_at"])
+    by_start = sorted(jobs.values(), key=lambda j: j["started_at"])
+    if [j["job_id"] for j in by_arrival] != [j["job_id"] for j in by_start]:
+        problems.append("jobs did not run in arrival order")
+    arrival_pans = [j["results"][0]["request"]["args"]["pan_position_deg_x100"] for j in by_arrival]
+    if [p for p in sent_pans if p in arrival_pans] != arrival_pans:
+        problems.append("the rig received the moves in another order than the batches arrived")
+    history = json.loads((work / "history.json").read_text())["requests"]
+    ids = [e["id"] for e in history]
+    if len(ids) != len(set(ids)):
+        problems.append("duplicate history entries")
+    if len(history) != len(outcomes) + 1:
+        problems.append(f"history has {len(history)} entries for {len(outcomes) + 1} requests")
+
+    rejected = [o["latency_s"] for o in outcomes if o["status"] >= 400]
+    acc = [o["latency_s"] for o in accepted]
+    figures = {
+        "requests": len(outcomes),
+        "accepted": len(accepted),
+        "refused_503": sum(1 for o in outcomes if o["status"] == 503),
+        "invalid_400": sum(1 for o in outcomes if o["status"] == 400),
+        "rejection_latency_ms_p50": round(pct(rejected, 0.5) * 1000, 1),
+        "rejection_latency_ms_p99": round(pct(rejected, 0.99) * 1000, 1),
+        "accept_latency_ms_p50": round(pct(acc, 0.5) * 1000, 1),
+        "accept_latency_ms_p99": round(pct(acc, 0.99) * 1000, 1),
+        "history_entries": len(history),
+        "problems": problems,
+    }
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(f"{'requests':<28}{figures['requests']}")
+        for key in ("accepted", "refused_503", "invalid_400", "history_entries"):
+            print(f"{key:<28}{figures[key]}")
+        print(
+            f"{'rejection latency p50/p99':<28}{figures['rejection_latency_ms_p50']} / "
+            f"{figures['rejection_latency_ms_p99']} ms"
+        )
+        acc_txt = f"{figures['accept_latency_ms_p50']} / {figures['accept_latency_ms_p99']} ms"
+        print(f"{'accept latency p50/p99':<28}{acc_txt}")
+        print("problems:", "none" if not problems else "")
+        for p in problems:
+            print("  -", p)
+        print(json.dumps(figures))
+    return 0 if not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
