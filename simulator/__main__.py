@@ -1,0 +1,157 @@
+"""Run the simulated rig until Ctrl-C: ``python -m simulator --help``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .config import PIXEL_FORMATS, RGB_ID, SWIR_ID, CameraSim, Faults, SimConfig, default_cameras
+from .rig import SimRig, SimStartError
+
+log = logging.getLogger("simulator")
+
+_SIZE_FLAGS = {
+    "rgb": RGB_ID,
+    "swir": SWIR_ID,
+    "lwir": "cameradevice_lwir_1",
+    "vnir": "cameradevice_vnir_playerone",
+}
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 1920x1080, got {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m simulator", description="Simulated Açıkgöz pan-tilt rig.")
+    p.add_argument("--mqtt-host", default="127.0.0.1")
+    p.add_argument("--mqtt-port", type=int, default=1883)
+    p.add_argument("--topic-prefix", default="acikgoz")
+    p.add_argument("--http-host", default="127.0.0.1")
+    p.add_argument("--http-port", type=int, default=8080, help="0 picks a free port")
+    p.add_argument("--ws-host", default="127.0.0.1")
+    p.add_argument("--ws-port", type=int, default=10000, help="0 picks a free port")
+    p.add_argument("--state-hz", type=float, default=10.0)
+    p.add_argument("--start-delay", type=float, default=0.3, help="seconds before a move begins")
+    p.add_argument("--fps", type=float, help="frame rate of every camera")
+    for short in _SIZE_FLAGS:
+        p.add_argument(f"--{short}-size", type=_size, metavar="WxH")
+        p.add_argument(f"--{short}-format", choices=PIXEL_FORMATS)
+        p.add_argument(f"--{short}-fps", type=float)
+    p.add_argument("--only", nargs="+", choices=sorted(_SIZE_FLAGS), help="serve only these cameras")
+    p.add_argument("--frames-per-message", type=int, default=3)
+    p.add_argument("--ack-timeout", type=float, default=2.0)
+    faults = p.add_argument_group("faults")
+    faults.add_argument("--drop-stream-after", type=float, metavar="S")
+    faults.add_argument("--never-settle", action="store_true")
+    faults.add_argument("--silent-state", nargs="+", default=[], metavar="DEVICE_ID")
+    faults.add_argument("--malformed-every", type=int, metavar="N")
+    faults.add_argument("--invoke-status", type=int)
+    faults.add_argument("--invoke-delay", type=float, default=0.0, metavar="S")
+    faults.add_argument("--stream-delay", type=float, default=0.0, metavar="S")
+    faults.add_argument("--no-mqtt-response", action="store_true")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """Build a SimConfig from parsed command-line arguments."""
+    cameras = default_cameras()
+    for short, cid in _SIZE_FLAGS.items():
+        cam = cameras[cid]
+        size = getattr(args, f"{short}_size")
+        fmt = getattr(args, f"{short}_format")
+        fps = getattr(args, f"{short}_fps") or args.fps
+        cameras[cid] = CameraSim(
+            fmt or cam.pixel_format,
+            size[0] if size else cam.width,
+            size[1] if size else cam.height,
+            fps or cam.fps,
+            cam.zoom_device,
+            cam.zoom_style,
+        )
+    if args.only:
+        keep = {_SIZE_FLAGS[s] for s in args.only}
+        cameras = {cid: cam for cid, cam in cameras.items() if cid in keep}
+    faults = Faults(
+        drop_stream_after_s=args.drop_stream_after,
+        never_settle=args.never_settle,
+        silent_state=set(args.silent_state),
+        malformed_every=args.malformed_every,
+        invoke_status=args.invoke_status,
+        invoke_delay_s=args.invoke_delay,
+        stream_delay_s=args.stream_delay,
+        mqtt_respond=not args.no_mqtt_response,
+    )
+    return SimConfig(
+        mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port,
+        topic_prefix=args.topic_prefix,
+        http_host=args.http_host,
+        http_port=args.http_port,
+        ws_host=args.ws_host,
+        ws_port=args.ws_port,
+        state_hz=args.state_hz,
+        start_delay_s=args.start_delay,
+        cameras=cameras,
+        frames_per_message=args.frames_per_message,
+        ack_timeout_s=args.ack_timeout,
+        faults=faults,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        cfg = config_from_args(args)
+    except ValueError as exc:
+        log.error("bad arguments: %s", exc)
+        return 2
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    rig = SimRig(cfg)
+    try:
+        rig.start()
+    except SimStartError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        for cid, cam in cfg.cameras.items():
+            log.info("camera %s: %s %dx%d @ %g fps", cid, cam.pixel_format, cam.width, cam.height, cam.fps)
+        log.info("WebSocket frames on %s", rig.ws_url)
+        log.info("HTTP invoke on %s", rig.http_url)
+        log.info(
+            "MQTT %s:%d, topics %s/entity_{state,command,response}/<device_id>",
+            cfg.mqtt_host,
+            cfg.mqtt_port,
+            cfg.topic_prefix,
+        )
+        log.info("running; Ctrl-C stops")
+        # Bounded waits so the signal handler's flag is seen promptly on every platform.
+        while not stop.wait(0.5):
+            pass
+    finally:
+        log.info("stopping")
+        rig.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
