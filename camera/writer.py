@@ -4,17 +4,19 @@
 arrival order — and ``session.json`` beside, written last and atomically.
 
 * ``encoded`` frames are written byte for byte (``.jpg`` / ``.png`` by their magic bytes).
-* ``mono8`` / ``mono16`` / ``rgb8`` / ``bgr8`` are written lossless at their own bit depth: PNG
-  (zlib level 6), ``png-fast`` (zlib level 1) or uncompressed TIFF. ``mono16`` becomes a 16-bit
-  greyscale image (Pillow mode ``I;16``), ``bgr8`` is stored in RGB order.
+* ``mono8`` / ``mono16`` / ``rgb8`` / ``bgr8`` are written lossless at their own bit depth: ``png``
+  (zlib level 1, the default: 2–4× faster than level 6 for files 3–15 % larger), ``png-small``
+  (zlib level 6) or ``tiff`` (uncompressed, 20–100× faster than PNG, the largest files). ``mono16``
+  becomes a 16-bit greyscale image (Pillow mode ``I;16``), ``bgr8`` is stored in RGB order.
 * With ``previews`` a contrast-stretched 8-bit copy goes to ``<camera_id>/previews/`` beside — never
   instead of the lossless file.
 
 Write-behind: :meth:`SessionWriter.add` runs on the event loop thread, only numbers the frame and
 records its manifest entry, and hands encoding and the file write to an executor (a thread pool).
-The writer holds each frame's pixels until its write is done, and does not bound that itself: the
-caller watches :meth:`SessionWriter.pending_bytes` and applies back-pressure (for example by holding
-back the ``received`` acknowledgement of PROTOCOL §4, so the rig slows down instead of memory growing).
+The writer holds each frame's pixels until its write is done. With ``memory_cap_bytes`` set, a frame
+that would take the pixels held in memory over the cap is *spilled*: one spill thread appends its
+raw bytes to a file in ``spill_dir`` and drops them from memory, and the frame is encoded later
+from that file. Nothing is dropped: the overflow policy is "move to disk", never "discard".
 
 Exceptions::
 
@@ -25,6 +27,7 @@ Exceptions::
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import io
 import os
 import threading
@@ -50,11 +53,11 @@ _MAX_SESSION_SUFFIX = 10_000
 
 # image_format -> (Pillow format, file extension, save options). All lossless.
 _IMAGE_FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "png": ("PNG", "png", {"compress_level": 6}),
-    "png-fast": ("PNG", "png", {"compress_level": 1}),
+    "png": ("PNG", "png", {"compress_level": 1}),
+    "png-small": ("PNG", "png", {"compress_level": 6}),
     "tiff": ("TIFF", "tif", {"compression": "raw"}),
 }
-_PREVIEW_FORMAT = "png-fast"  # a display copy: speed over size
+_PREVIEW_FORMAT = "png"  # a display copy: speed over size
 
 # pixel_format -> (Pillow image mode, Pillow raw decoder mode) for Image.frombuffer.
 _PIL_MODES: dict[str, tuple[str, str]] = {
@@ -161,7 +164,7 @@ class CameraWriteOptions:
     otherwise quietly mean ``previews="tiff"``."""
 
     previews: bool = False  # also write previews/<name>.png (8-bit) for raw formats
-    image_format: str = "png"  # for raw formats: "png", "png-fast" or "tiff"; all lossless
+    image_format: str = "png"  # for raw formats: "png", "png-small" or "tiff"; all lossless
 
     def __post_init__(self) -> None:
         if self.image_format not in _IMAGE_FORMATS:
@@ -182,6 +185,8 @@ class _Entry:
     frame: Frame | None  # dropped once the write is done
     nbytes: int
     state: str = _PENDING
+    spill: tuple[int, int] | None = None  # (offset, length) in the spill file once spilled
+    in_memory: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +224,8 @@ class SessionWriter:
         executor: concurrent.futures.Executor,
         *,
         fsync: bool = True,
+        memory_cap_bytes: int | None = None,
+        spill_dir: Path | None = None,
     ) -> None:
         for camera_id in cameras:
             _check_path_component(camera_id)
@@ -233,6 +240,13 @@ class SessionWriter:
         self._pending_bytes = 0
         self._failures: list[_Failure] = []
         self._closed = False
+        self._cap = memory_cap_bytes if spill_dir is not None else None
+        self._spill_path = spill_dir / f"{session_id}.spill" if spill_dir is not None else None
+        self._spill_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._spill_fh: Any = None
+        self._memory_bytes = 0
+        self.peak_memory_bytes = 0
+        self.spilled_frames = 0
 
     # -- loop thread -------------------------------------------------------------------------
 
@@ -278,6 +292,18 @@ class SessionWriter:
             camera.entries.append(entry)
             self._submitted += 1
             self._pending_bytes += entry.nbytes
+            spill = self._cap is not None and self._memory_bytes + entry.nbytes > self._cap
+            self._memory_bytes += entry.nbytes
+            self.peak_memory_bytes = max(self.peak_memory_bytes, self._memory_bytes)
+            if spill and self._spill_executor is None:
+                self._spill_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spill")
+        if spill:
+            assert self._spill_executor is not None
+            self._spill_executor.submit(self._spill, entry)
+        else:
+            self._submit(entry)
+
+    def _submit(self, entry: _Entry) -> None:
         # Submitted outside the lock: an executor that runs the job inline must not deadlock.
         try:
             future = self._executor.submit(self._write, entry)
@@ -285,6 +311,33 @@ class SessionWriter:
             self._complete(entry, _Failure(entry.camera_id, entry.file, exc))
             return
         future.add_done_callback(lambda fut: self._on_done(entry, fut))
+
+    def _spill(self, entry: _Entry) -> None:
+        """(spill thread) Move a frame's pixels to the spill file, then queue its encode."""
+        frame = entry.frame
+        assert frame is not None and self._spill_path is not None
+        try:
+            if self._spill_fh is None:
+                self._spill_path.parent.mkdir(parents=True, exist_ok=True)
+                self._spill_fh = open(self._spill_path, "a+b")  # noqa: SIM115 - closed in finish()
+            offset = self._spill_fh.seek(0, os.SEEK_END)
+            self._spill_fh.write(frame.pixels)
+            self._spill_fh.flush()  # readers use pread on their own descriptor
+        except Exception as exc:
+            self._complete(entry, _Failure(entry.camera_id, entry.file, exc))
+            return
+        with self._cond:
+            entry.spill = (offset, len(frame.pixels))
+            entry.frame = dataclasses.replace(frame, pixels=b"")
+            entry.in_memory = False
+            self._memory_bytes -= entry.nbytes
+            self.spilled_frames += 1
+        self._submit(entry)
+
+    def memory_bytes(self) -> int:
+        """Pixel bytes held in memory now (pending writes that were not spilled)."""
+        with self._cond:
+            return self._memory_bytes
 
     def reject(self, camera_id: str, reason: str) -> None:
         """Count a rejected frame of ``camera_id``; the first few reasons are kept for the manifest.
@@ -366,7 +419,10 @@ class SessionWriter:
         with self._cond:
             self._closed = True
         try:
-            self.wait(timeout)
+            try:
+                self.wait(timeout)
+            finally:
+                self._close_spill()
         except WriteError:
             if raise_on_error:
                 raise
@@ -396,6 +452,15 @@ class SessionWriter:
         write_json_atomic(self.session_dir / MANIFEST_NAME, document)
         return document
 
+    def _close_spill(self) -> None:
+        if self._spill_executor is not None:
+            self._spill_executor.shutdown(wait=True)
+        if self._spill_fh is not None:
+            self._spill_fh.close()
+            self._spill_fh = None
+        if self._spill_path is not None:
+            self._spill_path.unlink(missing_ok=True)
+
     # -- executor threads ----------------------------------------------------------------------
 
     def _write(self, entry: _Entry) -> _Failure | None:
@@ -406,6 +471,14 @@ class SessionWriter:
         created: list[Path] = []
         current = entry.file
         try:
+            if entry.spill is not None:
+                assert self._spill_path is not None
+                offset, length = entry.spill
+                fd = os.open(self._spill_path, os.O_RDONLY)
+                try:
+                    frame = dataclasses.replace(frame, pixels=os.pread(fd, length, offset))
+                finally:
+                    os.close(fd)
             self._make_dir(entry.camera_id, entry.camera_id)
             data, preview = _encode(frame, options)
             self._write_file(self.session_dir / entry.file, data, created)
@@ -456,6 +529,9 @@ class SessionWriter:
         with self._cond:
             entry.frame = None  # the pixels can go now
             self._pending_bytes -= entry.nbytes
+            if entry.in_memory:
+                self._memory_bytes -= entry.nbytes
+                entry.in_memory = False
             self._completed += 1
             camera = self._cameras[entry.camera_id]
             if failure is None:

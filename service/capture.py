@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +46,9 @@ class CaptureService:
         self.started_at = time.time()
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         workers = config.recording.writer_threads or (os.cpu_count() or 2)
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="writer")
+        self.executor = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="writer", initializer=_lower_thread_priority
+        )
         self.hub: StateHub
         self.link: MqttLink
         self.router: FrameRouter
@@ -296,6 +299,19 @@ class CaptureService:
         data["history_warning"] = self.history.warning
         data["storage_warnings"] = self.storage_warnings
         return data
+
+
+def _lower_thread_priority() -> None:
+    """Writer threads yield the CPU to the thread that reads the streams.
+
+    Encoding can always catch up later (frames wait in memory or in the spill file); a stream
+    reader that falls behind makes the rig skip frames, which are lost for good. On Linux a
+    thread's id is a valid target for setpriority, so only this thread is lowered.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not permitted: run at normal priority
 
 
 __all__ = ["CaptureService", "RigError"]

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PixelFormat = Literal["encoded", "mono8", "mono16", "rgb8", "bgr8"]
-ImageFormat = Literal["png", "png-fast", "tiff"]
+ImageFormat = Literal["png", "png-small", "tiff"]
 
 
 class ConfigError(Exception):
@@ -128,6 +128,9 @@ class RecordingConfig(_Model):
     command_id: str = "start_recording_command"
     # Threads that encode and write frames while the recording runs (0 = one per core).
     writer_threads: int = Field(0, ge=0)
+    # Received frames held in memory waiting for their write; beyond this they are spilled to
+    # images_data/spill/ and encoded from there (null = no cap). Nothing is ever dropped.
+    memory_cap_mb: float | None = Field(None, gt=0)
 
 
 def _default_cameras() -> dict[str, CameraConfig]:

@@ -275,7 +275,15 @@ class JobRunner:
                 "duration_second": duration,
             },
         )
-        writer = SessionWriter(session_dir, session_id, options, self._executor)
+        cap_mb = self._cfg.recording.memory_cap_mb
+        writer = SessionWriter(
+            session_dir,
+            session_id,
+            options,
+            self._executor,
+            memory_cap_bytes=int(cap_mb * 1024 * 1024) if cap_mb else None,
+            spill_dir=self._paths.images_data_dir / "spill" if cap_mb else None,
+        )
         recorder = Recorder(self._cfg, cameras, start_mono, start_mono + duration, writer, self._hub)
         self._router.attach(recorder, start_mono)
         self._hub.add_listener(recorder.on_state)
@@ -335,6 +343,10 @@ class JobRunner:
             "gaps": recorder.gaps,
             "stream_outages": outages,
             "unreadable_messages": recorder.unreadable_messages,
+            "memory": {
+                "peak_buffered_bytes": writer.peak_memory_bytes,
+                "spilled_frames": writer.spilled_frames,
+            },
             "telemetry": recorder.telemetry,
             "telemetry_dropped": recorder.telemetry_dropped,
         }

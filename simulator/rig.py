@@ -173,6 +173,8 @@ class SimRig:
         assert self._executor is not None
         producer = FrameProducer(self.cfg, self._physics, self._renderers, self._executor, time.monotonic())
         server = FrameServer(self.cfg, producer, self._stats, self._on_sent)
+        async with asyncio.timeout(self.cfg.start_timeout_s):
+            await producer.warm_up()
         port = await server.start()
         self.ws_url = f"ws://{self.cfg.ws_host}:{port}"
         try:

@@ -105,6 +105,21 @@ class FrameProducer:
         done, _ = await asyncio.wait({fut}, timeout=wait_s)
         return fut.result() if done else None
 
+    async def warm_up(self) -> None:
+        """Render every camera's view of the current pose into its cache before serving.
+
+        The first render of a process is slow (OpenCV and libjpeg initialise lazily, executor threads
+        start); done here, it cannot delay the first ticks and skip frames for the first client.
+        """
+        pose = self._physics.true_pose(time.monotonic())
+        loop = asyncio.get_running_loop()
+        jobs = []
+        for cid, renderer in self._renderers.items():
+            key = renderer.key_for(pose.pan_deg, pose.tilt_deg, self._physics.zoom_factor(cid, pose))
+            if renderer.cached(key) is None:
+                jobs.append(loop.run_in_executor(self._executor, renderer.render, key))
+        await asyncio.gather(*jobs)
+
     async def run_loop(self) -> None:
         """Tick forever; frames are rendered only while some connection listens."""
         if not self._fps:
