@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from api import create_app
@@ -165,3 +167,25 @@ def wait_job(client: FlaskClient, job_id: str, timeout: float, phase: str = "don
             return job
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not reach {phase} in {timeout} s; last seen {job}")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (for servers that must be told their port up front)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
+    """Wait until a service process answers /healthz with ok; fail early if the process died."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).json()["status"] == "ok":
+                return
+        except requests.RequestException:
+            pass
+        assert proc.poll() is None, f"service process exited with {proc.returncode}"
+        assert time.monotonic() < deadline, f"service at {url} did not come up in {timeout} s"
+        time.sleep(0.1)

@@ -21,8 +21,7 @@ from service.capture import CaptureService
 from service.config import Config
 from simulator.config import SimConfig
 from simulator.rig import SimRig
-from tests.conftest import batch, deep_merge, scaled, wait_job
-from tests.test_faults import free_port
+from tests.conftest import batch, deep_merge, free_port, scaled, wait_job
 
 pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto binary not installed")
 

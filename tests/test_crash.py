@@ -20,8 +20,7 @@ from service.capture import CaptureService
 from service.config import Config
 from service.history import HistoryStore
 from simulator.rig import SimRig
-from tests.conftest import batch, scaled
-from tests.test_faults import free_port
+from tests.conftest import batch, free_port, scaled, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,15 +45,7 @@ def test_kill_9_mid_session_is_recovered_as_incomplete(sim: SimRig, prefix: str,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + scaled(20)
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).json()["status"] == "ok":
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "service did not come up"
-            time.sleep(0.1)
+        wait_healthy(url, proc, 20)
         job = requests.post(
             f"{url}/process-request?wait=false", json=batch(0, 0, seconds=20), timeout=5
         ).json()

@@ -11,15 +11,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
 from application import EXAMPLE_BATCH
 from service.atomic import write_json_atomic
-from tests.conftest import scaled
-from tests.test_faults import free_port
+from tests.conftest import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,16 +43,7 @@ def test_simulate_starts_rig_and_embedded_broker_and_captures(tmp_path: Path) ->
     )
     url = f"http://127.0.0.1:{api}"
     try:
-        deadline = time.monotonic() + scaled(30)
-        while True:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).json()["status"] == "ok":
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "demo did not come up"
-            time.sleep(0.2)
+        wait_healthy(url, proc, 30)
         batch = json.loads(json.dumps(EXAMPLE_BATCH))
         batch["requests"][-1]["args"]["duration_second"] = 1
         body = requests.post(f"{url}/process-request", json=batch, timeout=120).json()

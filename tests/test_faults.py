@@ -6,7 +6,6 @@ Real Mosquitto, the simulated rig's fault switches, real HTTP through Flask.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ from api import create_app
 from service.capture import CaptureService
 from simulator.config import SimConfig
 from simulator.rig import SimRig
-from tests.conftest import batch, scaled, wait_job
+from tests.conftest import batch, free_port, scaled, wait_job
 
 CAMS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
 
@@ -40,13 +39,6 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_stream_drop_mid_recording_reconnects_and_marks_the_session_partial(
