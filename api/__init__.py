@@ -9,6 +9,7 @@ from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from api.dashboard import bp as dashboard_bp
 from api.errors import error_body
 from api.routes import bp
 from service.capture import CaptureService
@@ -28,6 +29,7 @@ def create_app(service: CaptureService, test_config: dict[str, Any] | None = Non
         app.config.update(test_config)
     app.extensions["capture"] = service
     app.register_blueprint(bp)
+    app.register_blueprint(dashboard_bp)
     app.before_request(_check_token)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(RigError, _rig_error)

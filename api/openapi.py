@@ -193,23 +193,6 @@ PROCESS = {
     },
 }
 
-SESSION_ID = [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}]
-IMAGE = {
-    "description": "image",
-    "content": {
-        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        "image/png": {"schema": {"type": "string", "format": "binary"}},
-    },
-}
-FILE = {
-    "description": "the file",
-    "content": {
-        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        "image/png": {"schema": {"type": "string", "format": "binary"}},
-        "image/tiff": {"schema": {"type": "string", "format": "binary"}},
-    },
-}
-
 JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 PATHS: dict[str, Any] = {

@@ -111,6 +111,14 @@ class MqttLink:
         log.warning("MQTT disconnected (%s); paho reconnects by itself", reason)
 
     def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            self._handle(msg)
+        except RuntimeError:
+            # The loop closed under a message in flight during shutdown: nothing left to inform.
+            if not self._stopping:
+                raise
+
+    def _handle(self, msg: mqtt.MQTTMessage) -> None:
         received_mono, received_at = time.monotonic(), time.time()
         device = self._state_topics.get(msg.topic)
         try:

@@ -97,8 +97,9 @@ class CaptureService:
         if not self._started:
             return
         self._started = False
-        self.runtime.stop()
+        # The MQTT thread hands messages to the loop, so it stops first.
         self.link.stop()
+        self.runtime.stop()
         self.executor.shutdown(wait=True)
 
     def wait_ready(self, timeout: float = 10.0) -> bool:

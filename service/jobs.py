@@ -350,8 +350,13 @@ class JobRunner:
             "telemetry": recorder.telemetry,
             "telemetry_dropped": recorder.telemetry_dropped,
         }
+        finishing = loop.run_in_executor(self._executor, _finish, writer, manifest)
+        while not finishing.done():
+            saved, total = writer.progress()
+            job.progress = {"frames": recorder.frames_taken, "saved": saved, "total": total}
+            await asyncio.wait({finishing}, timeout=0.25)
         try:
-            written = await loop.run_in_executor(self._executor, _finish, writer, manifest)
+            written = await finishing
         except WriteError as exc:
             raise RecordingError(f"saving session {session_id} failed: {exc}") from exc
         (session_dir / RECORDING_MARKER).unlink(missing_ok=True)

@@ -1,0 +1,782 @@
+"""The operators' dashboard and the read-only views it needs: live thumbnails and the session gallery.
+
+Routes (all but ``/`` need the token when ``api.token`` is set; see ``api._check_token``):
+
+==========================================  ====================================================
+``GET /``                                   the dashboard page (plain HTML, CSS and JavaScript)
+``GET /cameras``                            configured cameras, their zoom command, form limits
+``GET /cameras/<id>/live.jpg`` (``.png``)   the newest frame, downscaled (``?max=`` longest side)
+``GET /sessions``                           sessions, newest first (``?limit=``, ``?offset=``)
+``GET /sessions/<id>``                      the session's ``session.json`` as written
+``GET /sessions/<id>/files/<file>``         a frame file as written (``?view=1``: 8-bit PNG)
+``GET /sessions/<id>/thumbs/<file>``        a small 8-bit JPEG of a frame (``?size=``)
+``GET /sessions/<id>.zip``                  the session folder as a zip, streamed, stored
+==========================================  ====================================================
+
+Paths are checked before any file is opened: a session id must name a folder directly inside
+``save_dir`` (not a symlink), and a file must resolve to a regular file inside that folder, so
+``..``, absolute paths and symlinks pointing out are refused. Errors use the one error shape.
+
+Mono frames are shown with the 2nd–98th percentile stretch of :func:`camera.writer.preview_8bit`;
+encoded (JPEG/PNG) live frames no larger than the requested size are passed through byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import threading
+import time
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+from PIL import Image
+
+from api.openapi import AUTH_ERR, ERR
+from camera.frames import Frame, encoded_kind
+from camera.writer import MANIFEST_NAME, frame_to_array, preview_8bit
+from service.capture import CaptureService
+
+bp = Blueprint("dashboard", __name__)
+
+LIVE_MAX_DEFAULT = 640  # longest side of a live thumbnail unless ?max= says otherwise
+THUMB_SIZE_DEFAULT = 160
+SIZE_LIMITS = (32, 4096)  # ?max= and ?size= are clamped to this
+JPEG_QUALITY = 80
+STRIP_LENGTH = 8  # thumbnails per camera in a session's summary
+SESSIONS_PAGE_DEFAULT, SESSIONS_PAGE_MAX = 20, 200
+ZIP_CHUNK = 1024 * 1024
+# Bounds of the in-memory caches; overflow policy for both: the least recently used entry goes.
+SUMMARY_CACHE_ENTRIES = 5000  # a few hundred bytes each
+THUMB_CACHE_BYTES = 32 * 1024 * 1024
+
+_SESSION_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,127}")
+_MIMETYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
+    ".json": "application/json",
+}
+_BROWSER_IMAGES = frozenset({".jpg", ".jpeg"})  # always 8-bit: ?view=1 passes them through
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": ERR}}}}
+
+
+def _binary(description: str, *mimetypes: str) -> dict[str, Any]:
+    schema = {"type": "string", "format": "binary"}
+    return {"description": description, "content": {m: {"schema": schema} for m in mimetypes}}
+
+
+def _path_param(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1, **schema},
+    }
+
+
+def _query_int(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "integer"},
+    }
+
+
+_SESSION_PARAM = _path_param("session_id", "a folder name in save_dir", example="20261123-203016-412")
+_FILE_PARAM = _path_param(
+    "file", "a path relative to the session folder; may contain /", example="session.json"
+)
+_IMAGES = ("image/png", "image/jpeg")
+
+# This blueprint's part of GET /openapi.json (merged in by api.routes through app.extensions).
+OPENAPI_PATHS: dict[str, Any] = {
+    "/": {
+        "get": {
+            "summary": "The dashboard page; never needs the token",
+            "security": [],
+            "responses": {
+                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+            },
+        }
+    },
+    "/cameras": {
+        "get": {
+            "summary": "Cameras with their zoom command and limits, pan/tilt ranges, longest recording",
+            "responses": {
+                "200": {
+                    "description": "what a client needs to build a batch",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["cameras", "pantilt", "recording"],
+                                "properties": {"cameras": {"type": "array", "items": {"type": "object"}}},
+                            }
+                        }
+                    },
+                },
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/cameras/{camera_id}/live.{ext}": {
+        "get": {
+            "summary": "The camera's newest frame, 8-bit, scaled to fit ?max= (mono stretched)",
+            "parameters": [
+                _path_param("camera_id", "a configured camera", example="cameradevice_lwir_1"),
+                _path_param(
+                    "ext", "image type; a camera's own JPEG/PNG may be passed through", enum=["jpg", "png"]
+                ),
+                _query_int("max", "longest side in pixels (32-4096, default 640)"),
+            ],
+            "responses": {
+                "200": _binary("the image", *_IMAGES),
+                "404": _err("unknown camera or image type, or no frame received yet"),
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/sessions": {
+        "get": {
+            "summary": "Sessions in save_dir, newest first, with pose, times, frame counts, thumbnail files",
+            "parameters": [
+                _query_int("limit", "page size (1-200, default 20)"),
+                _query_int("offset", "skip"),
+            ],
+            "responses": {
+                "200": {
+                    "description": "one page",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["sessions", "total", "offset", "limit"],
+                                "properties": {
+                                    "sessions": {"type": "array", "items": {"type": "object"}},
+                                    "total": {"type": "integer"},
+                                },
+                            }
+                        }
+                    },
+                },
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/sessions/{session_id}": {
+        "get": {
+            "summary": "The session's session.json",
+            "parameters": [_SESSION_PARAM],
+            "responses": {
+                "200": {
+                    "description": "the manifest",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "404": _err("no such session, or no manifest yet"),
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/sessions/{session_id}/files/{file}": {
+        "get": {
+            "summary": "A file of the session as written; ?view=1 turns an image into an 8-bit PNG",
+            "parameters": [
+                _SESSION_PARAM,
+                _FILE_PARAM,
+                {
+                    "name": "view",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": ["1"]},
+                },
+            ],
+            "responses": {
+                "200": _binary(
+                    "the file", *_IMAGES, "image/tiff", "application/json", "application/octet-stream"
+                ),
+                "400": _err("the path is absolute or has '..'"),
+                "404": _err("no such session or file"),
+                "415": _err("?view=1 of a file that is not a readable image"),
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/sessions/{session_id}/thumbs/{file}": {
+        "get": {
+            "summary": "A small 8-bit JPEG of a frame",
+            "parameters": [
+                _SESSION_PARAM,
+                _FILE_PARAM,
+                _query_int("size", "longest side (32-4096, default 160)"),
+            ],
+            "responses": {
+                "200": _binary("the thumbnail", "image/jpeg"),
+                "400": _err("the path is absolute or has '..'"),
+                "404": _err("no such session or image"),
+                "415": _err("not a readable image"),
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/sessions/{session_id}.zip": {
+        "get": {
+            "summary": "The session folder as a zip, streamed, files stored uncompressed",
+            "parameters": [_SESSION_PARAM],
+            "responses": {
+                "200": _binary("the zip", "application/zip"),
+                "404": _err("no such session"),
+                **AUTH_ERR,
+            },
+        }
+    },
+}
+
+
+@bp.record_once
+def _document(state: BlueprintSetupState) -> None:
+    state.app.extensions.setdefault("openapi_paths", {}).update(OPENAPI_PATHS)
+
+
+def _service() -> CaptureService:
+    service: CaptureService = current_app.extensions["capture"]
+    return service
+
+
+# -- the page --------------------------------------------------------------------------------------
+@bp.get("/")
+def page() -> ResponseReturnValue:
+    static = Path(current_app.static_folder or "")
+    # A version in the asset URLs, so a browser never runs a new page with an old script.
+    stamps = [
+        int(p.stat().st_mtime) for p in (static / "dashboard.js", static / "dashboard.css") if p.exists()
+    ]
+    resp = Response(render_template("dashboard.html", version=max(stamps, default=0)))
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+@bp.get("/cameras")
+def cameras() -> ResponseReturnValue:
+    """What the capture form and the command-line client need to build a batch."""
+    cfg = _service().config
+    by_field = {spec.field: (cmd, spec) for cmd, spec in cfg.positioning_commands.items()}
+    pan = cfg.positioning_commands.get("set_pan_position_degree")
+    tilt = cfg.positioning_commands.get("set_tilt_position_degree")
+    out = []
+    for cam_id, cam in cfg.cameras.items():
+        zoom = None
+        if cam.zoom_field and cam.zoom_field in by_field:
+            command_id, spec = by_field[cam.zoom_field]
+            zoom = {
+                "command_id": command_id,
+                "arg": spec.arg,
+                "field": spec.field,
+                "min": spec.min,
+                "max": spec.max,
+                "integer": spec.integer,
+            }
+        out.append({"camera_id": cam_id, "pixel_format": cam.pixel_format, "zoom": zoom})
+    return jsonify(
+        {
+            "cameras": out,
+            "pantilt": {
+                "device_id": cfg.pantilt.device_id,
+                "pan_range_x100": [pan.min, pan.max] if pan else None,
+                "tilt_range_x100": [tilt.min, tilt.max] if tilt else None,
+            },
+            "recording": {
+                "command_id": cfg.recording.command_id,
+                "max_duration_s": cfg.recording.max_duration_s,
+            },
+        }
+    )
+
+
+# -- live thumbnails -------------------------------------------------------------------------------
+# Which frame a cached thumbnail was made from. Frames of one message share their arrival time, so
+# the camera's own index and timestamp tell them apart.
+_FrameKey = tuple[float, int | None, int | None]
+
+
+class _LiveCache:
+    """The last thumbnail made per (camera, format, size), so several viewers cost one encode."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Bounded by the configured cameras x 2 formats x the sizes asked for; capped at 64 entries.
+        self._items: OrderedDict[tuple[str, str, int], tuple[_FrameKey, bytes, str]] = OrderedDict()
+
+    def get(self, key: tuple[str, str, int], frame: _FrameKey) -> tuple[bytes, str] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] != frame:
+                return None
+            return item[1], item[2]
+
+    def put(self, key: tuple[str, str, int], frame: _FrameKey, data: bytes, mimetype: str) -> None:
+        with self._lock:
+            self._items[key] = (frame, data, mimetype)
+            self._items.move_to_end(key)
+            while len(self._items) > 64:
+                self._items.popitem(last=False)
+
+
+_live_cache = _LiveCache()
+
+
+@bp.get("/cameras/<camera_id>/live.<ext>")
+def live(camera_id: str, ext: str) -> ResponseReturnValue:
+    """The camera's newest frame as a small 8-bit image (mono stretched), or 404 if none came yet."""
+    service = _service()
+    if ext not in ("jpg", "png"):
+        _fail(404, f"no such image type .{ext}: ask for live.jpg or live.png")
+    if camera_id not in service.config.cameras:
+        _fail(404, f"unknown camera {camera_id!r}; configured: {', '.join(sorted(service.config.cameras))}")
+    frame = service.latest_frame(camera_id)
+    if frame is None:
+        _fail(404, f"no frame received from {camera_id} yet")
+    max_side = _size_arg("max", LIVE_MAX_DEFAULT)
+    key = (camera_id, ext, max_side)
+    which = (frame.received_mono, frame.frame_index, frame.timestamp_ns)
+    cached = _live_cache.get(key, which)
+    if cached is None:
+        cached = _live_image(frame, ext, max_side)
+        _live_cache.put(key, which, *cached)
+    data, mimetype = cached
+    resp = Response(data, mimetype=mimetype)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Frame-Received-At"] = f"{frame.received_at:.3f}"
+    resp.headers["X-Frame-Size"] = f"{frame.width}x{frame.height}"
+    resp.headers["X-Pixel-Format"] = frame.pixel_format
+    if frame.frame_index is not None:
+        resp.headers["X-Frame-Index"] = str(frame.frame_index)
+    return resp
+
+
+def _live_image(frame: Frame, ext: str, max_side: int) -> tuple[bytes, str]:
+    if frame.pixel_format == "encoded":
+        kind = encoded_kind(frame.pixels)
+        if kind is not None and max(frame.width, frame.height) <= max_side:
+            return frame.pixels, _MIMETYPES[f".{kind}"]  # passed through, byte for byte
+        img = _decode(frame.pixels, reduce_to=max_side)
+        return _encode(_for_display(_fit(img, max_side)), ext)
+    arr = frame_to_array(frame)  # RGB order for colour
+    small = _fit(arr, max_side)
+    if small.ndim == 3:
+        small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)  # cv2 encodes BGR
+    return _encode(preview_8bit(small), ext)
+
+
+# -- sessions --------------------------------------------------------------------------------------
+class _SummaryCache:
+    """Session summaries keyed by folder, valid while ``session.json``'s mtime and size are unchanged
+    (a long recording's manifest is megabytes; the gallery should not parse it on every refresh)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, tuple[tuple[int, int], dict[str, Any]]] = OrderedDict()
+
+    def summary(self, session_dir: Path) -> dict[str, Any]:
+        manifest = session_dir / MANIFEST_NAME
+        try:
+            st = manifest.stat()
+        except OSError:
+            return _incomplete_summary(session_dir)
+        stamp = (st.st_mtime_ns, st.st_size)
+        key = str(session_dir)
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None and item[0] == stamp:
+                self._items.move_to_end(key)
+                return item[1]
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            out = _incomplete_summary(session_dir)
+            out["status"] = "unreadable"
+            out["error"] = f"{MANIFEST_NAME} cannot be read: {exc}"
+            return out
+        summary = _summarise(session_dir.name, data)
+        with self._lock:
+            self._items[key] = (stamp, summary)
+            self._items.move_to_end(key)
+            while len(self._items) > SUMMARY_CACHE_ENTRIES:
+                self._items.popitem(last=False)
+        return summary
+
+
+_summaries = _SummaryCache()
+
+
+def _summarise(session_id: str, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        data = {}
+    cameras: dict[str, Any] = {}
+    raw_cameras = data.get("cameras")
+    for cam, info in raw_cameras.items() if isinstance(raw_cameras, dict) else []:
+        if not isinstance(info, dict):
+            continue
+        frames = info.get("frames") if isinstance(info.get("frames"), list) else []
+        assert isinstance(frames, list)
+        cameras[cam] = {
+            "frame_count": info.get("frame_count", len(frames)),
+            "rejected_frames": info.get("rejected_frames", 0),
+            "strip": [
+                {"index": i, "file": frames[i].get("file")}
+                for i in _spread(len(frames), STRIP_LENGTH)
+                if isinstance(frames[i], dict)
+            ],
+        }
+    return {
+        "session_id": session_id,
+        "manifest": True,
+        "job_id": data.get("job_id"),
+        "status": data.get("status"),
+        "record_started_at": data.get("record_started_at"),
+        "record_ended_at": data.get("record_ended_at"),
+        "duration_second": data.get("duration_second"),
+        "pose": data.get("pose_at_start"),
+        "frame_count": sum(c["frame_count"] for c in cameras.values() if isinstance(c["frame_count"], int)),
+        "cameras": cameras,
+    }
+
+
+def _incomplete_summary(session_dir: Path) -> dict[str, Any]:
+    """A folder without a manifest: a recording in progress, or one that was interrupted."""
+    try:
+        started: float | None = session_dir.stat().st_mtime
+    except OSError:
+        started = None
+    return {
+        "session_id": session_dir.name,
+        "manifest": False,
+        "job_id": None,
+        "status": "incomplete",
+        "record_started_at": started,
+        "record_ended_at": None,
+        "duration_second": None,
+        "pose": None,
+        "frame_count": None,
+        "cameras": {},
+    }
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)``, first and last included."""
+    if n <= k:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def _natural_key(name: str) -> list[tuple[int, int | str]]:
+    # "…-123-10" after "…-123-9": numbers compare as numbers.
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[-_.]", name)]
+
+
+def _session_names(save_dir: Path) -> list[str]:
+    try:
+        entries = list(os.scandir(save_dir))
+    except FileNotFoundError:
+        return []
+    names = [
+        e.name
+        for e in entries
+        if _SESSION_ID.fullmatch(e.name) and ".." not in e.name and e.is_dir(follow_symlinks=False)
+    ]
+    return sorted(names, key=_natural_key, reverse=True)
+
+
+@bp.get("/sessions")
+def sessions() -> ResponseReturnValue:
+    """Sessions in ``save_dir``, newest first, one page of summaries."""
+    save_dir = _service().paths.save_dir
+    limit = request.args.get("limit", SESSIONS_PAGE_DEFAULT, type=int)
+    offset = request.args.get("offset", 0, type=int)
+    limit = min(max(limit, 1), SESSIONS_PAGE_MAX)
+    offset = max(offset, 0)
+    names = _session_names(save_dir)
+    page = [_summaries.summary(save_dir / name) for name in names[offset : offset + limit]]
+    return jsonify({"sessions": page, "total": len(names), "offset": offset, "limit": limit})
+
+
+@bp.get("/sessions/<session_id>")
+def session_manifest(session_id: str) -> ResponseReturnValue:
+    folder = _session_dir(session_id)
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        _fail(404, f"session {session_id} has no {MANIFEST_NAME} yet (still recording, or interrupted)")
+    return send_file(manifest, mimetype="application/json", conditional=True, max_age=0)
+
+
+@bp.get("/sessions/<session_id>/files/<path:file>")
+def session_file(session_id: str, file: str) -> ResponseReturnValue:
+    """A file of the session as written; ``?view=1`` turns a frame into an 8-bit PNG a browser shows."""
+    path = _session_file(_session_dir(session_id), file)
+    suffix = path.suffix.lower()
+    if request.args.get("view") in ("1", "true") and suffix in _MIMETYPES and suffix != ".json":
+        if suffix in _BROWSER_IMAGES:
+            return _send(path, suffix)
+        data, mimetype = _encode(_for_display(_read_image(path)), "png")
+        resp = Response(data, mimetype=mimetype)
+        resp.headers["Cache-Control"] = "private, max-age=3600"
+        return resp
+    return _send(path, suffix)
+
+
+class _ThumbCache:
+    """Gallery thumbnails by (file, mtime, size); bounded in bytes, least recently used dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: tuple[str, int, int]) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: tuple[str, int, int], data: bytes) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = data
+            self._bytes += len(data)
+            while self._bytes > THUMB_CACHE_BYTES and self._items:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old)
+
+
+_thumbs = _ThumbCache()
+
+
+@bp.get("/sessions/<session_id>/thumbs/<path:file>")
+def session_thumb(session_id: str, file: str) -> ResponseReturnValue:
+    path = _session_file(_session_dir(session_id), file)
+    if path.suffix.lower() not in _MIMETYPES or path.suffix.lower() == ".json":
+        _fail(404, f"{file} is not an image")
+    size = _size_arg("size", THUMB_SIZE_DEFAULT)
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, size)
+    data = _thumbs.get(key)
+    if data is None:
+        data, _ = _encode(_for_display(_fit(_read_image(path, reduce_to=size), size)), "jpg")
+        _thumbs.put(key, data)
+    resp = Response(data, mimetype="image/jpeg")
+    # Frame files never change once written: the browser may keep the thumbnail.
+    resp.headers["Cache-Control"] = "private, max-age=86400"
+    return resp
+
+
+@bp.get("/sessions/<session_id>.zip")
+def session_zip(session_id: str) -> ResponseReturnValue:
+    """The session folder as a zip, streamed while it is made; files stored, not compressed (frames
+    are already compressed PNG/JPEG, and storing keeps the download at disk speed)."""
+    folder = _session_dir(session_id)
+    files = list(_walk(folder))
+    resp = Response(_zip_stream(session_id, folder, files), mimetype="application/zip")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{session_id}.zip"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _walk(folder: Path) -> Iterator[tuple[Path, str]]:
+    """Regular files under ``folder`` (symlinks are skipped, never followed), sorted."""
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d)))
+        for name in sorted(names):
+            path = Path(root, name)
+            if path.is_symlink() or not path.is_file():
+                continue
+            yield path, path.relative_to(folder).as_posix()
+
+
+class _Chunks:
+    """A write-only file for :class:`zipfile.ZipFile`: it collects what is written until taken.
+    Having no ``seek``/``tell``, it makes zipfile write data descriptors, as a stream needs."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, b: bytes, /) -> int:
+        self._parts.append(bytes(b))
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def _zip_stream(session_id: str, folder: Path, files: list[tuple[Path, str]]) -> Iterator[bytes]:
+    out = _Chunks()
+    with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED) as zf:
+        for path, rel in files:
+            try:
+                src = path.open("rb")
+            except OSError:
+                continue  # vanished since the listing: leave it out
+            with src:
+                st = os.fstat(src.fileno())
+                info = zipfile.ZipInfo(f"{session_id}/{rel}", date_time=_zip_time(st.st_mtime))
+                info.file_size = st.st_size  # decides zip64 up front
+                info.compress_type = zipfile.ZIP_STORED
+                with zf.open(info, mode="w") as dest:
+                    while chunk := src.read(ZIP_CHUNK):
+                        dest.write(chunk)
+                        yield out.take()
+            if data := out.take():
+                yield data  # the data descriptor
+    yield out.take()  # the central directory
+
+
+def _zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
+    t = time.localtime(max(mtime, 315532800))  # zip dates start in 1980
+    return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec
+
+
+# -- path checks -----------------------------------------------------------------------------------
+def _session_dir(session_id: str) -> Path:
+    """The folder of an existing session, directly inside save_dir; 404 otherwise."""
+    save_dir = _service().paths.save_dir
+    if not _SESSION_ID.fullmatch(session_id) or ".." in session_id:
+        _fail(404, f"no session {session_id!r}")
+    folder = save_dir / session_id
+    try:
+        real = folder.resolve(strict=True)
+        base = save_dir.resolve(strict=True)
+    except (OSError, RuntimeError):
+        _fail(404, f"no session {session_id!r}")
+    if folder.is_symlink() or not real.is_dir() or real.parent != base:
+        _fail(404, f"no session {session_id!r}")
+    return real
+
+
+def _session_file(folder: Path, file: str) -> Path:
+    """A regular file inside ``folder``: relative, no ``..``, not leaving it through a symlink."""
+    parts = file.split("/")
+    if (
+        not file
+        or file.startswith("/")
+        or "\\" in file
+        or "\x00" in file
+        or ":" in parts[0]  # a Windows drive
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        _fail(400, f"bad file path {file!r}: give a path relative to the session folder, without '..'")
+    try:
+        real = (folder / file).resolve(strict=True)
+    except (OSError, RuntimeError):
+        _fail(404, f"no file {file} in session {folder.name}")
+    if not real.is_relative_to(folder) or not real.is_file():
+        _fail(404, f"no file {file} in session {folder.name}")
+    return real
+
+
+def _send(path: Path, suffix: str) -> ResponseReturnValue:
+    mimetype = _MIMETYPES.get(suffix, "application/octet-stream")
+    resp = send_file(path, mimetype=mimetype, conditional=True, max_age=3600)
+    resp.headers["Cache-Control"] = "private, max-age=3600"
+    return resp
+
+
+def _fail(status: int, message: str) -> NoReturn:
+    # Rendered by the app's HTTPException handler in the one error shape.
+    abort(status, description=message)
+
+
+def _size_arg(name: str, default: int) -> int:
+    value = request.args.get(name, default, type=int)
+    return min(max(value, SIZE_LIMITS[0]), SIZE_LIMITS[1])
+
+
+# -- images ----------------------------------------------------------------------------------------
+def _decode(data: bytes, reduce_to: int | None = None) -> npt.NDArray[Any]:
+    """Decode a JPEG/PNG/TIFF at its own bit depth (cv2 order: BGR). For a JPEG at least twice as large
+    as ``reduce_to``, libjpeg scales it down by 2, 4 or 8 while decoding (far cheaper than decoding
+    it whole and resizing)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    flags = cv2.IMREAD_UNCHANGED
+    if reduce_to is not None and encoded_kind(data) == "jpg":
+        try:
+            with Image.open(io.BytesIO(data)) as probe:  # reads the header only
+                factor = max(probe.size) / reduce_to
+        except (OSError, ValueError):
+            factor = 1.0
+        for step, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4)):
+            if factor >= step:
+                flags = flag
+                break
+        else:
+            if factor >= 2:
+                flags = cv2.IMREAD_REDUCED_COLOR_2
+    img = cv2.imdecode(buf, flags)
+    if img is None:
+        raise ValueError("not a readable image")
+    result: npt.NDArray[Any] = img
+    return result
+
+
+def _read_image(path: Path, reduce_to: int | None = None) -> npt.NDArray[Any]:
+    try:
+        return _decode(path.read_bytes(), reduce_to)
+    except ValueError:
+        _fail(415, f"{path.name} is not an image this service can show")
+
+
+def _for_display(img: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
+    """8 bits for a browser: mono (any depth) and 16-bit colour stretched, 8-bit colour as it is."""
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    return preview_8bit(img)
+
+
+def _fit(img: npt.NDArray[Any], max_side: int) -> npt.NDArray[Any]:
+    h, w = img.shape[:2]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return img
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small: npt.NDArray[Any] = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return small
+
+
+def _encode(img: npt.NDArray[np.uint8], ext: str) -> tuple[bytes, str]:
+    """An 8-bit image (grey, or BGR) as PNG or JPEG bytes, and its mimetype."""
+    if ext == "png":
+        ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        mimetype = "image/png"
+    else:
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        mimetype = "image/jpeg"
+    if not ok:
+        raise ValueError(f"could not encode a {ext} image")
+    return bytes(buf), mimetype

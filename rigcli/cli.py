@@ -1,0 +1,499 @@
+"""The ``rigcli`` commands: capture, status, jobs, history, sessions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from rigcli.client import (
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    ApiClient,
+    CliError,
+    RequestRejected,
+    ServiceUnavailable,
+)
+from rigcli.progress import JobProgress
+
+DEFAULT_URL = "http://127.0.0.1:5000"
+POLL_EVERY_S = 0.25
+# While following a job, connection trouble is retried for this long before giving up (exit 3).
+POLL_RETRY_S = 15.0
+PANTILT_COMMANDS = (
+    ("pan", "set_pan_position_degree", "pan_position_deg_x100"),
+    ("tilt", "set_tilt_position_degree", "tilt_position_deg_x100"),
+)
+
+EPILOG = """\
+exit codes:
+  0  done; for capture: the job succeeded
+  1  the job failed or was cancelled (the error is printed)
+  2  usage error, or the service refused the request as invalid (HTTP 400/413/415)
+  3  cannot reach the service, it refused the token (HTTP 401/403), or it failed (HTTP 5xx)
+  130 interrupted with Ctrl-C (a submitted job goes on in the service)
+
+environment:
+  RIGCAPTURE_URL    default for --url (else http://127.0.0.1:5000)
+  RIGCAPTURE_TOKEN  default for --token (safer than --token: not shown in the process list)
+
+examples:
+  python -m rigcli capture --pan 45 --tilt -10 --seconds 3 --cameras swir,lwir,rgb
+  python -m rigcli capture --seconds 1 --cameras rgb --zoom rgb=4 --json > job.json
+  python -m rigcli status
+  python -m rigcli sessions --limit 5
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error raises instead of exiting, so main() owns every exit code."""
+
+    def error(self, message: str) -> Any:
+        raise _UsageError(f"{self.prog}: {message}", self.format_usage())
+
+
+class _UsageError(Exception):
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+def _common(top: bool) -> _Parser:
+    """The options every command takes. They may stand before or after the command; the copy given
+    to the subcommands has no defaults, or argparse would let them overwrite what stood before."""
+    common = _Parser(add_help=False)
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    common.add_argument(
+        "--url",
+        default=default(os.environ.get("RIGCAPTURE_URL", DEFAULT_URL)),
+        help=f"the service (default: $RIGCAPTURE_URL or {DEFAULT_URL})",
+    )
+    common.add_argument(
+        "--token",
+        default=default(os.environ.get("RIGCAPTURE_TOKEN")),
+        help="api.token (default: $RIGCAPTURE_TOKEN)",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the final JSON on stdout, nothing else",
+    )
+    common.add_argument(
+        "--timeout", type=float, default=default(10.0), help="seconds per HTTP call (default: 10)"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common(top=False)
+    parser = _Parser(
+        prog="rigcli",
+        description="Command-line client of the rigcapture service (uses its public HTTP API only).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common(top=True)],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    cap = sub.add_parser(
+        "capture",
+        parents=[common],
+        help="move, settle, record; follow the job; print a summary",
+        description="Submit a batch (pan, tilt, zooms, then the recording), follow the job with a "
+        "progress bar on stderr, then print a summary. Moves are left out when not given.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cap.add_argument("--pan", type=float, metavar="DEG", help="pan in degrees (-180 … 180)")
+    cap.add_argument("--tilt", type=float, metavar="DEG", help="tilt in degrees (-90 … 90)")
+    cap.add_argument("--seconds", type=float, required=True, metavar="S", help="how long to record")
+    cap.add_argument(
+        "--cameras",
+        required=True,
+        metavar="LIST",
+        help="comma-separated cameras; a part of an id is enough (swir,lwir,rgb)",
+    )
+    cap.add_argument(
+        "--zoom",
+        action="append",
+        default=[],
+        metavar="CAM=VALUE",
+        help="set a camera's zoom first (rgb=4, swir=200); may be repeated",
+    )
+    cap.add_argument("--no-follow", action="store_true", help="print the job id and return at once")
+    cap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    cap.add_argument(
+        "--max-wait",
+        type=float,
+        metavar="S",
+        help="give up following after S seconds (default: 3 x --seconds + 180)",
+    )
+    cap.set_defaults(run=cmd_capture)
+
+    st = sub.add_parser("status", parents=[common], help="the rig: pose, connections, cameras")
+    st.set_defaults(run=cmd_status)
+    jobs = sub.add_parser("jobs", parents=[common], help="jobs since the service started, newest first")
+    jobs.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
+    jobs.set_defaults(run=cmd_jobs)
+    hist = sub.add_parser("history", parents=[common], help="history.json, newest first")
+    hist.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
+    hist.set_defaults(run=cmd_history)
+    ses = sub.add_parser("sessions", parents=[common], help="recorded sessions, newest first")
+    ses.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
+    ses.set_defaults(run=cmd_sessions)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run one command; return its exit code."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        err.write(exc.usage + str(exc) + "\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    client = ApiClient(args.url, args.token, timeout=args.timeout)
+    run: Callable[[argparse.Namespace, ApiClient, TextIO, TextIO], int] = args.run
+    try:
+        return run(args, client, out, err)
+    except CliError as exc:
+        if args.json and exc.body is not None:
+            _print_json(out, exc.body)
+        err.write(f"rigcli: {exc.message}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.write("\nrigcli: interrupted\n")
+        return 130
+    finally:
+        client.close()
+
+
+# -- capture ---------------------------------------------------------------------------------------
+def cmd_capture(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    info = client.get("/cameras")
+    cameras = [c["camera_id"] for c in info["cameras"]]
+    chosen = [resolve_camera(name, cameras) for name in _split(args.cameras)]
+    if not chosen:
+        raise RequestRejected("--cameras names no camera")
+    body = {"requests": build_batch(args, info, chosen)}
+    answer = client.post("/process-request", body, params={"wait": "false"})
+    job_id = answer["job_id"]
+    if args.no_follow:
+        if args.json:
+            _print_json(out, answer)
+        else:
+            out.write(f"{job_id}\n")
+        return EXIT_OK
+    if not args.json:
+        err.write(f"job {job_id} submitted\n")
+    progress = JobProgress(err, args.seconds, enabled=not args.quiet)
+    max_wait = args.max_wait if args.max_wait is not None else 3 * args.seconds + 180
+    try:
+        job = follow(client, job_id, progress, max_wait)
+    except KeyboardInterrupt:
+        progress.close()
+        err.write(f"rigcli: stopped following; job {job_id} goes on (stop it: DELETE /jobs/{job_id})\n")
+        return 130
+    progress.close()
+    if args.json:
+        _print_json(out, job)
+    else:
+        out.write(summary(job))
+    if job.get("status") != "succeeded":
+        error = job.get("error") or {}
+        err.write(f"rigcli: job {job.get('status')}: {error.get('message', 'no reason given')}\n")
+        return EXIT_JOB_FAILED
+    return EXIT_OK
+
+
+def resolve_camera(name: str, cameras: Sequence[str]) -> str:
+    """An exact id, or the one id that contains ``name`` (case-insensitive); else a usage error."""
+    if name in cameras:
+        return name
+    matches = [c for c in cameras if name.lower() in c.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RequestRejected(f"no camera matches {name!r}; cameras: {', '.join(cameras)}")
+    raise RequestRejected(f"{name!r} matches several cameras ({', '.join(matches)}); say which")
+
+
+def build_batch(args: argparse.Namespace, info: dict[str, Any], cameras: list[str]) -> list[dict[str, Any]]:
+    """Moves first (pan, tilt, zooms), the recording last: the recording then waits for them to settle."""
+    requests: list[dict[str, Any]] = []
+    pantilt = info["pantilt"]["device_id"]
+    for name, command_id, arg in PANTILT_COMMANDS:
+        degrees = getattr(args, name)
+        if degrees is not None:
+            requests.append(
+                {
+                    "target_id": "entity",
+                    "device_id": pantilt,
+                    "command_id": command_id,
+                    "args": {arg: round(degrees * 100)},
+                }
+            )
+    ids = [c["camera_id"] for c in info["cameras"]]
+    zoom_of = {c["camera_id"]: c.get("zoom") for c in info["cameras"]}
+    for item in args.zoom:
+        name, sep, raw = item.partition("=")
+        if not sep or not raw:
+            raise RequestRejected(f"--zoom {item!r}: write CAMERA=VALUE, e.g. rgb=4")
+        camera = resolve_camera(name.strip(), ids)
+        zoom = zoom_of.get(camera)
+        if not zoom:
+            raise RequestRejected(f"--zoom: {camera} has no zoom lens")
+        try:
+            value: float | int = float(raw)
+        except ValueError:
+            raise RequestRejected(f"--zoom {item!r}: {raw!r} is not a number") from None
+        if zoom["integer"]:
+            if not float(value).is_integer():
+                raise RequestRejected(f"--zoom {item!r}: {camera} takes a whole {zoom['arg']}")
+            value = int(value)
+        requests.append(
+            {
+                "target_id": "camera_device",
+                "device_id": camera,
+                "command_id": zoom["command_id"],
+                "args": {zoom["arg"]: value},
+            }
+        )
+    requests.append(
+        {
+            "target_id": "camera_device",
+            "device_id": cameras[0],
+            "command_id": info["recording"]["command_id"],
+            "args": {"duration_second": args.seconds, "camera_ids": cameras},
+        }
+    )
+    return requests
+
+
+def follow(client: ApiClient, job_id: str, progress: JobProgress, max_wait: float) -> dict[str, Any]:
+    """Poll the job until it is done; brief connection trouble is retried, not fatal."""
+    deadline = time.monotonic() + max_wait
+    trouble_since: float | None = None
+    while True:
+        try:
+            job: dict[str, Any] = client.job(job_id)
+            trouble_since = None
+        except ServiceUnavailable as exc:
+            answered = isinstance(exc.body, dict)  # the service said no: retrying will not help
+            if answered or (trouble_since is not None and time.monotonic() - trouble_since > POLL_RETRY_S):
+                raise
+            trouble_since = trouble_since or time.monotonic()
+            time.sleep(1.0)
+            continue
+        progress.update(job)
+        if job.get("phase") == "done" or job.get("status") in ("succeeded", "failed", "cancelled"):
+            return job
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable(
+                f"job {job_id} is still {job.get('phase')} after {max_wait:.0f} s; stopped following "
+                f"(it goes on: python -m rigcli jobs)"
+            )
+        time.sleep(POLL_EVERY_S)
+
+
+def summary(job: dict[str, Any]) -> str:
+    """The capture's summary table: job, session path, frames and rejected per camera, duration."""
+    lines = [f"job       {job.get('job_id')}  {job.get('status')}"]
+    started, finished = job.get("started_at"), job.get("finished_at")
+    if isinstance(started, int | float) and isinstance(finished, int | float):
+        lines.append(f"took      {finished - started:.1f} s")
+    for session in job.get("sessions") or ([job["session"]] if job.get("session") else []):
+        begin, end = session.get("record_started_at"), session.get("record_ended_at")
+        recorded = (
+            f"{end - begin:.2f} s" if isinstance(begin, int | float) and isinstance(end, int | float) else "?"
+        )
+        lines += [
+            f"session   {session.get('session_id')}  ({session.get('status', 'saved')})",
+            f"path      {session.get('path')}",
+            f"duration  {recorded} recorded",
+        ]
+        rows = [
+            [cam, str(c.get("frame_count", "?")), str(c.get("rejected_frames", "?"))]
+            for cam, c in (session.get("cameras") or {}).items()
+        ]
+        lines += table(["camera", "frames", "rejected"], rows, right={1, 2})
+    if not job.get("sessions") and not job.get("session"):
+        lines.append("session   none recorded")
+    failed = [r for r in job.get("results") or [] if r.get("status") != "ok"]
+    for r in failed:
+        req = r.get("request") or {}
+        lines.append(f"command   {req.get('command_id')} to {req.get('device_id')}: {r.get('status')}")
+    return "\n".join(lines) + "\n"
+
+
+# -- the read-only commands ------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    st = client.get("/status")
+    if args.json:
+        _print_json(out, st)
+        return EXIT_OK
+    pose = st.get("pose") or {}
+    broker = st.get("broker") or {}
+    devices = st.get("devices") or {}
+    pantilt_id = client.get("/cameras")["pantilt"]["device_id"]
+    pantilt: dict[str, Any] = devices.get(pantilt_id) or {}
+    settled = pantilt.get("settled")
+    motion = "settled" if settled is True else "moving" if settled is False else "unknown"
+    dist = pose.get("distance_m")
+    lines = [
+        f"service   {client.url}  (transport {st.get('command_transport')}, queue {st.get('queue_length')})",
+        f"broker    {broker.get('host')}:{broker.get('port')} "
+        + ("connected" if broker.get("connected") else f"DOWN {broker.get('last_error') or ''}".rstrip()),
+        f"pan/tilt  {_deg(pose.get('pan_deg_x100'))} / {_deg(pose.get('tilt_deg_x100'))}  {motion}",
+        f"distance  {f'{dist:.2f} m' if isinstance(dist, int | float) and dist > 0 else 'no reading'}",
+    ]
+    for cam, zoom in (pose.get("zooms") or {}).items():
+        lines.append(f"zoom      {cam} {zoom}")
+    for stream in st.get("streams") or []:
+        state = "connected" if stream.get("connected") else f"DOWN {stream.get('last_error') or ''}".rstrip()
+        lines.append(f"stream    {stream.get('url')} {state}")
+    rows = []
+    for cam, c in (st.get("cameras") or {}).items():
+        age = c.get("last_frame_age_s")
+        rows.append(
+            [
+                cam,
+                f"{c.get('fps', 0):.1f}",
+                str(c.get("frames", 0)),
+                str(c.get("rejected_frames", 0)),
+                f"{age:.1f} s ago" if isinstance(age, int | float) else "never",
+            ]
+        )
+    lines += table(["camera", "fps", "frames", "rejected", "last frame"], rows, right={1, 2, 3})
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    jobs = client.get("/jobs")["jobs"][: max(args.limit, 0)]
+    if args.json:
+        _print_json(out, {"jobs": jobs})
+        return EXIT_OK
+    rows = [
+        [
+            j.get("job_id", ""),
+            _when(j.get("created_at")),
+            j.get("status", ""),
+            j.get("phase", ""),
+            (j.get("session") or {}).get("session_id") or "-",
+            _clip((j.get("error") or {}).get("message") or ""),
+        ]
+        for j in jobs
+    ]
+    out.write("\n".join(table(["job", "created", "status", "phase", "session", "error"], rows)) + "\n")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    entries = list(reversed(client.get("/history", params={"limit": max(args.limit, 1)})["requests"]))
+    if args.json:
+        _print_json(out, {"requests": entries})
+        return EXIT_OK
+    rows = []
+    for e in entries:
+        error = e.get("error") or {}
+        message = (
+            (error.get("error") or error.get("message") or "") if isinstance(error, dict) else str(error)
+        )
+        requests = (e.get("request") or {}).get("requests") if isinstance(e.get("request"), dict) else None
+        rows.append(
+            [
+                e.get("id", ""),
+                _when(e.get("received_at")),
+                e.get("status", ""),
+                str(len(requests)) if isinstance(requests, list) else "-",
+                ", ".join(s.get("session_id", "") for s in e.get("sessions") or []) or "-",
+                _clip(message),
+            ]
+        )
+    out.write("\n".join(table(["id", "received", "status", "commands", "session", "error"], rows)) + "\n")
+    return EXIT_OK
+
+
+def cmd_sessions(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    body = client.get("/sessions", params={"limit": max(args.limit, 1)})
+    if args.json:
+        _print_json(out, body)
+        return EXIT_OK
+    rows = []
+    for s in body["sessions"]:
+        pose = s.get("pose") or {}
+        frames = ", ".join(
+            f"{cam.removeprefix('cameradevice_')} {c.get('frame_count')}" for cam, c in s["cameras"].items()
+        )
+        rows.append(
+            [
+                s["session_id"],
+                _when(s.get("record_started_at")),
+                s.get("status") or "-",
+                f"{_deg(pose.get('pan_deg_x100'))} / {_deg(pose.get('tilt_deg_x100'))}",
+                frames or "-",
+            ]
+        )
+    lines = table(["session", "recorded", "status", "pan / tilt", "frames"], rows)
+    lines.append(f"{len(rows)} of {body['total']} sessions")
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+# -- formatting ------------------------------------------------------------------------------------
+def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
+    """Plain-text columns; ``right`` are the indices of right-aligned (numeric) columns."""
+    right = right or set()
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
+
+    return [fmt(headers)] + [fmt(r) for r in rows]
+
+
+def _deg(x100: Any) -> str:
+    return f"{x100 / 100:.2f} deg" if isinstance(x100, int | float) else "?"
+
+
+def _when(epoch: Any) -> str:
+    if not isinstance(epoch, int | float):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _clip(text: str, width: int = 70) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _print_json(out: TextIO, data: Any) -> None:
+    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+__all__ = ["EXIT_UNAVAILABLE", "build_parser", "main"]

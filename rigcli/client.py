@@ -1,0 +1,106 @@
+"""A thin client of the rigcapture HTTP API, and the errors a command line turns into exit codes.
+
+Exceptions::
+
+    CliError                    message, exit_code, body (the service's JSON answer, if any)
+     ├── RequestRejected        the service refused the request as invalid (HTTP 400, 413, 415, 422): exit 2
+     └── ServiceUnavailable     cannot reach the service, timed out, wrong answer, 5xx: exit 3
+          └── AuthError         the token is missing or wrong (HTTP 401, 403): exit 3
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+EXIT_OK = 0
+EXIT_JOB_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+_REJECTED = frozenset({400, 413, 415, 422})
+
+
+class CliError(Exception):
+    """An error that ends the command with ``exit_code``."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+    def __init__(self, message: str, body: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.body = body
+
+
+class RequestRejected(CliError):
+    exit_code = EXIT_USAGE
+
+
+class ServiceUnavailable(CliError):
+    exit_code = EXIT_UNAVAILABLE
+
+
+class AuthError(ServiceUnavailable):
+    pass
+
+
+class ApiClient:
+    """Calls the service at ``url``; every call is bounded by ``timeout`` seconds."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = "rigcli"
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self._call("GET", path, params=params)
+
+    def post(self, path: str, body: Any, params: dict[str, Any] | None = None) -> Any:
+        return self._call("POST", path, params=params, json=body)
+
+    def job(self, job_id: str) -> Any:
+        return self.get(f"/jobs/{quote(job_id, safe='')}")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        where = f"{self.url}{path}"
+        try:
+            resp = self._session.request(method, where, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise ServiceUnavailable(
+                f"the service at {self.url} did not answer within {self.timeout} s"
+            ) from exc
+        except requests.RequestException as exc:
+            raise ServiceUnavailable(f"cannot reach the service at {self.url}: {_reason(exc)}") from exc
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.ok:
+            if body is None:
+                raise ServiceUnavailable(
+                    f"{method} {where} answered {resp.status_code} without JSON: "
+                    "is this a rigcapture service?"
+                )
+            return body
+        message = body.get("error") if isinstance(body, dict) and body.get("error") else resp.reason
+        text = f"{method} {path}: {resp.status_code} {message}"
+        if resp.status_code in (401, 403):
+            raise AuthError(f"{text} (give the token with --token or RIGCAPTURE_TOKEN)", body)
+        if resp.status_code in _REJECTED:
+            raise RequestRejected(text, body)
+        raise ServiceUnavailable(text, body)
+
+
+def _reason(exc: requests.RequestException) -> str:
+    # requests nests the socket error a few levels deep; its "[Errno 111] Connection refused" says it all.
+    found = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
+    return found.group(0) if found else str(exc)

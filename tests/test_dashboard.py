@@ -1,0 +1,228 @@
+"""The dashboard's endpoints through Flask's test client, against a started service on the simulated
+rig: the page, live thumbnails, the session gallery (list, manifest, files, thumbnails, zip), paths
+that try to leave the save folder, and the token.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+from PIL import Image
+
+from api import create_app
+from service.capture import CaptureService
+from tests.conftest import batch, scaled
+
+CAMS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
+
+
+def image(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()  # a truncated or corrupt file fails here
+    return img
+
+
+def is_error(resp: Any, status: int) -> bool:
+    body = resp.get_json()
+    return resp.status_code == status and set(body) == {"error", "details"} and body["error"]
+
+
+def wait_for_frames(client: FlaskClient, headers: dict[str, str] | None = None) -> None:
+    deadline = time.monotonic() + scaled(10)
+    while time.monotonic() < deadline:
+        cams = client.get("/status", headers=headers or {}).get_json()["cameras"]
+        if all(c["frames"] > 0 for c in cams.values()):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no frames from every camera")
+
+
+def test_page_and_static_files_are_served(client: FlaskClient) -> None:
+    resp = client.get("/")
+    assert resp.status_code == 200 and resp.mimetype == "text/html"
+    html = resp.get_data(as_text=True)
+    assert "/static/dashboard.js" in html and "/static/dashboard.css" in html
+    for name, mimetype in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
+        static = client.get(f"/static/{name}")
+        assert static.status_code == 200 and static.mimetype == mimetype
+        assert len(static.data) > 1000
+        static.close()
+    info = client.get("/cameras").get_json()
+    by_id = {c["camera_id"]: c for c in info["cameras"]}
+    assert by_id["cameradevice_rgb_1"]["zoom"]["command_id"] == "set_zoom_value"
+    assert by_id["cameradevice_swir_1"]["zoom"] == {
+        "command_id": "set_zoom_step",
+        "arg": "zoom_step",
+        "field": "zoom_lens_state.zoom_step",
+        "min": 0.0,
+        "max": None,
+        "integer": True,
+    }
+    assert by_id["cameradevice_lwir_1"]["zoom"] is None
+    assert info["pantilt"]["device_id"] == "acikgoz_pantilt"
+    assert info["recording"]["max_duration_s"] == 600
+
+
+def test_live_thumbnails(client: FlaskClient) -> None:
+    wait_for_frames(client)
+    # rgb and vnir are JPEGs on the wire: passed through when small enough, else scaled down.
+    rgb = client.get("/cameras/cameradevice_rgb_1/live.jpg")
+    assert rgb.status_code == 200 and rgb.mimetype == "image/jpeg"
+    assert rgb.headers["Cache-Control"] == "no-store" and rgb.headers["X-Frame-Size"] == "640x360"
+    assert image(rgb.data).size == (640, 360)
+    small = client.get("/cameras/cameradevice_rgb_1/live.jpg?max=200")
+    assert image(small.data).size == (200, 112)
+    # mono8 and mono16: stretched to 8 bits, grey, scaled to fit.
+    for cam in ("cameradevice_swir_1", "cameradevice_lwir_1"):
+        for ext, mimetype in (("jpg", "image/jpeg"), ("png", "image/png")):
+            resp = client.get(f"/cameras/{cam}/live.{ext}?max=160")
+            assert resp.status_code == 200 and resp.mimetype == mimetype, cam
+            img = image(resp.data)
+            assert img.mode == "L" and img.size == (160, 128), (cam, img.mode, img.size)
+            lo, hi = img.getextrema()
+            assert hi - lo > 100, f"{cam}: not stretched ({lo}..{hi})"
+    assert is_error(client.get("/cameras/nope/live.jpg"), 404)
+    assert is_error(client.get("/cameras/cameradevice_rgb_1/live.gif"), 404)
+
+
+def test_no_frame_yet_is_a_404_in_the_error_shape(
+    start_service: Callable[..., CaptureService],
+) -> None:
+    service = start_service("mqtt", streams=[{"url": "ws://127.0.0.1:9"}], wait_ready=False)
+    resp = create_app(service).test_client().get("/cameras/cameradevice_lwir_1/live.jpg")
+    assert is_error(resp, 404) and "no frame" in resp.get_json()["error"]
+
+
+def test_sessions_gallery_files_thumbs_and_zip(service: CaptureService, client: FlaskClient) -> None:
+    assert client.get("/sessions").get_json() == {"sessions": [], "total": 0, "offset": 0, "limit": 20}
+    done = client.post("/process-request", json=batch(4500, -1000, seconds=1.0)).get_json()
+    assert done["status"] == "succeeded", done
+    sid = done["session"]["session_id"]
+    # A folder without a manifest yet (a recording in progress) is listed as incomplete, newest first.
+    (service.paths.save_dir / "99999999-000000-000").mkdir()
+
+    listing = client.get("/sessions").get_json()
+    assert listing["total"] == 2
+    assert [s["session_id"] for s in listing["sessions"]] == ["99999999-000000-000", sid]
+    assert listing["sessions"][0]["status"] == "incomplete" and not listing["sessions"][0]["manifest"]
+    summary = listing["sessions"][1]
+    assert summary["status"] == "complete" and summary["job_id"] == done["job_id"]
+    assert summary["pose"]["pan_deg_x100"] == 4500 and summary["pose"]["tilt_deg_x100"] == -1000
+    assert summary["record_started_at"] < summary["record_ended_at"]
+    assert set(summary["cameras"]) == set(CAMS)
+    for cam in CAMS:
+        info = summary["cameras"][cam]
+        assert info["frame_count"] == done["session"]["cameras"][cam]["frame_count"] > 0
+        assert 0 < len(info["strip"]) <= 8 and info["strip"][0]["index"] == 0
+    assert summary["frame_count"] == sum(c["frame_count"] for c in summary["cameras"].values())
+    assert client.get("/sessions?limit=1&offset=1").get_json()["sessions"][0]["session_id"] == sid
+
+    manifest = client.get(f"/sessions/{sid}")
+    assert manifest.status_code == 200 and manifest.mimetype == "application/json"
+    assert json.loads(manifest.data)["session_id"] == sid
+    manifest.close()
+    assert is_error(client.get("/sessions/99999999-000000-000"), 404)
+
+    # The 16-bit LWIR file as written, and its 8-bit view; a thumbnail of each camera.
+    lwir = summary["cameras"]["cameradevice_lwir_1"]["strip"][0]["file"]
+    raw = client.get(f"/sessions/{sid}/files/{lwir}")
+    assert raw.status_code == 200 and raw.mimetype == "image/png"
+    assert image(raw.data).mode == "I;16"
+    assert raw.data == (service.paths.save_dir / sid / lwir).read_bytes()
+    raw.close()
+    view = client.get(f"/sessions/{sid}/files/{lwir}?view=1")
+    assert view.status_code == 200 and image(view.data).mode == "L"
+    for cam in CAMS:
+        file = summary["cameras"][cam]["strip"][-1]["file"]
+        thumb = client.get(f"/sessions/{sid}/thumbs/{file}?size=100")
+        assert thumb.status_code == 200 and thumb.mimetype == "image/jpeg", cam
+        assert max(image(thumb.data).size) == 100
+        again = client.get(f"/sessions/{sid}/thumbs/{file}?size=100")
+        assert again.data == thumb.data  # served from the cache
+    assert is_error(client.get(f"/sessions/{sid}/thumbs/session.json"), 404)
+
+    # The zip: every file of the folder, stored, under the session's name.
+    resp = client.get(f"/sessions/{sid}.zip")
+    assert resp.status_code == 200 and resp.mimetype == "application/zip"
+    assert resp.headers["Content-Disposition"] == f'attachment; filename="{sid}.zip"'
+    folder = service.paths.save_dir / sid
+    expected = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
+        assert zf.testzip() is None
+        names = sorted(n.removeprefix(f"{sid}/") for n in zf.namelist())
+        assert names == expected and "session.json" in names
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+        assert zf.read(f"{sid}/{lwir}") == (folder / lwir).read_bytes()
+
+
+def test_paths_never_leave_the_save_folder(
+    service: CaptureService, client: FlaskClient, tmp_path: Path
+) -> None:
+    save = service.paths.save_dir
+    session = save / "20260101-000000-000"
+    (session / "cam").mkdir(parents=True)
+    (session / "cam" / "000001.png").write_bytes(b"not really a png")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    os.symlink(secret, session / "cam" / "link.png")  # a symlink pointing out of the session
+    os.symlink(tmp_path, save / "20260101-000000-001")  # a session that is a symlink out
+    sid = session.name
+
+    assert client.get(f"/sessions/{sid}/files/cam/000001.png").status_code == 200
+    refused = [
+        f"/sessions/{sid}/files/../../secret.txt",
+        f"/sessions/{sid}/files/..%2F..%2Fsecret.txt",
+        f"/sessions/{sid}/files/%2e%2e/%2e%2e/secret.txt",
+        f"/sessions/{sid}/files/cam/../../../secret.txt",
+        f"/sessions/{sid}/files/C:/secret.txt",
+        f"/sessions/{sid}/files/cam\\..\\..\\secret.txt",
+        f"/sessions/{sid}/files/cam/link.png",
+        f"/sessions/{sid}/thumbs/cam/link.png",
+        f"/sessions/{sid}/files/cam",  # a folder, not a file
+        "/sessions/20260101-000000-001/files/secret.txt",
+        "/sessions/20260101-000000-001",
+        "/sessions/20260101-000000-001.zip",
+        "/sessions/..",
+        "/sessions/..%2F..%2Fsecret.txt",
+        "/sessions/nope/files/x.png",
+    ]
+    for url in refused:
+        resp = client.get(url, follow_redirects=True)
+        assert resp.status_code in (400, 404), (url, resp.status_code)
+        assert resp.data.strip() != b"secret", url
+        if resp.is_json:
+            assert set(resp.get_json()) == {"error", "details"}, url
+    # An absolute path: werkzeug merges the double slash and redirects inside the session; still 404.
+    resp = client.get(f"/sessions/{sid}/files/{secret}", follow_redirects=True)
+    assert resp.status_code == 404 and resp.get_data() != b"secret"
+    # The listing skips the symlinked folder, and the zip skips the symlinked file.
+    assert [s["session_id"] for s in client.get("/sessions").get_json()["sessions"]] == [sid]
+    with zipfile.ZipFile(io.BytesIO(client.get(f"/sessions/{sid}.zip").data)) as zf:
+        assert zf.namelist() == [f"{sid}/cam/000001.png"]
+    # An unreadable image is a clear error, not a crash.
+    assert is_error(client.get(f"/sessions/{sid}/files/cam/000001.png?view=1"), 415)
+
+
+def test_token_is_needed_everywhere_but_the_page(start_service: Callable[..., CaptureService]) -> None:
+    token = "s3cret"
+    service = start_service("mqtt", api={"token": token})
+    client = create_app(service).test_client()
+    assert client.get("/").status_code == 200
+    assert client.get("/static/dashboard.js").status_code == 200
+    auth = {"Authorization": f"Bearer {token}"}
+    wait_for_frames(client, auth)
+    for url in ("/cameras", "/cameras/cameradevice_swir_1/live.jpg", "/sessions", "/sessions/x.zip"):
+        resp = client.get(url)
+        assert resp.status_code == 401 and resp.headers["WWW-Authenticate"] == "Bearer", url
+        assert client.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401, url
+    assert client.get("/cameras", headers=auth).status_code == 200
+    assert client.get("/cameras/cameradevice_swir_1/live.jpg", headers=auth).status_code == 200
+    assert client.get("/sessions", headers=auth).status_code == 200
