@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from api import create_app
 from service.capture import CaptureService
@@ -189,3 +192,17 @@ def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
         assert proc.poll() is None, f"service process exited with {proc.returncode}"
         assert time.monotonic() < deadline, f"service at {url} did not come up in {timeout} s"
         time.sleep(0.1)
+
+
+@contextmanager
+def serve(service: CaptureService) -> Iterator[str]:
+    """The app on a real HTTP server on a free loopback port; yields its base URL."""
+    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="test http server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+        server.server_close()

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
-from api import create_app
 from service.capture import CaptureService
-from tests.conftest import scaled
+from tests.conftest import scaled, serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -43,20 +39,6 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r req
 
 def ms(seconds: float) -> float:
     return scaled(seconds) * 1000
-
-
-@contextmanager
-def serve(service: CaptureService) -> Iterator[str]:
-    """The app on a real HTTP server on a free loopback port."""
-    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="test http server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
 
 
 @pytest.fixture

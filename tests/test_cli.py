@@ -9,35 +9,18 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from api import create_app
 from rigcli import main
 from rigcli.progress import JobProgress
 from service.capture import CaptureService
 from simulator.rig import SimRig
+from tests.conftest import serve
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@contextmanager
-def serve(service: CaptureService) -> Iterator[str]:
-    """The app on a real HTTP server on a free loopback port."""
-    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="test http server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
-        server.server_close()
 
 
 def rigcli(*argv: str) -> tuple[int, str, str]:

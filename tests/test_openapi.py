@@ -5,28 +5,20 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from api import create_app
 from service.capture import CaptureService
 from simulator.rig import SimRig
+from tests.conftest import serve
 
 
 @pytest.fixture
 def live_url(sim: SimRig, service: CaptureService) -> Iterator[str]:
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, create_app(service), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
+    with serve(service) as url:
+        yield url
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(live_url: str, tmp_path: Path) -> None:
