@@ -247,6 +247,9 @@ class SessionWriter:
         self._memory_bytes = 0
         self.peak_memory_bytes = 0
         self.spilled_frames = 0
+        self.spilled_bytes = 0
+        self._spill_queued_bytes = 0
+        self._spill_lock = threading.Lock()
 
     # -- loop thread -------------------------------------------------------------------------
 
@@ -295,9 +298,16 @@ class SessionWriter:
             spill = self._cap is not None and self._memory_bytes + entry.nbytes > self._cap
             self._memory_bytes += entry.nbytes
             self.peak_memory_bytes = max(self.peak_memory_bytes, self._memory_bytes)
+            # Backstop: if the spill thread itself falls behind by more than a tenth of the cap,
+            # spill on the caller's thread, so memory stays bounded by cap + that tenth.
+            inline = spill and self._spill_queued_bytes > (self._cap or 0) // 10
+            if spill and not inline:
+                self._spill_queued_bytes += entry.nbytes
             if spill and self._spill_executor is None:
                 self._spill_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spill")
-        if spill:
+        if inline:
+            self._spill(entry, queued=False)
+        elif spill:
             assert self._spill_executor is not None
             self._spill_executor.submit(self._spill, entry)
         else:
@@ -312,27 +322,36 @@ class SessionWriter:
             return
         future.add_done_callback(lambda fut: self._on_done(entry, fut))
 
-    def _spill(self, entry: _Entry) -> None:
-        """(spill thread) Move a frame's pixels to the spill file, then queue its encode."""
+    def _spill(self, entry: _Entry, queued: bool = True) -> None:
+        """Move a frame's pixels to the spill file, then queue its encode (spill thread, or inline)."""
         frame = entry.frame
         assert frame is not None and self._spill_path is not None
+        if queued:
+            with self._cond:
+                self._spill_queued_bytes -= entry.nbytes
         try:
-            if self._spill_fh is None:
-                self._spill_path.parent.mkdir(parents=True, exist_ok=True)
-                self._spill_fh = open(self._spill_path, "a+b")  # noqa: SIM115 - closed in finish()
-            offset = self._spill_fh.seek(0, os.SEEK_END)
-            self._spill_fh.write(frame.pixels)
-            self._spill_fh.flush()  # readers use pread on their own descriptor
+            with self._spill_lock:
+                self._spill_append(entry, frame)
         except Exception as exc:
             self._complete(entry, _Failure(entry.camera_id, entry.file, exc))
             return
+        self._submit(entry)
+
+    def _spill_append(self, entry: _Entry, frame: Frame) -> None:
+        assert self._spill_path is not None
+        if self._spill_fh is None:
+            self._spill_path.parent.mkdir(parents=True, exist_ok=True)
+            self._spill_fh = open(self._spill_path, "a+b")  # noqa: SIM115 - closed in finish()
+        offset = self._spill_fh.seek(0, os.SEEK_END)
+        self._spill_fh.write(frame.pixels)
+        self._spill_fh.flush()  # readers use pread on their own descriptor
         with self._cond:
             entry.spill = (offset, len(frame.pixels))
             entry.frame = dataclasses.replace(frame, pixels=b"")
             entry.in_memory = False
             self._memory_bytes -= entry.nbytes
             self.spilled_frames += 1
-        self._submit(entry)
+            self.spilled_bytes += entry.nbytes
 
     def memory_bytes(self) -> int:
         """Pixel bytes held in memory now (pending writes that were not spilled)."""

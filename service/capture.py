@@ -303,14 +303,21 @@ class CaptureService:
 
 
 def _lower_thread_priority() -> None:
-    """Writer threads yield the CPU to the thread that reads the streams.
+    """Writer threads run only on CPU time the stream reader does not want.
 
     Encoding can always catch up later (frames wait in memory or in the spill file); a stream
-    reader that falls behind makes the rig skip frames, which are lost for good. On Linux a
-    thread's id is a valid target for setpriority, so only this thread is lowered.
+    reader that falls behind makes the rig skip frames, which are lost for good. Linux accepts a
+    thread id for both calls, so only this thread changes. SCHED_IDLE measured best for
+    completeness (W2: 98.8 % / 96.7 % against 91 % / 66 % at nice 10); nice 19 is the fallback.
     """
+    tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, 19)
     except (AttributeError, OSError):
         pass  # not Linux, or not permitted: run at normal priority
 

@@ -82,7 +82,7 @@ class StreamClientConfig(_Model):
     open_timeout_s: float = Field(5.0, gt=0)
     # Frames kept from before a recording starts so that frames that arrived between the settle
     # point and the moment the recorder was attached are not lost. Oldest dropped first.
-    preroll_s: float = Field(0.5, ge=0)
+    preroll_s: float = Field(0.25, ge=0)
 
 
 class CameraConfig(_Model):

@@ -107,6 +107,8 @@ class FrameRenderer:
         caption = f"{self.camera_id} pan {pan:.2f} tilt {tilt:.2f} zoom {zoom:.2f}x"
         fmt = self.cam.pixel_format
         img = self._scene.render(_mode_of(fmt), self.cam.width, self.cam.height, pan, tilt, zoom, caption)
+        if self.cam.noise_sigma > 0:
+            img = add_noise(img, self.cam.noise_sigma, np.random.default_rng(hash(key) & 0xFFFFFFFF))
         pixels = encode_pixels(img, fmt, self._jpeg_quality)
         with self._lock:
             self._cache[key] = pixels
@@ -115,6 +117,14 @@ class FrameRenderer:
                 self._cache.popitem(last=False)
             self.renders += 1
         return pixels
+
+
+def add_noise(img: np.ndarray[Any, Any], sigma: float, rng: np.random.Generator) -> np.ndarray[Any, Any]:
+    """``img`` plus Gaussian noise of ``sigma`` counts, rounded and clipped to its integer type."""
+    info = np.iinfo(img.dtype)
+    noisy = img.astype(np.float32) + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(sigma)
+    out: np.ndarray[Any, Any] = np.clip(np.rint(noisy), info.min, info.max).astype(img.dtype)
+    return out
 
 
 def encode_pixels(img: np.ndarray[Any, Any], pixel_format: str, jpeg_quality: int = 90) -> bytes:

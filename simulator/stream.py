@@ -1,9 +1,11 @@
 """WebSocket frame server (PROTOCOL §4): a shared frame clock and one sender per connection.
 
 Flow control, as the rig does it: after each message a connection waits (up to ``ack_timeout_s``) for
-the client's text ``received``. Frames that fall due while it waits are skipped for that connection,
-not queued, so a reader that keeps up sees every frame_index and a slow one sees gaps. The only
-buffering is one tick's frames split into messages of at most ``frames_per_message``.
+the client's text ``received``. Of the ticks that fall due while it waits, the newest is sent next
+and the older ones are skipped for that connection (a one-deep buffer, as a camera's frame buffer
+is), so a reader that keeps up on average sees every frame_index even when one large message takes
+longer than a tick period, and a slow one sees gaps. The only buffering is that one pending tick,
+split into messages of at most ``frames_per_message``.
 """
 
 from __future__ import annotations
@@ -229,11 +231,13 @@ class StreamSession:
         faults = self._cfg.faults
         per_message = self._cfg.frames_per_message
         message_no = 0
+        event: TickEvent | None = None
         try:
             while True:
-                event = await self._producer.next_event(EVENT_WAIT_S)
                 if event is None:
-                    continue
+                    event = await self._producer.next_event(EVENT_WAIT_S)
+                    if event is None:
+                        continue
                 for start in range(0, len(event.frames), per_message):
                     chunk = event.frames[start : start + per_message]
                     if faults.stream_delay_s > 0:
@@ -249,10 +253,15 @@ class StreamSession:
                             await self._ack.wait()
                     except TimeoutError:
                         self._stats.ack_timeouts += 1
-                # Whatever fell due while we sent and waited is skipped, not queued.
+                # Of what fell due while we sent and waited, the newest tick goes next; older ones
+                # are skipped, not queued.
                 latest = self._producer.latest
                 if latest is not None and latest.seq > event.seq:
-                    self._stats.frames_skipped += latest.frames_total - event.frames_total
+                    skipped = latest.frames_total - len(latest.frames) - event.frames_total
+                    self._stats.frames_skipped += skipped
+                    event = latest
+                else:
+                    event = None
         except ConnectionClosed:
             pass
 
