@@ -98,6 +98,11 @@ class FrameRouter:
         ):
             self._preroll_bytes -= len(self._preroll.popleft().pixels)
 
+    @property
+    def preroll_bytes(self) -> int:
+        """Pixel bytes the pre-roll holds now (they count against a recording's memory cap)."""
+        return self._preroll_bytes
+
     def attach(self, sink: FrameSink, since_mono: float) -> int:
         """Attach a sink and hand it the pre-roll frames received at or after ``since_mono``."""
         replayed = 0

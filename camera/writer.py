@@ -298,9 +298,9 @@ class SessionWriter:
             spill = self._cap is not None and self._memory_bytes + entry.nbytes > self._cap
             self._memory_bytes += entry.nbytes
             self.peak_memory_bytes = max(self.peak_memory_bytes, self._memory_bytes)
-            # Backstop: if the spill thread itself falls behind by more than a tenth of the cap,
-            # spill on the caller's thread, so memory stays bounded by cap + that tenth.
-            inline = spill and self._spill_queued_bytes > (self._cap or 0) // 10
+            # Backstop: if the spill thread itself falls behind by more than 2 % of the cap, spill
+            # on the caller's thread, so memory stays bounded by cap + 2 %.
+            inline = spill and self._spill_queued_bytes > (self._cap or 0) // 50
             if spill and not inline:
                 self._spill_queued_bytes += entry.nbytes
             if spill and self._spill_executor is None:

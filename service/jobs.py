@@ -281,7 +281,10 @@ class JobRunner:
             session_id,
             options,
             self._executor,
-            memory_cap_bytes=int(cap_mb * 1024 * 1024) if cap_mb else None,
+            # The pre-roll lives beside the writer's buffer: the cap covers both.
+            memory_cap_bytes=max(0, int(cap_mb * 1024 * 1024) - self._router.preroll_bytes)
+            if cap_mb
+            else None,
             spill_dir=self._paths.images_data_dir / "spill" if cap_mb else None,
         )
         recorder = Recorder(self._cfg, cameras, start_mono, start_mono + duration, writer, self._hub)
