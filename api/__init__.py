@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.dashboard import bp as dashboard_bp
 from api.errors import error_body
-from api.routes import bp
+from api.routes import bp, client_info
 from service.capture import CaptureService
 from service.errors import RigError
 
@@ -63,13 +63,9 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
             service: CaptureService = current_app.extensions["capture"]
             size = request.content_length
             err = error_body(message)
-            entry = service.record_rejected(f"<{size} bytes, not kept>", _client_info(), 413, err)
+            entry = service.record_rejected(f"<{size} bytes, not kept>", client_info(), 413, err)
             return jsonify({**err, "history_id": entry}), 413
     return jsonify(error_body(message)), code
-
-
-def _client_info() -> dict[str, Any]:
-    return {"address": request.remote_addr, "user_agent": request.headers.get("User-Agent")}
 
 
 def _rig_error(exc: RigError) -> ResponseReturnValue:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.jobs import PHASES
+
 NUM_OR_NULL = {"type": "number", "nullable": True}
 STR_OR_NULL = {"type": "string", "nullable": True}
 
@@ -109,7 +111,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "phase": {
                 "type": "string",
-                "enum": ["queued", "commanding", "settling", "recording", "saving", "done"],
+                "enum": list(PHASES),
             },
             "created_at": {"type": "number"},
             "started_at": NUM_OR_NULL,

@@ -12,7 +12,7 @@ from api.errors import error_body
 from api.openapi import spec
 from api.validation import validate_batch
 from service.capture import CaptureService
-from service.config import Config, describe_validation_error
+from service.config import Config, describe_validation_error, validation_details
 from service.errors import RigError
 
 bp = Blueprint("api", __name__)
@@ -23,7 +23,8 @@ def _service() -> CaptureService:
     return service
 
 
-def _client() -> dict[str, Any]:
+def client_info() -> dict[str, Any]:
+    """Who sent the request, for history.json."""
     return {"address": request.remote_addr, "user_agent": request.headers.get("User-Agent")}
 
 
@@ -41,7 +42,7 @@ def _reject(
     body: Any, status: int, message: str, details: list[dict[str, Any]] | None = None
 ) -> ResponseReturnValue:
     err = error_body(message, details)
-    entry = _service().record_rejected(body, _client(), status, err)
+    entry = _service().record_rejected(body, client_info(), status, err)
     return jsonify({**err, "history_id": entry}), status
 
 
@@ -64,7 +65,7 @@ def process_request() -> ResponseReturnValue:
             body, 400, f"invalid batch: {where}: {first['message']}{more}; nothing was executed", problems
         )
     try:
-        job = service.submit(body, _client())
+        job = service.submit(body, client_info())
     except RigError as exc:
         return _reject(body, exc.http_status, f"{exc}; nothing was executed")
     status_url = url_for("api.get_job", job_id=job.id)
@@ -161,14 +162,7 @@ def put_config() -> ResponseReturnValue:
     try:
         new = Config.model_validate(body)
     except ValidationError as exc:
-        details = [
-            {
-                "index": None,
-                "field": ".".join(str(p) for p in e["loc"]) or "(body)",
-                "message": "unknown key" if e["type"] == "extra_forbidden" else e["msg"],
-            }
-            for e in exc.errors()
-        ]
+        details = [{"index": None, **d} for d in validation_details(exc)]
         return jsonify(
             error_body(f"invalid configuration: {describe_validation_error(exc)}; nothing saved", details)
         ), 400

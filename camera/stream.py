@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -25,6 +25,8 @@ from service.config import StreamClientConfig
 log = logging.getLogger(__name__)
 
 ACK = "received"
+# Outages remembered per stream (oldest dropped first): enough for any recording to look back on.
+MAX_OUTAGES = 100
 
 
 @dataclass
@@ -58,8 +60,6 @@ class StreamClient:
         self._cfg = cfg
         self._router = router
         self.state = StreamState(url)
-        # Outages are kept only as long as a recording could need them.
-        self._max_outages = 100
 
     @property
     def cameras(self) -> frozenset[str]:
@@ -84,18 +84,11 @@ class StreamClient:
 
     def status(self) -> dict[str, Any]:
         s = self.state
-        return {
-            "url": s.url,
-            "connected": s.connected,
-            "connects": s.connects,
-            "messages": s.messages,
-            "bytes": s.bytes,
-            "last_error": s.last_error,
-        }
+        return {f.name: getattr(s, f.name) for f in fields(s) if f.name != "outages"}
 
     def _outage_begins(self, reason: str) -> None:
         self.state.outages.append(StreamOutage(time.time(), time.monotonic(), reason=reason))
-        del self.state.outages[: -self._max_outages]
+        del self.state.outages[:-MAX_OUTAGES]
 
     def _outage_ends(self) -> None:
         if self.state.outages and self.state.outages[-1].ended_mono is None:

@@ -7,12 +7,13 @@ streams → job worker. Stop runs the other way. Flask views call only the synch
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from mqtt_control.hub import StateHub
 from mqtt_control.link import MqttLink
 from service.atomic import write_json_atomic
 from service.config import Config
-from service.errors import QueueFull, RigError
+from service.errors import QueueFull
 from service.history import HistoryStore
 from service.jobs import Job, JobRunner
 from service.recovery import recover
@@ -46,6 +47,8 @@ class CaptureService:
         self.started_at = time.time()
         self.jobs: OrderedDict[str, Job] = OrderedDict()
         workers = config.recording.writer_threads or (os.cpu_count() or 2)
+        # One thread: history writes land in the order they were made.
+        self._history_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
         self.executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="writer", initializer=_lower_thread_priority
         )
@@ -100,6 +103,7 @@ class CaptureService:
         # The MQTT thread hands messages to the loop, so it stops first.
         self.link.stop()
         self.runtime.stop()
+        self._history_io.shutdown(wait=True)
         self.executor.shutdown(wait=True)
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
@@ -118,10 +122,11 @@ class CaptureService:
         """Queue a validated batch. Raises BrokerUnavailable or QueueFull (nothing queued then)."""
         self.link.require_connected()
         job = Job(Job.new_id(), body, client)
-        self.runtime.submit(self._enqueue(job), timeout=10)
+        added = self.runtime.submit(self._enqueue(job), timeout=10)
+        added.result(timeout=30)  # the history entry is on disk before the caller hears "accepted"
         return job
 
-    async def _enqueue(self, job: Job) -> None:
+    async def _enqueue(self, job: Job) -> Future[None]:
         if self._queue.full():
             raise QueueFull(self._queue.maxsize)
         self.jobs[job.id] = job
@@ -130,8 +135,11 @@ class CaptureService:
             if not self.jobs[oldest].finished:
                 break
             self.jobs.popitem(last=False)
-        self.history.add(self._history_entry(job))
+        # Queued on the one history thread before the job can run, so every later update of this
+        # job finds its entry (that thread writes in submission order).
+        added = self._history_io.submit(self.history.add, copy.deepcopy(self._history_entry(job)))
         self._queue.put_nowait(job)
+        return added
 
     def record_rejected(self, body: Any, client: dict[str, Any], status: int, error: dict[str, Any]) -> str:
         entry_id = time.strftime("rej-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
@@ -166,19 +174,28 @@ class CaptureService:
 
     def _job_changed(self, job: Job) -> None:
         # history.json follows each status change (queued → running → outcome) and each new
-        # session, so a killed process leaves a true record of how far every job got.
+        # session, so a killed process leaves a true record of how far every job got. The write
+        # (with fsync) runs on the history thread, never on the event loop.
         mark = (job.status, len(job.sessions))
+        written: Future[None] | None = None
         if self._history_marks.get(job.id) != mark:
             self._history_marks[job.id] = mark
-            entry = self._history_entry(job)
+            entry = copy.deepcopy(self._history_entry(job))
             entry.pop("id")
-            try:
-                self.history.update(job.id, **entry)
-            except OSError:
-                log.exception("could not write history for %s", job.id)
+            written = self._history_io.submit(self._update_history, job.id, entry)
         if job.finished:
             self._history_marks.pop(job.id, None)
-            job.done.set()
+            # Whoever waits on the job reads history.json next: release them once it is written.
+            if written is None:
+                job.done.set()
+            else:
+                written.add_done_callback(lambda _f: job.done.set())
+
+    def _update_history(self, job_id: str, entry: dict[str, Any]) -> None:
+        try:
+            self.history.update(job_id, **entry)
+        except OSError:
+            log.exception("could not write history for %s", job_id)
 
     async def _worker_loop(self) -> None:
         while True:
@@ -320,6 +337,3 @@ def _lower_thread_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, 19)
     except (AttributeError, OSError):
         pass  # not Linux, or not permitted: run at normal priority
-
-
-__all__ = ["CaptureService", "RigError"]

@@ -259,13 +259,17 @@ class ResolvedPaths(_Model):
     history_file: Path
 
 
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    """One ``{"field", "message"}`` per problem, the field as a dotted key (``api.port``)."""
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"]) or "(top level)",
+            "message": "unknown key" if err["type"] == "extra_forbidden" else err["msg"],
+        }
+        for err in exc.errors()
+    ]
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """One line per problem, each naming the dotted key: ``api.port: Input should be ...``."""
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{key}: {msg}")
-    return "; ".join(lines)
+    return "; ".join(f"{d['field']}: {d['message']}" for d in validation_details(exc))

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from camera.recorder import Recorder
@@ -264,17 +263,6 @@ class JobRunner:
             )
             for cam in cameras
         }
-        write_json_atomic(
-            session_dir / RECORDING_MARKER,
-            {
-                "session_id": session_id,
-                "job_id": job.id,
-                "request": job.body,
-                "command": cmd,
-                "record_started_at": start_at,
-                "duration_second": duration,
-            },
-        )
         cap_mb = self._cfg.recording.memory_cap_mb
         writer = SessionWriter(
             session_dir,
@@ -295,8 +283,22 @@ class JobRunner:
                 recorder.on_state(sample)
         # Tell the rig a recording starts, while the frames already flow.
         send = asyncio.ensure_future(self._transport.send(cmd))
+        # The crash-recovery marker is written (with fsync) off the loop, once frames are flowing.
+        marker = {
+            "session_id": session_id,
+            "job_id": job.id,
+            "request": job.body,
+            "command": cmd,
+            "record_started_at": start_at,
+            "duration_second": duration,
+        }
         cancelled = False
         try:
+            try:
+                await loop.run_in_executor(None, write_json_atomic, session_dir / RECORDING_MARKER, marker)
+            except OSError as exc:
+                await send
+                raise RecordingError(f"cannot write in session folder {session_dir}: {exc}") from exc
             remaining = start_mono + duration - time.monotonic()
             while remaining > 0:
                 job.progress = {"frames": recorder.frames_taken, "seconds_left": round(remaining, 1)}
@@ -349,11 +351,14 @@ class JobRunner:
             "memory": {
                 "peak_buffered_bytes": writer.peak_memory_bytes,
                 "spilled_frames": writer.spilled_frames,
+                "spilled_bytes": writer.spilled_bytes,
             },
             "telemetry": recorder.telemetry,
             "telemetry_dropped": recorder.telemetry_dropped,
         }
-        finishing = loop.run_in_executor(self._executor, _finish, writer, manifest)
+        # finish() blocks until every write is done: it waits on the default executor so that it
+        # does not hold one of the writer threads the remaining encodes need.
+        finishing = loop.run_in_executor(None, writer.finish, manifest)
         while not finishing.done():
             saved, total = writer.progress()
             job.progress = {"frames": recorder.frames_taken, "saved": saved, "total": total}
@@ -384,7 +389,7 @@ class JobRunner:
             "summary": {**summary, "pose_at_start": pose_at_start, "duration_second": duration},
         }
         await loop.run_in_executor(
-            self._executor, write_json_atomic, self._paths.images_data_dir / f"{session_id}.json", images_data
+            None, write_json_atomic, self._paths.images_data_dir / f"{session_id}.json", images_data
         )
         job.sessions.append(summary)
         result = outcome.to_result(cmd)
@@ -404,11 +409,3 @@ class JobRunner:
 
 class _BatchStopped(Exception):
     """A command failed; the job's error is already set."""
-
-
-def _finish(writer: SessionWriter, manifest: dict[str, Any]) -> dict[str, Any]:
-    return writer.finish(manifest)
-
-
-def session_path(paths: ResolvedPaths, session_id: str) -> Path:
-    return paths.save_dir / session_id

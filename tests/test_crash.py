@@ -97,23 +97,22 @@ def test_damaged_history_is_moved_aside_not_reset(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["requests"] == [{"id": "b"}]
 
 
-def test_damaged_config_stops_the_start_with_a_clear_message(tmp_path: Path) -> None:
-    cfg = tmp_path / "config.json"
-    cfg.write_text('{"api": {"port": 5000,}')
-    result = subprocess.run(
+def start_app(cfg: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(ROOT / "application.py"), "--config", str(cfg)],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_damaged_config_stops_the_start_with_a_clear_message(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{"api": {"port": 5000,}')
+    result = start_app(cfg)
     assert result.returncode == 2
     assert "config.json" in result.stderr and "not valid JSON" in result.stderr
     assert cfg.read_text() == '{"api": {"port": 5000,}', "the operator's file is never rewritten"
     cfg.write_text('{"api": {"prot": 5000}}')
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "application.py"), "--config", str(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = start_app(cfg)
     assert result.returncode == 2 and "api.prot: unknown key" in result.stderr
