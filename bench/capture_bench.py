@@ -779,6 +779,8 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
         "settle_to_first_frame_ms": settle_first * 1000 if isinstance(settle_first, int | float) else None,
         "peak_buffered_mib": (memory.get("peak_buffered_bytes") or 0) / MIB,
         "spilled_frames": spilled,
+        "warm_frames": memory.get("warm_frames"),
+        "cold_frames": memory.get("cold_frames"),
         # session.json gives the count only: estimated at the session's mean frame size.
         "spilled_mib_estimate": spilled * saved_pixel_bytes / max(saved_frames, 1) / MIB,
         "write_errors": session.get("write_error_count", len(session.get("write_errors", []))),

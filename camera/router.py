@@ -3,10 +3,18 @@
 Runs on the event loop only. The pre-roll exists because the settle point is the arrival time of
 the state message that completed the settle condition, a few milliseconds before the job can attach
 its recording: frames that arrived in between are taken from the pre-roll, not lost.
+
+Full rate and idle: while no job needs frames (between jobs, and while a job saves), the stream
+clients answer each message late (``stream_client.idle_ack_delay_s``), and a rig that waits for the
+answer sends about ten messages a second instead of every frame: reading, decoding and (in the rig)
+sending frames nobody records would otherwise take CPU time from the encoders. A job holds
+:attr:`FrameRouter.full_rate` from its start (:meth:`FrameRouter.want_full_rate`), so the stream
+runs at full rate long before any settle point or recording start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -34,7 +42,7 @@ class CameraStats:
     last_frame_mono: float | None = None
     last_frame_at: float | None = None
     last_frame_index: int | None = None
-    index_gaps: int = 0
+    index_gaps: int = 0  # counted at full rate only: while idle the rig skips frames on purpose
     reasons: deque[str] = field(default_factory=lambda: deque(maxlen=5))
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
 
@@ -54,6 +62,19 @@ class FrameRouter:
         self._preroll_bytes = 0
         self._sinks: list[FrameSink] = []
         self.latest: dict[str, Frame] = {}
+        self.full_rate = asyncio.Event()  # set while some job wants it (see the module text)
+        self._full_rate_wanted: set[str] = set()
+
+    def want_full_rate(self, holder: str, wanted: bool) -> None:
+        """``holder`` (a job id) wants the streams at full rate, or no longer does. Idempotent."""
+        if wanted:
+            self._full_rate_wanted.add(holder)
+        else:
+            self._full_rate_wanted.discard(holder)
+        if self._full_rate_wanted:
+            self.full_rate.set()
+        else:
+            self.full_rate.clear()
 
     def dispatch(
         self, frames: Iterable[Frame], rejections: Iterable[Rejection], received_mono: float
@@ -67,7 +88,7 @@ class FrameRouter:
             stats.last_frame_mono, stats.last_frame_at = frame.received_mono, frame.received_at
             if frame.frame_index is not None:
                 last = stats.last_frame_index
-                if last is not None and frame.frame_index > last + 1:
+                if last is not None and frame.frame_index > last + 1 and self.full_rate.is_set():
                     stats.index_gaps += 1
                 stats.last_frame_index = frame.frame_index
             stats.recent.append(frame.received_mono)

@@ -8,6 +8,7 @@ before its end, and a rig that waits for the ack is slowed rather than made to d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -95,6 +96,14 @@ class StreamClient:
             self.state.outages[-1].ended_at = time.time()
             self.state.outages[-1].ended_mono = time.monotonic()
 
+    async def _idle_pause(self) -> None:
+        """While no job needs frames, answer late (see camera.router); at once when one starts."""
+        delay = self._cfg.idle_ack_delay_s
+        if delay > 0 and not self._router.full_rate.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._router.full_rate.wait()
+
     async def run_loop(self) -> None:
         """Connect, read until the connection ends, reconnect with capped jittered back-off."""
         delay = self._cfg.reconnect_min_s
@@ -126,6 +135,7 @@ class StreamClient:
                             message, self._formats, received_at, received_mono
                         )
                         self._router.dispatch(frames, rejections, received_mono)
+                        await self._idle_pause()
                         await ws.send(ACK)
                     reason = "closed by the rig"
             except asyncio.CancelledError:

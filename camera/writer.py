@@ -43,6 +43,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from camera.frames import Frame, encoded_kind
+from camera.pool import FramePool, PoolBuffer
 from service.atomic import write_json_atomic
 
 MANIFEST_NAME = "session.json"
@@ -105,16 +106,21 @@ def create_session_dir(save_dir: Path, now: float | None = None) -> tuple[str, P
     raise FileExistsError(f"{save_dir / base} and {_MAX_SESSION_SUFFIX - 1} suffixed names all exist")
 
 
-def frame_to_array(frame: Frame) -> npt.NDArray[Any]:
-    """The frame's pixels as an array: ``mono8`` HxW uint8, ``mono16`` HxW ``<u2``, ``rgb8``/``bgr8`` HxWx3
-    uint8 in RGB order. Zero-copy (read-only) except for ``bgr8``. Not for ``encoded`` (ValueError)."""
+Pixels = bytes | memoryview  # a frame's own bytes, or a pool buffer holding a copy of them
+
+
+def frame_to_array(frame: Frame, pixels: Pixels | None = None) -> npt.NDArray[Any]:
+    """The frame's pixels (or ``pixels``, a copy of them) as an array: ``mono8`` HxW uint8, ``mono16``
+    HxW ``<u2``, ``rgb8``/``bgr8`` HxWx3 uint8 in RGB order. Zero-copy except for ``bgr8``. Not for
+    ``encoded`` (ValueError)."""
+    data = frame.pixels if pixels is None else pixels
     shape: tuple[int, ...] = (frame.height, frame.width)
     if frame.pixel_format == "mono8":
-        return np.frombuffer(frame.pixels, dtype=np.uint8).reshape(shape)
+        return np.frombuffer(data, dtype=np.uint8).reshape(shape)
     if frame.pixel_format == "mono16":
-        return np.frombuffer(frame.pixels, dtype="<u2").reshape(shape)
+        return np.frombuffer(data, dtype="<u2").reshape(shape)
     if frame.pixel_format in _COLOUR_FORMATS:
-        arr = np.frombuffer(frame.pixels, dtype=np.uint8).reshape((*shape, 3))
+        arr = np.frombuffer(data, dtype=np.uint8).reshape((*shape, 3))
         if frame.pixel_format == "bgr8":
             # cv2 swaps channels about 10x faster than a contiguous copy of arr[..., ::-1].
             result: npt.NDArray[Any] = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
@@ -187,6 +193,7 @@ class _Entry:
     state: str = _PENDING
     spill: tuple[int, int] | None = None  # (offset, length) in the spill file once spilled
     in_memory: bool = True
+    buffer: PoolBuffer | None = None  # the pool memory holding the pixels, if they were copied there
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +233,7 @@ class SessionWriter:
         fsync: bool = True,
         memory_cap_bytes: int | None = None,
         spill_dir: Path | None = None,
+        pool: FramePool | None = None,
     ) -> None:
         for camera_id in cameras:
             _check_path_component(camera_id)
@@ -241,12 +249,15 @@ class SessionWriter:
         self._failures: list[_Failure] = []
         self._closed = False
         self._cap = memory_cap_bytes if spill_dir is not None else None
+        self._pool = pool
         self._spill_path = spill_dir / f"{session_id}.spill" if spill_dir is not None else None
         self._spill_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._spill_fh: Any = None
         self._memory_bytes = 0
         self.peak_memory_bytes = 0
         self.spilled_frames = 0
+        self.warm_frames = 0  # frames copied into the pool's warm memory
+        self.cold_frames = 0  # frames the pool had no room for, held where they arrived (no cap)
         self.spilled_bytes = 0
         self._spill_queued_bytes = 0
         self._spill_lock = threading.Lock()
@@ -269,7 +280,12 @@ class SessionWriter:
             ext = ""  # set below, from the camera's options
         else:
             raise ValueError(f"unknown pixel format {frame.pixel_format!r}")
+        # Into warm memory (see camera.pool), outside the lock: the message's bytes can then be freed.
+        buffer = self._pool.copy_in(frame.pixels) if self._pool is not None else None
         with self._cond:
+            if buffer is not None and (self._closed or frame.camera_id not in self._cameras):
+                assert self._pool is not None
+                self._pool.release(buffer)
             if self._closed:
                 raise RuntimeError(f"session {self.session_id} is finished; frame not added")
             camera = self._cameras.get(frame.camera_id)
@@ -295,7 +311,16 @@ class SessionWriter:
             camera.entries.append(entry)
             self._submitted += 1
             self._pending_bytes += entry.nbytes
-            spill = self._cap is not None and self._memory_bytes + entry.nbytes > self._cap
+            if buffer is not None:
+                entry.buffer = buffer
+                entry.frame = dataclasses.replace(frame, pixels=b"")  # the buffer holds them now
+            if self._pool is not None:
+                # With a cap the pool is the memory the cap allows: no warm buffer means spill.
+                spill = buffer is None and self._cap is not None
+                self.warm_frames += buffer is not None
+                self.cold_frames += buffer is None and not spill
+            else:
+                spill = self._cap is not None and self._memory_bytes + entry.nbytes > self._cap
             self._memory_bytes += entry.nbytes
             self.peak_memory_bytes = max(self.peak_memory_bytes, self._memory_bytes)
             # Backstop: if the spill thread itself falls behind by more than 2 % of the cap, spill
@@ -489,17 +514,18 @@ class SessionWriter:
         options = self._cameras[entry.camera_id].options
         created: list[Path] = []
         current = entry.file
+        pixels: Pixels = frame.pixels if entry.buffer is None else entry.buffer.view
         try:
             if entry.spill is not None:
                 assert self._spill_path is not None
                 offset, length = entry.spill
                 fd = os.open(self._spill_path, os.O_RDONLY)
                 try:
-                    frame = dataclasses.replace(frame, pixels=os.pread(fd, length, offset))
+                    pixels = os.pread(fd, length, offset)
                 finally:
                     os.close(fd)
             self._make_dir(entry.camera_id, entry.camera_id)
-            data, preview = _encode(frame, options)
+            data, preview = _encode(frame, options, pixels)
             self._write_file(self.session_dir / entry.file, data, created)
             if entry.preview is not None and preview is not None:
                 current = entry.preview
@@ -525,7 +551,7 @@ class SessionWriter:
         with self._cond:
             camera.dirs_made.add(relative)
 
-    def _write_file(self, path: Path, data: bytes, created: list[Path]) -> None:
+    def _write_file(self, path: Path, data: Pixels, created: list[Path]) -> None:
         # "x": a name is never reused; a collision is a bug to report, not a file to overwrite.
         with open(path, "xb") as fh:
             created.append(path)
@@ -547,6 +573,10 @@ class SessionWriter:
     def _complete(self, entry: _Entry, failure: _Failure | None) -> None:
         with self._cond:
             entry.frame = None  # the pixels can go now
+            if entry.buffer is not None:
+                assert self._pool is not None
+                self._pool.release(entry.buffer)
+                entry.buffer = None
             self._pending_bytes -= entry.nbytes
             if entry.in_memory:
                 self._memory_bytes -= entry.nbytes
@@ -563,13 +593,19 @@ class SessionWriter:
             self._cond.notify_all()
 
 
-def _encode(frame: Frame, options: CameraWriteOptions) -> tuple[bytes, bytes | None]:
-    """The file's bytes and, if previews are on and the frame is raw, the preview's bytes."""
+def _encode(
+    frame: Frame, options: CameraWriteOptions, pixels: Pixels | None = None
+) -> tuple[Pixels, bytes | None]:
+    """The file's bytes and, if previews are on and the frame is raw, the preview's bytes. ``pixels``:
+    the frame's pixels when they are held elsewhere (a pool buffer, the spill file)."""
+    raw = frame.pixels if pixels is None else pixels
     if frame.pixel_format == "encoded":
-        return frame.pixels, None  # byte for byte, never re-encoded
+        return raw, None  # byte for byte, never re-encoded
     mode, raw_mode = _PIL_MODES[frame.pixel_format]
     # frombuffer shares the bytes for L and I;16; RGB is copied once (Pillow keeps RGB as 4 bytes/pixel).
-    image = Image.frombuffer(mode, (frame.width, frame.height), frame.pixels, "raw", raw_mode, 0, 1)
+    # A uint8 array is the typed way to hand Pillow any buffer, pool memory included.
+    buffer = np.frombuffer(raw, dtype=np.uint8)
+    image = Image.frombuffer(mode, (frame.width, frame.height), buffer, "raw", raw_mode, 0, 1)
     data = _save(image, options.image_format)
     if not options.previews:
         return data, None
@@ -577,7 +613,7 @@ def _encode(frame: Frame, options: CameraWriteOptions) -> tuple[bytes, bytes | N
         # Already 8-bit: the PNG file itself is the display copy; a TIFF is re-saved as PNG.
         same = _IMAGE_FORMATS[options.image_format][0] == "PNG"
         return data, data if same else _save(image, _PREVIEW_FORMAT)
-    preview = Image.fromarray(preview_8bit(frame_to_array(frame)))
+    preview = Image.fromarray(preview_8bit(frame_to_array(frame, raw)))
     return data, _save(preview, _PREVIEW_FORMAT)
 
 
@@ -613,6 +649,7 @@ def _describe(exc: BaseException) -> str:
 __all__: list[str] = [
     "MANIFEST_NAME",
     "CameraWriteOptions",
+    "Pixels",
     "SessionWriter",
     "WriteError",
     "create_session_dir",

@@ -83,6 +83,9 @@ class StreamClientConfig(_Model):
     # Frames kept from before a recording starts so that frames that arrived between the settle
     # point and the moment the recorder was attached are not lost. Oldest dropped first.
     preroll_s: float = Field(0.25, ge=0)
+    # While no job needs frames, each message is answered this late, so a rig that waits for the
+    # answer slows down instead of sending frames nobody records (0 = always full rate).
+    idle_ack_delay_s: float = Field(0.1, ge=0, le=1)
 
 
 class CameraConfig(_Model):
@@ -131,6 +134,9 @@ class RecordingConfig(_Model):
     # Received frames held in memory waiting for their write; beyond this they are spilled to
     # images_data/spill/ and encoded from there (null = no cap). Nothing is ever dropped.
     memory_cap_mb: float | None = Field(None, gt=0)
+    # Seconds of the streams' ingest rate kept mapped and ready for incoming frames (camera.pool), so
+    # the stream reader never waits on fresh memory; within memory_cap_mb. 0 = no warm buffers.
+    warm_buffer_s: float = Field(2.0, ge=0, le=60)
 
 
 def _default_cameras() -> dict[str, CameraConfig]:

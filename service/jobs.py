@@ -18,6 +18,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+from camera.pool import FramePool
 from camera.recorder import Recorder
 from camera.router import FrameRouter
 from camera.stream import StreamClient
@@ -107,6 +108,7 @@ class JobRunner:
         streams: list[StreamClient],
         executor: Executor,
         on_change: Callable[[Job], None],
+        pool: FramePool | None = None,
     ) -> None:
         self._cfg = config
         self._paths = paths
@@ -116,6 +118,7 @@ class JobRunner:
         self._streams = streams
         self._executor = executor
         self._on_change = on_change
+        self._pool = pool
 
     async def run(self, job: Job) -> None:
         job._cancel_event = asyncio.Event()
@@ -128,12 +131,16 @@ class JobRunner:
         targets: dict[str, dict[str, float]] = {}
         moved_since_record: set[str] = set()
         commands = job.commands
+        self._router.want_full_rate(job.id, True)
         try:
             for i, cmd in enumerate(commands):
                 if job._cancel_event.is_set():
                     raise JobCancelled(job.id)
                 if cmd["command_id"] == self._cfg.recording.command_id:
-                    await self._record(job, cmd, batch_start, last_cmd, targets)
+                    try:
+                        await self._record(job, cmd, batch_start, last_cmd, targets)
+                    finally:
+                        self._router.want_full_rate(job.id, True)  # _record let go of it to save
                     moved_since_record.clear()
                     continue
                 self._set_phase(job, "commanding")
@@ -178,6 +185,7 @@ class JobRunner:
             job.error = {"type": type(exc).__name__, "message": f"internal error: {exc}"}
             self._fail_current(job, job.error)
         finally:
+            self._router.want_full_rate(job.id, False)
             for cmd in commands[len(job.results) :]:
                 job.results.append({"request": cmd, "status": "skipped", "status_code": None})
             job.phase, job.finished_at = "done", time.time()
@@ -274,6 +282,7 @@ class JobRunner:
             if cap_mb
             else None,
             spill_dir=self._paths.images_data_dir / "spill" if cap_mb else None,
+            pool=self._pool,
         )
         recorder = Recorder(self._cfg, cameras, start_mono, start_mono + duration, writer, self._hub)
         self._router.attach(recorder, start_mono)
@@ -314,6 +323,8 @@ class JobRunner:
         finally:
             self._router.detach(recorder)
             self._hub.remove_listener(recorder.on_state)
+            # Saving wants the CPU the stream reader (and the rig) would spend on unrecorded frames.
+            self._router.want_full_rate(job.id, False)
         outcome: CommandOutcome = await send
         end_mono = recorder.end_mono
         end_at = start_at + (end_mono - start_mono)
@@ -352,6 +363,8 @@ class JobRunner:
                 "peak_buffered_bytes": writer.peak_memory_bytes,
                 "spilled_frames": writer.spilled_frames,
                 "spilled_bytes": writer.spilled_bytes,
+                "warm_frames": writer.warm_frames,
+                "cold_frames": writer.cold_frames,
             },
             "telemetry": recorder.telemetry,
             "telemetry_dropped": recorder.telemetry_dropped,

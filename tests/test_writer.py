@@ -27,6 +27,7 @@ import camera.writer as writer_module
 from camera.frames import Frame, decode_message
 from camera.writer import (
     CameraWriteOptions,
+    Pixels,
     SessionWriter,
     WriteError,
     create_session_dir,
@@ -298,10 +299,12 @@ def test_session_json_lists_frames_in_arrival_order_and_is_written_last(
     session_id, path = session
     real_encode = writer_module._encode
 
-    def slow_encode(frame: Frame, options: CameraWriteOptions) -> tuple[bytes, bytes | None]:
+    def slow_encode(
+        frame: Frame, options: CameraWriteOptions, pixels: Pixels | None = None
+    ) -> tuple[Pixels, bytes | None]:
         # Later frames finish first, so completion order differs from arrival order.
         time.sleep(0.002 * (40 - (frame.frame_index or 0)))
-        return real_encode(frame, options)
+        return real_encode(frame, options, pixels)
 
     def checked_write_json(target: Path, obj: Any) -> None:
         files = [f["file"] for cam in obj["cameras"].values() for f in cam["frames"]]
