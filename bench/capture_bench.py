@@ -781,6 +781,7 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
         "spilled_frames": spilled,
         "warm_frames": memory.get("warm_frames"),
         "cold_frames": memory.get("cold_frames"),
+        "spilled_inline": memory.get("spilled_inline"),
         # session.json gives the count only: estimated at the session's mean frame size.
         "spilled_mib_estimate": spilled * saved_pixel_bytes / max(saved_frames, 1) / MIB,
         "write_errors": session.get("write_error_count", len(session.get("write_errors", []))),

@@ -35,6 +35,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -243,17 +244,15 @@ class FramePool:
 
     def _warm_target(self, rates: deque[tuple[float, int]]) -> int:
         """Free bytes to keep: ``warm_s`` x the peak ingest rate of the last RATE_WINDOW_S, at least
-        ``min_warm_bytes``. Called with the lock held."""
+        ``min_warm_bytes``. The counter is sampled once a tick at most. Called with the lock held."""
         target = self._min_warm
         if self._ingest_bytes is not None and self._warm_s > 0:
             now = time.monotonic()
-            rates.append((now, self._ingest_bytes()))
-            while len(rates) > 2 and rates[1][0] < now - RATE_WINDOW_S:
-                rates.popleft()
-            peak = 0.0
-            for (t0, b0), (t1, b1) in zip(rates, list(rates)[1:], strict=False):
-                if t1 - t0 >= TICK_S / 2:
-                    peak = max(peak, (b1 - b0) / (t1 - t0))
+            if not rates or now - rates[-1][0] >= TICK_S:
+                rates.append((now, self._ingest_bytes()))
+                while len(rates) > 2 and rates[1][0] < now - RATE_WINDOW_S:
+                    rates.popleft()
+            peak = max(((b1 - b0) / (t1 - t0) for (t0, b0), (t1, b1) in pairwise(rates)), default=0.0)
             target = max(target, int(peak * self._warm_s))
         return self._round_up(target)
 
@@ -263,6 +262,9 @@ class FramePool:
         keep = len(self._free)
         if time.monotonic() - self._last_acquire >= self._trim_after_s:
             keep = self._target // self.arena_bytes
+            if self._current is not None and self._current.live == 0:
+                self._free.append(self._current)  # idle and empty: as free as the others
+                self._current = None
         if self.max_arenas is not None:
             keep = min(keep, max(0, len(self._free) - (self._arenas - self.max_arenas)))
         while len(self._free) > keep:

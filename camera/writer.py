@@ -51,6 +51,15 @@ PREVIEW_DIR = "previews"
 MAX_REJECTION_REASONS = 5  # per camera, the first ones are kept
 MAX_WRITE_ERRORS_LISTED = 20  # in session.json; the total is in write_error_count
 _MAX_SESSION_SUFFIX = 10_000
+# The spill thread may fall this far behind (or 2 % of the cap, if more) before frames are spilled on
+# the caller's thread instead.
+SPILL_QUEUE_MIN_BYTES = 64 * 2**20
+# Spilled bytes are dropped from the page cache once written back: every SPILL_DROP_EVERY appended
+# bytes, the file up to SPILL_DROP_LAG behind its end. Left cached, a long recording would grow the
+# cache by all it spills, each page a fresh one for the spill thread to fault in; dropped, the
+# same pages serve again. Encoders read their frame back from the disk if it is gone.
+SPILL_DROP_EVERY = 64 * 2**20
+SPILL_DROP_LAG = 128 * 2**20
 
 # image_format -> (Pillow format, file extension, save options). All lossless.
 _IMAGE_FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
@@ -256,6 +265,8 @@ class SessionWriter:
         self._memory_bytes = 0
         self.peak_memory_bytes = 0
         self.spilled_frames = 0
+        self.spilled_inline = 0  # of those, spilled on the caller's thread (the spill thread was behind)
+        self._spill_dropped_at = 0
         self.warm_frames = 0  # frames copied into the pool's warm memory
         self.cold_frames = 0  # frames the pool had no room for, held where they arrived (no cap)
         self.spilled_bytes = 0
@@ -323,9 +334,10 @@ class SessionWriter:
                 spill = self._cap is not None and self._memory_bytes + entry.nbytes > self._cap
             self._memory_bytes += entry.nbytes
             self.peak_memory_bytes = max(self.peak_memory_bytes, self._memory_bytes)
-            # Backstop: if the spill thread itself falls behind by more than 2 % of the cap, spill
-            # on the caller's thread, so memory stays bounded by cap + 2 %.
-            inline = spill and self._spill_queued_bytes > (self._cap or 0) // 50
+            # Backstop: if the spill thread itself falls behind by more than the spill queue, spill
+            # on the caller's thread, so memory stays bounded by the cap plus that queue.
+            inline = spill and self._spill_queued_bytes > max((self._cap or 0) // 50, SPILL_QUEUE_MIN_BYTES)
+            self.spilled_inline += inline
             if spill and not inline:
                 self._spill_queued_bytes += entry.nbytes
             if spill and self._spill_executor is None:
@@ -370,6 +382,11 @@ class SessionWriter:
         offset = self._spill_fh.seek(0, os.SEEK_END)
         self._spill_fh.write(frame.pixels)
         self._spill_fh.flush()  # readers use pread on their own descriptor
+        end = offset + len(frame.pixels)
+        if end - self._spill_dropped_at >= SPILL_DROP_EVERY and end > SPILL_DROP_LAG:
+            # Starts the write-back of what is dirty, drops what is clean (see SPILL_DROP_EVERY).
+            _drop_cached(self._spill_fh.fileno(), 0, end - SPILL_DROP_LAG)
+            self._spill_dropped_at = end
         with self._cond:
             entry.spill = (offset, len(frame.pixels))
             entry.frame = dataclasses.replace(frame, pixels=b"")
@@ -522,6 +539,7 @@ class SessionWriter:
                 fd = os.open(self._spill_path, os.O_RDONLY)
                 try:
                     pixels = os.pread(fd, length, offset)
+                    _drop_cached(fd, offset, length)  # read once, never again
                 finally:
                     os.close(fd)
             self._make_dir(entry.camera_id, entry.camera_id)
@@ -622,6 +640,15 @@ def _save(image: Image.Image, image_format: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, pil_format, **params)
     return buffer.getvalue()
+
+
+def _drop_cached(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to drop a file range from the page cache (where it can be asked)."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass  # advice only
 
 
 def _fsync_dir(path: Path) -> None:

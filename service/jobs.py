@@ -363,6 +363,7 @@ class JobRunner:
                 "peak_buffered_bytes": writer.peak_memory_bytes,
                 "spilled_frames": writer.spilled_frames,
                 "spilled_bytes": writer.spilled_bytes,
+                "spilled_inline": writer.spilled_inline,
                 "warm_frames": writer.warm_frames,
                 "cold_frames": writer.cold_frames,
             },
