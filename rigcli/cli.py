@@ -368,7 +368,8 @@ def cmd_status(args: argparse.Namespace, client: ApiClient, out: TextIO, err: Te
         lines.append(f"zoom      {cam} {zoom}")
     for stream in st.get("streams") or []:
         state = "connected" if stream.get("connected") else f"DOWN {stream.get('last_error') or ''}".rstrip()
-        lines.append(f"stream    {stream.get('url')} {state}")
+        idle = " (idle between jobs: slowed)" if st.get("stream_rate") == "idle" else ""
+        lines.append(f"stream    {stream.get('url')} {state}{idle}")
     rows = []
     for cam, c in (st.get("cameras") or {}).items():
         age = c.get("last_frame_age_s")

@@ -324,6 +324,10 @@ class CaptureService:
                 "cameras": self.router.status(),
                 "unknown_camera_frames": self.router.unknown_camera_frames,
                 "unreadable_messages": self.router.unreadable_messages,
+                # "idle": no job needs frames, so the streams are answered late (camera.router).
+                "stream_rate": "idle"
+                if self.config.stream_client.idle_ack_delay_s > 0 and not self.router.full_rate.is_set()
+                else "full",
             }
 
         data = self.runtime.submit(snapshot(), timeout=5)
@@ -331,6 +335,15 @@ class CaptureService:
         data["queue_length"] = self.queue_length()
         data["history_warning"] = self.history.warning
         data["storage_warnings"] = self.storage_warnings
+        pool = self.pool.stats()
+        data["frame_pool"] = {
+            "mapped_mib": round(pool.mapped_bytes / MIB, 1),
+            "free_mib": round(pool.free_bytes / MIB, 1),
+            "in_use_mib": round(pool.in_use_bytes / MIB, 1),
+            "peak_mapped_mib": round(pool.peak_mapped_bytes / MIB, 1),
+            "warm_target_mib": round(pool.target_bytes / MIB, 1),
+            "misses": pool.misses,
+        }
         return data
 
 

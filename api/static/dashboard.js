@@ -317,7 +317,8 @@ function renderStatus(st) {
     const foot = document.querySelector(`.camera[data-camera="${CSS.escape(cam)}"] .foot`);
     if (!foot) continue;
     const last = typeof info.last_frame_age_s === "number" ? `last ${info.last_frame_age_s.toFixed(1)} s ago` : "no frame yet";
-    foot.textContent = `${info.fps.toFixed(1)} fps · ${info.frames} frames · ${info.rejected_frames} rejected · ${last}`;
+    const rate = st.stream_rate === "idle" ? " (stream idle between jobs)" : "";
+    foot.textContent = `${info.fps.toFixed(1)} fps${rate} · ${info.frames} frames · ${info.rejected_frames} rejected · ${last}`;
     foot.dataset.fps = info.fps;
   }
   if (!state.formFilled && typeof pose.pan_deg_x100 === "number") {
