@@ -11,9 +11,11 @@ arrival order — and ``session.json`` beside, written last and atomically.
 * With ``previews`` a contrast-stretched 8-bit copy goes to ``<camera_id>/previews/`` beside — never
   instead of the lossless file.
 
-Write-behind: :meth:`SessionWriter.add` runs on the event loop thread, only numbers the frame and
-records its manifest entry, and hands encoding and the file write to an executor (a thread pool).
-The writer holds each frame's pixels until its write is done. With ``memory_cap_bytes`` set, a frame
+Write-behind: :meth:`SessionWriter.add` runs on the event loop thread, only numbers the frame,
+records its manifest entry and copies its pixels into warm memory from a :class:`camera.pool.FramePool`
+(so the message's bytes are freed at once and the reader never faults in fresh pages), and hands
+encoding and the file write to an executor (a thread pool). The writer holds each frame's pixels
+until its write is done, then gives the pool buffer back. With ``memory_cap_bytes`` set, a frame
 that would take the pixels held in memory over the cap is *spilled*: one spill thread appends its
 raw bytes to a file in ``spill_dir`` and drops them from memory, and the frame is encoded later
 from that file. Nothing is dropped: the overflow policy is "move to disk", never "discard".
@@ -577,6 +579,9 @@ class SessionWriter:
             if self._fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
+                # On disk now: let its pages serve the next files instead of taking fresh ones
+                # (uncompressed formats write hundreds of MB a second; see SPILL_DROP_EVERY).
+                _drop_cached(fh.fileno(), 0, 0)
 
     def _on_done(self, entry: _Entry, future: concurrent.futures.Future[_Failure | None]) -> None:
         failure: _Failure | None
