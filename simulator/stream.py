@@ -1,11 +1,12 @@
 """WebSocket frame server (PROTOCOL §4): a shared frame clock and one sender per connection.
 
 Flow control, as the rig does it: after each message a connection waits (up to ``ack_timeout_s``) for
-the client's text ``received``. Of the ticks that fall due while it waits, the newest is sent next
-and the older ones are skipped for that connection (a one-deep buffer, as a camera's frame buffer
-is), so a reader that keeps up on average sees every frame_index even when one large message takes
-longer than a tick period, and a slow one sees gaps. The only buffering is that one pending tick,
-split into messages of at most ``frames_per_message``.
+the client's text ``received``. Of the frames that fall due while it waits, each camera's newest is
+sent next and its older ones are skipped for that connection (a one-deep buffer per camera, as a
+camera's frame buffer is), so a reader that keeps up on average sees every frame_index even when
+one large message takes longer than a tick period, a slow one sees gaps, and a slow camera is never
+crowded out by a fast one. The only buffering is those pending frames, split into messages of at
+most ``frames_per_message``.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class FrameProducer:
         self._next_event: asyncio.Future[TickEvent] | None = None
         self.subscribers = 0
         self.latest: TickEvent | None = None
+        # Each camera's newest frame and the seq of the tick that captured it.
+        self.newest: dict[str, tuple[int, CapturedFrame]] = {}
         self._seq = 0
         self._frames_total = 0
 
@@ -174,6 +177,8 @@ class FrameProducer:
         self._frames_total += len(frames)
         event = TickEvent(self._seq, tuple(frames), self._frames_total)
         self.latest = event
+        for frame in frames:
+            self.newest[frame.camera_id] = (self._seq, frame)
         fut_now, self._next_event = self._future(), None
         fut_now.set_result(event)
 
@@ -253,17 +258,20 @@ class StreamSession:
                             await self._ack.wait()
                     except TimeoutError:
                         self._stats.ack_timeouts += 1
-                # Of what fell due while we sent and waited, the newest tick goes next; older ones
-                # are skipped, not queued.
-                latest = self._producer.latest
-                if latest is not None and latest.seq > event.seq:
-                    skipped = latest.frames_total - len(latest.frames) - event.frames_total
-                    self._stats.frames_skipped += skipped
-                    event = latest
-                else:
-                    event = None
+                # Of what fell due while we sent and waited, each camera's newest frame goes next;
+                # older ones are skipped, not queued.
+                event = self._catch_up(event)
         except ConnectionClosed:
             pass
+
+    def _catch_up(self, sent: TickEvent) -> TickEvent | None:
+        """What to send after ``sent``: each camera's newest frame captured since, or None."""
+        latest = self._producer.latest
+        if latest is None or latest.seq <= sent.seq:
+            return None
+        frames = tuple(frame for seq, frame in self._producer.newest.values() if seq > sent.seq)
+        self._stats.frames_skipped += latest.frames_total - sent.frames_total - len(frames)
+        return TickEvent(latest.seq, frames, latest.frames_total)
 
     def _record(self, carried: list[tuple[CapturedFrame, bool]], malformed: str | None) -> None:
         sent_at = time.time()

@@ -397,6 +397,21 @@ def test_slow_reader_sees_gaps(make_rig: Callable[..., SimRig]) -> None:
     assert rig.stats()["frames_skipped"] > 0
 
 
+def test_a_slow_reader_still_gets_every_camera_newest_frame(make_rig: Callable[..., SimRig]) -> None:
+    # A fast and a slow camera, and a reader that never answers: each message after the first ack
+    # timeout carries each camera's newest frame, so the 4 fps camera is not crowded out by the 40 fps one.
+    cams = {RGB_ID: CameraSim("encoded", 160, 90, 40.0), LWIR_ID: CameraSim("mono16", 64, 48, 4.0)}
+    rig = make_rig(cameras=cams, ack_timeout_s=0.3, frames_per_message=2)
+    seen: dict[str, list[int]] = {}
+    for _, msg in read_stream(rig.ws_url, 3.0 * T, ack=False):
+        for f in frames_of(msg):
+            seen.setdefault(f["device_id"].strip(), []).append(f["frame_index"])
+    assert len(seen.get(LWIR_ID, [])) >= 4, seen  # about 10 messages, nearly all with an LWIR frame
+    for cid, indices in seen.items():
+        assert indices == sorted(set(indices)), f"{cid}: repeated or out of order: {indices}"
+    assert rig.stats()["frames_skipped"] > 0
+
+
 def test_frames_decode_to_size_and_format(make_rig: Callable[..., SimRig]) -> None:
     cams = {
         RGB_ID: CameraSim("encoded", 320, 180, 10.0, zoom_device=True),

@@ -346,7 +346,14 @@ function buildCameras() {
 async function liveLoop(camera, img, note) {
   for (;;) {
     const started = performance.now();
-    if (state.view === "live" && !document.hidden && state.reachable) {
+    // A camera that has sent no frame yet (per /status) is not asked for one: no 404 every second.
+    const info = ((state.status || {}).cameras || {})[camera];
+    const waiting = !info || !info.frames;
+    if (waiting && state.view === "live") {
+      img.hidden = true;
+      note.hidden = false;
+      note.textContent = "no frame received yet";
+    } else if (state.view === "live" && !document.hidden && state.reachable) {
       try {
         await loadImage(img, `/cameras/${encodeURIComponent(camera)}/live.jpg?max=480`);
         img.hidden = false;
