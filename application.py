@@ -24,6 +24,7 @@ from werkzeug.serving import make_server
 from api import create_app
 from service.capture import CaptureService
 from service.config import Config, ConfigError
+from service.heap import keep_heap_warm
 
 log = logging.getLogger("rigcapture")
 
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning(
             "listening on %s without api.token: anyone on the network can drive the rig", config.api.host
         )
+    keep_heap_warm()  # before the stream starts: see service/heap.py
     sim = Simulation(config) if args.simulate else None
     config_path = Path(args.config).resolve()
     service = CaptureService(config, base_dir=config_path.parent, config_path=config_path)

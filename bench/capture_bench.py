@@ -45,8 +45,11 @@ plus each run's values):
   ``other_load_cores``, the CPU other programs used meanwhile: the rig shares this machine's cores
   with the service, and anything else running makes every figure of the run suspect.
 
-The bare receiver runs in its own process, not in this one, so that it does not share a GIL with the
-rig's sender — the service does not either. Bytes the service spills under a memory cap are not in the
+The rig's process (this one) keeps its C heap warm like the service (``service/heap.py``): building
+a W2 message otherwise faults fresh pages in on the rig's sender, and a rig slowed by its own
+allocator skips frames the service never had a chance to read. The bare receiver runs in its own
+process, not in this one, so that it does not share a GIL with the rig's sender — the service does
+not either. Bytes the service spills under a memory cap are not in the
 save limit's "bytes written" (only the session's files are); ``spilled_mib_estimate`` shows them.
 
 Units: MB/s are 10^6 bytes a second; memory figures are MiB (2^20 bytes), as ``memory_cap_mb`` is.
@@ -87,6 +90,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from camera.frames import Frame
 from service.config import Config, ConfigError, ImageFormat
+from service.heap import keep_heap_warm
 from simulator.config import LWIR_ID, RGB_ID, SWIR_ID, CameraSim, SimConfig
 from simulator.rig import SentFrame, SimRig
 
@@ -1105,6 +1109,9 @@ def _on_sigterm(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The rig runs in this process: its message buffers come from a warm heap, as the service's do
+    # (service/heap.py), so that the simulated rig does not slow itself down on fresh pages.
+    keep_heap_warm()
     signal.signal(signal.SIGTERM, _on_sigterm)
     logging.basicConfig(
         level=logging.WARNING if args.json_only else logging.INFO,
