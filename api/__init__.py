@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.dashboard import bp as dashboard_bp
 from api.errors import error_body
-from api.routes import bp, client_info
+from api.routes import bp, reject
 from service.capture import CaptureService
 from service.errors import RigError
 
@@ -60,11 +60,7 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         message = f"request body is larger than the limit of {limit} bytes (api.max_body_bytes)"
         if request.path in ("/process-request", "/process-requests"):
-            service: CaptureService = current_app.extensions["capture"]
-            size = request.content_length
-            err = error_body(message)
-            entry = service.record_rejected(f"<{size} bytes, not kept>", client_info(), 413, err)
-            return jsonify({**err, "history_id": entry}), 413
+            return reject(f"<{request.content_length} bytes, not kept>", 413, message)
     return jsonify(error_body(message)), code
 
 

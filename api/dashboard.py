@@ -43,7 +43,7 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from PIL import Image
 
-from api.openapi import AUTH_ERR, ERR
+from api.openapi import AUTH_ERR, ERR, json_response
 from camera.frames import Frame, encoded_kind
 from camera.writer import MANIFEST_NAME, frame_to_array, preview_8bit
 from service.capture import CaptureService
@@ -71,10 +71,6 @@ _MIMETYPES = {
     ".json": "application/json",
 }
 _BROWSER_IMAGES = frozenset({".jpg", ".jpeg"})  # always 8-bit: ?view=1 passes them through
-
-
-def _err(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": ERR}}}}
 
 
 def _binary(description: str, *mimetypes: str) -> dict[str, Any]:
@@ -151,7 +147,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "200": _binary("the image", *_IMAGES),
-                "404": _err("unknown camera or image type, or no frame received yet"),
+                "404": json_response(ERR, "unknown camera or image type, or no frame received yet"),
                 **AUTH_ERR,
             },
         }
@@ -192,7 +188,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "description": "the manifest",
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
-                "404": _err("no such session, or no manifest yet"),
+                "404": json_response(ERR, "no such session, or no manifest yet"),
                 **AUTH_ERR,
             },
         }
@@ -214,9 +210,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": _binary(
                     "the file", *_IMAGES, "image/tiff", "application/json", "application/octet-stream"
                 ),
-                "400": _err("the path is absolute or has '..'"),
-                "404": _err("no such session or file"),
-                "415": _err("?view=1 of a file that is not a readable image"),
+                "400": json_response(ERR, "the path is absolute or has '..'"),
+                "404": json_response(ERR, "no such session or file"),
+                "415": json_response(ERR, "?view=1 of a file that is not a readable image"),
                 **AUTH_ERR,
             },
         }
@@ -231,9 +227,9 @@ OPENAPI_PATHS: dict[str, Any] = {
             ],
             "responses": {
                 "200": _binary("the thumbnail", "image/jpeg"),
-                "400": _err("the path is absolute or has '..'"),
-                "404": _err("no such session or image"),
-                "415": _err("not a readable image"),
+                "400": json_response(ERR, "the path is absolute or has '..'"),
+                "404": json_response(ERR, "no such session or image"),
+                "415": json_response(ERR, "not a readable image"),
                 **AUTH_ERR,
             },
         }
@@ -244,7 +240,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "parameters": [_SESSION_PARAM],
             "responses": {
                 "200": _binary("the zip", "application/zip"),
-                "404": _err("no such session"),
+                "404": json_response(ERR, "no such session"),
                 **AUTH_ERR,
             },
         }

@@ -139,7 +139,7 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _json(schema_ref: str, description: str) -> dict[str, Any]:
+def json_response(schema_ref: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
 
 
@@ -151,7 +151,7 @@ def _obj(description: str, schema: dict[str, Any] | None = None) -> dict[str, An
 
 
 ERR = "#/components/schemas/Error"
-AUTH_ERR = {"401": _json(ERR, "missing or wrong token (only when api.token is set)")}
+AUTH_ERR = {"401": json_response(ERR, "missing or wrong token (only when api.token is set)")}
 
 PROCESS = {
     "summary": "Run a batch: move, wait until settled, record, save",
@@ -186,11 +186,11 @@ PROCESS = {
                 }
             },
         },
-        "202": _json("#/components/schemas/Accepted", "queued; follow status_url"),
-        "400": _json(ERR, "invalid batch or body; nothing was executed"),
-        "413": _json(ERR, "body over api.max_body_bytes"),
-        "415": _json(ERR, "Content-Type is not application/json"),
-        "503": _json(ERR, "broker not connected or queue full; nothing was executed"),
+        "202": json_response("#/components/schemas/Accepted", "queued; follow status_url"),
+        "400": json_response(ERR, "invalid batch or body; nothing was executed"),
+        "413": json_response(ERR, "body over api.max_body_bytes"),
+        "415": json_response(ERR, "Content-Type is not application/json"),
+        "503": json_response(ERR, "broker not connected or queue full; nothing was executed"),
         **AUTH_ERR,
     },
 }
@@ -223,8 +223,8 @@ PATHS: dict[str, Any] = {
             "summary": "One job",
             "parameters": JOB_ID,
             "responses": {
-                "200": _json("#/components/schemas/Job", "the job"),
-                "404": _json(ERR, "no such job"),
+                "200": json_response("#/components/schemas/Job", "the job"),
+                "404": json_response(ERR, "no such job"),
                 **AUTH_ERR,
             },
         },
@@ -232,9 +232,9 @@ PATHS: dict[str, Any] = {
             "summary": "Cancel a queued job or stop a running recording early",
             "parameters": JOB_ID,
             "responses": {
-                "202": _json("#/components/schemas/Job", "cancel requested"),
-                "404": _json(ERR, "no such job"),
-                "409": _json(ERR, "already finished"),
+                "202": json_response("#/components/schemas/Job", "cancel requested"),
+                "404": json_response(ERR, "no such job"),
+                "409": json_response(ERR, "already finished"),
                 **AUTH_ERR,
             },
         },
@@ -291,7 +291,7 @@ PATHS: dict[str, Any] = {
     "/config": {
         "get": {
             "summary": "The configuration in force (secrets redacted)",
-            "responses": {"200": _json("#/components/schemas/Config", "config"), **AUTH_ERR},
+            "responses": {"200": json_response("#/components/schemas/Config", "config"), **AUTH_ERR},
         },
         "put": {
             "summary": "Validate, save atomically to config.json, apply from the next job",
@@ -303,10 +303,10 @@ PATHS: dict[str, Any] = {
                 "200": _obj(
                     "saved", {"type": "object", "required": ["message", "changed", "restart_required"]}
                 ),
-                "400": _json(ERR, "invalid configuration; nothing saved"),
-                "409": _json(ERR, "started without a config file"),
-                "413": _json(ERR, "body too large"),
-                "415": _json(ERR, "not JSON"),
+                "400": json_response(ERR, "invalid configuration; nothing saved"),
+                "409": json_response(ERR, "started without a config file"),
+                "413": json_response(ERR, "body too large"),
+                "415": json_response(ERR, "not JSON"),
                 **AUTH_ERR,
             },
         },

@@ -38,7 +38,7 @@ def _json_body() -> tuple[Any, tuple[int, str] | None]:
     return body, None
 
 
-def _reject(
+def reject(
     body: Any, status: int, message: str, details: list[dict[str, Any]] | None = None
 ) -> ResponseReturnValue:
     err = error_body(message, details)
@@ -53,7 +53,7 @@ def process_request() -> ResponseReturnValue:
     body, problem = _json_body()
     if problem is not None:
         raw = request.get_data(cache=True).decode("utf-8", "replace")[:2000]
-        return _reject(raw, problem[0], problem[1])
+        return reject(raw, problem[0], problem[1])
     problems = validate_batch(body, service.config)
     if problems:
         first = problems[0]
@@ -61,13 +61,13 @@ def process_request() -> ResponseReturnValue:
             f"requests[{first['index']}].{first['field']}" if first["index"] is not None else first["field"]
         )
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return _reject(
+        return reject(
             body, 400, f"invalid batch: {where}: {first['message']}{more}; nothing was executed", problems
         )
     try:
         job = service.submit(body, client_info())
     except RigError as exc:
-        return _reject(body, exc.http_status, f"{exc}; nothing was executed")
+        return reject(body, exc.http_status, f"{exc}; nothing was executed")
     status_url = url_for("api.get_job", job_id=job.id)
     if request.args.get("wait", "true").lower() in ("false", "0", "no"):
         return jsonify({"job_id": job.id, "status": job.status, "status_url": status_url}), 202

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -45,17 +46,7 @@ class BareResult:
     cameras: dict[str, CameraTally] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "window_start": self.window_start,
-            "window_end": self.window_end,
-            "messages": self.messages,
-            "message_bytes": self.message_bytes,
-            "cameras": {
-                cam: {"frame_indices": t.frame_indices, "pixel_bytes": t.pixel_bytes}
-                for cam, t in self.cameras.items()
-            },
-        }
+        return dataclasses.asdict(self)
 
 
 async def receive(url: str, duration_s: float, warmup_s: float = 1.0) -> BareResult:

@@ -59,8 +59,6 @@ Exit status: 0 every target met, 1 some target missed, 2 a run failed.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import io
 import json
 import logging
 import os
@@ -75,7 +73,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +86,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from camera.frames import Frame
+from camera.frames import Frame, expected_size
+from camera.writer import CameraWriteOptions, _encode
 from service.config import Config, ConfigError, ImageFormat
 from service.heap import keep_heap_warm
 from simulator.config import LWIR_ID, RGB_ID, SWIR_ID, CameraSim, SimConfig
@@ -116,14 +115,6 @@ DEFAULT_MEMORY_CAP_MB = 1024.0
 RSS_SLACK_MIB = 300.0  # the "+ 300 MB" of the memory targets
 BUSY_MACHINE_CORES = 0.2  # other programs' load above which the bench warns
 
-_BYTES_PER_PIXEL = {"mono8": 1, "mono16": 2, "rgb8": 3, "bgr8": 3}
-# The service's lossless formats, if its own encoder cannot be called (see Encoder).
-_FALLBACK_FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
-    "png": ("PNG", {"compress_level": 1}),
-    "png-small": ("PNG", {"compress_level": 6}),
-    "tiff": ("TIFF", {"compression": "raw"}),
-}
-
 
 class BenchError(Exception):
     """A run could not be completed (service did not start, job failed, …); the message says why."""
@@ -147,19 +138,14 @@ class Workload:
     def frame_bytes(self, camera_id: str) -> int | None:
         """Pixel bytes of one raw frame; None for ``encoded`` (JPEG, size varies)."""
         cam = self.cameras[camera_id]
-        bpp = _BYTES_PER_PIXEL.get(cam.pixel_format)
-        return None if bpp is None else cam.width * cam.height * bpp
+        return expected_size(cam.pixel_format, cam.width, cam.height)
 
 
 def make_workload(
     name: str, duration_s: float | None, memory_cap_mb: float, noise_sigma: float | None = None
 ) -> Workload:
     """A workload; ``noise_sigma`` adds sensor noise to the simulated frames (see --sim-noise)."""
-    extra: dict[str, Any] = {}
-    if noise_sigma is not None:
-        if "noise_sigma" not in {f.name for f in dataclasses.fields(CameraSim)}:
-            raise BenchError("--sim-noise needs a simulator whose CameraSim has noise_sigma")
-        extra["noise_sigma"] = noise_sigma
+    extra: dict[str, Any] = {} if noise_sigma is None else {"noise_sigma": noise_sigma}
 
     def cam(fmt: str, width: int, height: int, fps: float, **kw: Any) -> CameraSim:
         return CameraSim(fmt, width, height, fps, **kw, **extra)
@@ -543,51 +529,15 @@ def bare_limit(rig: SimRig, wl: Workload) -> dict[str, Any]:
 # -- save limit --------------------------------------------------------------------------------------
 
 
-class Encoder:
-    """Encodes a frame as the service does: its own ``camera.writer._encode`` when that can be called,
-    else Pillow with the settings the service documents (``method`` says which)."""
+ENCODE_METHOD = "camera.writer._encode"  # the service's own encoder, timed as it runs there
 
-    def __init__(self, image_format: str) -> None:
-        self.image_format = image_format
-        self.method = "camera.writer._encode"
-        self._encode: Callable[[Frame], object]
-        try:
-            from camera import writer
 
-            options = writer.CameraWriteOptions(image_format=image_format)
-            service_encode = writer._encode
-            self._encode = lambda frame: service_encode(frame, options)
-        except (ImportError, AttributeError, TypeError, ValueError) as exc:
-            log.warning("cannot use the service's encoder (%s); using Pillow", exc)
-            self._use_fallback()
-
-    def _use_fallback(self) -> None:
-        pil_format, params = _FALLBACK_FORMATS[self.image_format]
-        modes = {"mono8": ("L", "L"), "mono16": ("I;16", "I;16"), "rgb8": ("RGB", "RGB")}
-        self.method = "pillow-fallback"
-
-        def encode(frame: Frame) -> bytes:
-            mode, raw = modes[frame.pixel_format if frame.pixel_format != "bgr8" else "rgb8"]
-            image = Image.frombuffer(mode, (frame.width, frame.height), frame.pixels, "raw", raw, 0, 1)
-            buffer = io.BytesIO()
-            image.save(buffer, pil_format, **params)
-            return buffer.getvalue()
-
-        self._encode = encode
-
-    def cpu_seconds(self, frame: Frame) -> float:
-        """Thread CPU time of one encode (after one untimed warm-up call)."""
-        try:
-            self._encode(frame)
-        except (TypeError, AttributeError):
-            if self.method == "pillow-fallback":
-                raise
-            log.warning("the service's encoder changed its signature; using Pillow")
-            self._use_fallback()
-            self._encode(frame)
-        t0 = time.thread_time()
-        self._encode(frame)
-        return time.thread_time() - t0
+def encode_cpu_seconds(frame: Frame, options: CameraWriteOptions) -> float:
+    """Thread CPU time of one encode by the service's encoder (after one untimed warm-up call)."""
+    _encode(frame, options)
+    t0 = time.thread_time()
+    _encode(frame, options)
+    return time.thread_time() - t0
 
 
 def frame_from_file(path: Path, camera_id: str, cam: CameraSim) -> Frame:
@@ -612,20 +562,22 @@ def encode_cpu(
     """(total encode CPU-seconds, per-camera CPU-seconds per frame, method) for the saved frames."""
     total = 0.0
     per_frame: dict[str, float] = {}
-    methods = set()
+    sampled = False
     for cid, cam in wl.cameras.items():
         frames = session["cameras"].get(cid, {}).get("frames", [])
         if cam.pixel_format == "encoded" or not frames:
             per_frame[cid] = 0.0  # JPEG/PNG from the camera is written byte for byte
             continue
-        encoder = Encoder(formats[cid])
+        options = CameraWriteOptions(image_format=formats[cid])
+        sampled = True
         step = max(1, len(frames) // ENCODE_SAMPLES)
         picks = frames[::step][:ENCODE_SAMPLES]
-        costs = [encoder.cpu_seconds(frame_from_file(session_dir / f["file"], cid, cam)) for f in picks]
-        methods.add(encoder.method)
+        costs = [
+            encode_cpu_seconds(frame_from_file(session_dir / f["file"], cid, cam), options) for f in picks
+        ]
         per_frame[cid] = statistics.mean(costs)
         total += per_frame[cid] * len(frames)
-    return total, per_frame, ",".join(sorted(methods)) or "none"
+    return total, per_frame, ENCODE_METHOD if sampled else "none"
 
 
 def disk_write_speed(folder: Path, nbytes: int) -> float:
@@ -1080,8 +1032,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sim-noise",
         type=float,
         metavar="SIGMA",
-        help="Gaussian sensor noise (in each format's counts) on the simulated frames; needs "
-        "CameraSim.noise_sigma. Without it, smooth rendered frames make lossless saving unduly cheap",
+        help="Gaussian sensor noise (in each format's counts) on the simulated frames. Without it, "
+        "smooth rendered frames make lossless saving unduly cheap",
     )
     ap.add_argument("--json-only", action="store_true", help="print only the JSON line")
     ap.add_argument(
@@ -1134,11 +1086,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("other programs keep %.2f cores busy: the figures will be disturbed", load)
     names = {"all": ["W1", "W2", "W2-long"], None: ["W1", "W2"]}.get(args.workload, [args.workload])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        workloads = [make_workload(n, args.duration, args.memory_cap_mb, args.sim_noise) for n in names]
-    except BenchError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+    workloads = [make_workload(n, args.duration, args.memory_cap_mb, args.sim_noise) for n in names]
     settings = BenchSettings(
         workloads=workloads,
         runs=args.runs,

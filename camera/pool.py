@@ -133,15 +133,13 @@ class FramePool:
         with self._cond:
             self._last_acquire = time.monotonic()
             arena = self._current
+            # (release() starts an arena over once its last buffer is back, so a full one is in use.)
             if arena is None or arena.used + nbytes > self.arena_bytes:
-                if arena is not None and arena.live == 0:
-                    arena.used = 0  # everything in it was released: start it over
-                if arena is None or arena.used + nbytes > self.arena_bytes:
-                    if not self._free:
-                        self._misses += 1
-                        self._cond.notify_all()
-                        return None
-                    self._current = arena = self._free.pop()
+                if not self._free:
+                    self._misses += 1
+                    self._cond.notify_all()
+                    return None
+                self._current = arena = self._free.pop()
             offset = arena.used
             arena.used = min(self.arena_bytes, (offset + nbytes + ALIGN - 1) // ALIGN * ALIGN)
             arena.live += 1
@@ -202,15 +200,30 @@ class FramePool:
 
     def fill(self, nbytes: int) -> None:
         """Map and touch arenas until ``nbytes`` are free (within ``max_bytes``), on this thread."""
-        while True:
-            with self._cond:
-                if len(self._free) * self.arena_bytes >= nbytes or self._at_limit():
-                    return
-                self._arenas += 1
-                self._peak_arenas = max(self._peak_arenas, self._arenas)
+        while self._grow_one(nbytes):
+            pass
+
+    def _grow_one(self, wanted_free: int) -> bool:
+        """Map and touch one more arena if fewer than ``wanted_free`` bytes are free and the limit
+        allows; False if none was needed or allowed. Raises what mapping raises."""
+        with self._cond:
+            if not self._needs_arena(wanted_free):
+                return False
+            self._arenas += 1  # counted before mapping, so the limit holds while we map
+            self._peak_arenas = max(self._peak_arenas, self._arenas)
+        try:
             arena = self._map_arena()
+        except BaseException:
             with self._cond:
-                self._free.insert(0, arena)  # cold end: warm arenas already in use go first
+                self._arenas -= 1
+            raise
+        with self._cond:
+            self._free.insert(0, arena)  # cold end: warm arenas already in use go first
+        return True
+
+    def _needs_arena(self, wanted_free: int) -> bool:
+        """Lock held."""
+        return len(self._free) * self.arena_bytes < wanted_free and not self._at_limit()
 
     # -- the grower thread --------------------------------------------------------------------------
 
@@ -221,26 +234,21 @@ class FramePool:
             with self._cond:
                 if self._closed:
                     return
-                self._target = self._warm_target(rates)
-                grow = len(self._free) * self.arena_bytes < self._target and not self._at_limit()
-                if not grow:
-                    self._cond.wait(TICK_S)
-                    if self._closed:
-                        return
-                    self._trim_idle()
-                    continue
-                self._arenas += 1  # counted before mapping, so the limit holds while we map
-                self._peak_arenas = max(self._peak_arenas, self._arenas)
+                self._target = target = self._warm_target(rates)
             try:
-                arena = self._map_arena()
+                if self._grow_one(target):
+                    continue
             except (OSError, ValueError, MemoryError) as exc:
-                with self._cond:
-                    self._arenas -= 1
                 log.warning("frame pool: could not map %d bytes (%s); retrying", self.arena_bytes, exc)
                 time.sleep(1.0)
                 continue
             with self._cond:
-                self._free.insert(0, arena)
+                if self._needs_arena(self._target):
+                    continue  # buffers were taken meanwhile
+                self._cond.wait(TICK_S)
+                if self._closed:
+                    return
+                self._trim_idle()
 
     def _warm_target(self, rates: deque[tuple[float, int]]) -> int:
         """Free bytes to keep: ``warm_s`` x the peak ingest rate of the last RATE_WINDOW_S, at least

@@ -203,7 +203,6 @@ class _Entry:
     nbytes: int
     state: str = _PENDING
     spill: tuple[int, int] | None = None  # (offset, length) in the spill file once spilled
-    in_memory: bool = True
     buffer: PoolBuffer | None = None  # the pool memory holding the pixels, if they were copied there
 
 
@@ -294,7 +293,9 @@ class SessionWriter:
         else:
             raise ValueError(f"unknown pixel format {frame.pixel_format!r}")
         # Into warm memory (see camera.pool), outside the lock: the message's bytes can then be freed.
-        buffer = self._pool.copy_in(frame.pixels) if self._pool is not None else None
+        # The unlocked checks only spare a useless copy; the locked ones below decide.
+        wanted = not self._closed and frame.camera_id in self._cameras
+        buffer = self._pool.copy_in(frame.pixels) if self._pool is not None and wanted else None
         with self._cond:
             if buffer is not None and (self._closed or frame.camera_id not in self._cameras):
                 assert self._pool is not None
@@ -392,7 +393,6 @@ class SessionWriter:
         with self._cond:
             entry.spill = (offset, len(frame.pixels))
             entry.frame = dataclasses.replace(frame, pixels=b"")
-            entry.in_memory = False
             self._memory_bytes -= entry.nbytes
             self.spilled_frames += 1
             self.spilled_bytes += entry.nbytes
@@ -536,14 +536,11 @@ class SessionWriter:
         pixels: Pixels = frame.pixels if entry.buffer is None else entry.buffer.view
         try:
             if entry.spill is not None:
-                assert self._spill_path is not None
+                assert self._spill_fh is not None  # open until every write is done (finish)
                 offset, length = entry.spill
-                fd = os.open(self._spill_path, os.O_RDONLY)
-                try:
-                    pixels = os.pread(fd, length, offset)
-                    _drop_cached(fd, offset, length)  # read once, never again
-                finally:
-                    os.close(fd)
+                fd = self._spill_fh.fileno()
+                pixels = os.pread(fd, length, offset)  # pread: the appender's position is untouched
+                _drop_cached(fd, offset, length)  # read once, never again
             self._make_dir(entry.camera_id, entry.camera_id)
             data, preview = _encode(frame, options, pixels)
             self._write_file(self.session_dir / entry.file, data, created)
@@ -601,9 +598,8 @@ class SessionWriter:
                 self._pool.release(entry.buffer)
                 entry.buffer = None
             self._pending_bytes -= entry.nbytes
-            if entry.in_memory:
+            if entry.spill is None:  # still counted in memory (a spilled frame left it then)
                 self._memory_bytes -= entry.nbytes
-                entry.in_memory = False
             self._completed += 1
             camera = self._cameras[entry.camera_id]
             if failure is None:

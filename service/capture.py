@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 MAX_JOBS_KEPT = 500
 MIB = 2**20
 POOL_HEADROOM_BYTES = 128 * MIB  # of a memory cap, kept out of the warm pool: see pool_max_bytes
+# Writer threads run on CPU time the stream reader (nice 0) and the pool's grower (nice 10) do not
+# want: encoding can always catch up later (frames wait in memory or in the spill file), while a
+# reader that falls behind makes the rig skip frames, lost for good. Not SCHED_IDLE: a writer thread
+# holds the GIL between its C calls, and a SCHED_IDLE thread preempted while holding it gets no CPU
+# until a core is idle, so the reader waits on the GIL meanwhile. With the warm pool, W2 measured
+# 97.7 % / 96.3 % at SCHED_IDLE and 99.7-100 % at nice 19, with a shorter save.
 WRITER_NICE = 19
 
 
@@ -53,7 +59,10 @@ class CaptureService:
         # One thread: history writes land in the order they were made.
         self._history_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
         self.executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="writer", initializer=_lower_thread_priority
+            max_workers=workers,
+            thread_name_prefix="writer",
+            initializer=lower_thread_priority,
+            initargs=(WRITER_NICE,),
         )
         self.pool = FramePool(
             max_bytes=pool_max_bytes(config.recording.memory_cap_mb),
@@ -88,8 +97,7 @@ class CaptureService:
         for stream in self.streams:
             self.runtime.spawn(stream.run_loop(), name=f"stream {stream.url}")
         self.runtime.spawn(self._worker_loop(), name="job worker")
-        if self.config.recording.warm_buffer_s > 0:
-            self.pool.start()
+        self.pool.start()  # with warm_buffer_s 0 its target is 0: it waits for a PUT /config
         self._started = True
 
     async def _init_on_loop(self) -> None:
@@ -287,8 +295,6 @@ class CaptureService:
         write_json_atomic(self.config_path, new_data)
         self.config = new
         self.pool.configure(pool_max_bytes(new.recording.memory_cap_mb), new.recording.warm_buffer_s)
-        if new.recording.warm_buffer_s > 0 and self._started:
-            self.pool.start()
         self.hub.reconfigure(new)
         return {"changed": changed, "restart_required": restart}
 
@@ -354,16 +360,3 @@ def pool_max_bytes(memory_cap_mb: float | None) -> int | None:
         return None
     cap = int(memory_cap_mb * MIB)
     return cap - min(cap // 4, POOL_HEADROOM_BYTES)
-
-
-def _lower_thread_priority() -> None:
-    """Writer threads run at nice 19: on CPU time the stream reader (nice 0) and the pool's grower
-    (nice 10) do not want.
-
-    Encoding can always catch up later (frames wait in memory or in the spill file); a stream reader
-    that falls behind makes the rig skip frames, which are lost for good. Not SCHED_IDLE: a writer
-    thread holds the GIL between its C calls, and a SCHED_IDLE thread preempted while holding it gets
-    no CPU until a core is idle, so the reader waits on the GIL meanwhile. With the warm pool, W2
-    measured 97.7 % / 96.3 % at SCHED_IDLE and 99.7-100 % at nice 19, with a shorter save.
-    """
-    lower_thread_priority(WRITER_NICE)

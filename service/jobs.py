@@ -131,16 +131,14 @@ class JobRunner:
         targets: dict[str, dict[str, float]] = {}
         moved_since_record: set[str] = set()
         commands = job.commands
-        self._router.want_full_rate(job.id, True)
         try:
             for i, cmd in enumerate(commands):
+                # Full rate for every command (idempotent): _record lets go of it while it saves.
+                self._router.want_full_rate(job.id, True)
                 if job._cancel_event.is_set():
                     raise JobCancelled(job.id)
                 if cmd["command_id"] == self._cfg.recording.command_id:
-                    try:
-                        await self._record(job, cmd, batch_start, last_cmd, targets)
-                    finally:
-                        self._router.want_full_rate(job.id, True)  # _record let go of it to save
+                    await self._record(job, cmd, batch_start, last_cmd, targets)
                     moved_since_record.clear()
                     continue
                 self._set_phase(job, "commanding")

@@ -14,6 +14,7 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import threading
@@ -312,17 +313,8 @@ class SimRig:
 
     def stats(self) -> dict[str, Any]:
         """Counters of the frame server and the renderers."""
-        s = self._stats
         return {
-            "connections_opened": s.connections_opened,
-            "connections_closed": s.connections_closed,
-            "drops": s.drops,
-            "messages_sent": s.messages_sent,
-            "frames_sent": s.frames_sent,
-            "frames_skipped": s.frames_skipped,
-            "acks": s.acks,
-            "ack_timeouts": s.ack_timeouts,
-            "malformed_sent": dict(s.malformed_sent),
+            **dataclasses.asdict(self._stats),  # copies malformed_sent too
             "renders": {cid: r.renders for cid, r in self._renderers.items()},
             "cache_hits": {cid: r.cache_hits for cid, r in self._renderers.items()},
         }

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from rigcli import main
 from rigcli.progress import JobProgress
 from service.capture import CaptureService
 from simulator.rig import SimRig
-from tests.conftest import serve
+from tests.conftest import free_port, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,13 +32,6 @@ def rigcli(*argv: str) -> tuple[int, str, str]:
 def url(service: CaptureService) -> Iterator[str]:
     with serve(service) as base:
         yield base
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_capture_prints_progress_and_a_summary_then_the_lists_show_it(url: str) -> None:
