@@ -395,6 +395,8 @@ class _SummaryCache:
     def summary(self, session_dir: Path) -> dict[str, Any]:
         manifest = session_dir / MANIFEST_NAME
         try:
+            if manifest.is_symlink():
+                raise OSError("session.json is a symbolic link")  # not followed out of the session
             st = manifest.stat()
         except OSError:
             return _incomplete_summary(session_dir)
@@ -519,7 +521,7 @@ def sessions() -> ResponseReturnValue:
 def session_manifest(session_id: str) -> ResponseReturnValue:
     folder = _session_dir(session_id)
     manifest = folder / MANIFEST_NAME
-    if not manifest.is_file():
+    if manifest.is_symlink() or not manifest.is_file():  # never served through a link out of the session
         _fail(404, f"session {session_id} has no {MANIFEST_NAME} yet (still recording, or interrupted)")
     return send_file(manifest, mimetype="application/json", conditional=True, max_age=0)
 

@@ -292,6 +292,9 @@ class CaptureService:
         if "api" in changed:
             api_changed = {k for k in new_data["api"] if new_data["api"][k] != old_data["api"].get(k)}
             restart += [f"api.{k}" for k in sorted(api_changed - api_live)]
+        # The writer threads are made once, at start.
+        if new_data["recording"]["writer_threads"] != old_data["recording"]["writer_threads"]:
+            restart.append("recording.writer_threads")
         write_json_atomic(self.config_path, new_data)
         self.config = new
         self.pool.configure(pool_max_bytes(new.recording.memory_cap_mb), new.recording.warm_buffer_s)

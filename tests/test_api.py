@@ -167,6 +167,10 @@ def test_config_put_validates_saves_atomically_and_applies_to_the_next_job(
         assert resp.status_code == 200, resp.get_json()
         out = resp.get_json()
         assert out["changed"] == ["command_transport", "mqtt"] and out["restart_required"] == ["mqtt"]
+        threads = json.loads(json.dumps(new))
+        threads["recording"]["writer_threads"] = 3
+        out = client.put("/config", json=threads).get_json()
+        assert out["changed"] == ["recording"] and out["restart_required"] == ["recording.writer_threads"]
         assert json.loads(cfg_path.read_text())["command_transport"] == "http"
         assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".config.json.*"))
         body = client.post("/process-request", json=batch(0, 0, seconds=0.5)).get_json()

@@ -174,6 +174,9 @@ def test_paths_never_leave_the_save_folder(
     secret.write_text("secret")
     os.symlink(secret, session / "cam" / "link.png")  # a symlink pointing out of the session
     os.symlink(tmp_path, save / "20260101-000000-001")  # a session that is a symlink out
+    linked = save / "20260101-000000-002"  # a real session whose session.json links out
+    linked.mkdir()
+    os.symlink(secret, linked / "session.json")
     sid = session.name
 
     assert client.get(f"/sessions/{sid}/files/cam/000001.png").status_code == 200
@@ -190,6 +193,7 @@ def test_paths_never_leave_the_save_folder(
         "/sessions/20260101-000000-001/files/secret.txt",
         "/sessions/20260101-000000-001",
         "/sessions/20260101-000000-001.zip",
+        "/sessions/20260101-000000-002",
         "/sessions/..",
         "/sessions/..%2F..%2Fsecret.txt",
         "/sessions/nope/files/x.png",
@@ -204,7 +208,8 @@ def test_paths_never_leave_the_save_folder(
     resp = client.get(f"/sessions/{sid}/files/{secret}", follow_redirects=True)
     assert resp.status_code == 404 and resp.get_data() != b"secret"
     # The listing skips the symlinked folder, and the zip skips the symlinked file.
-    assert [s["session_id"] for s in client.get("/sessions").get_json()["sessions"]] == [sid]
+    listed = {s["session_id"]: s for s in client.get("/sessions").get_json()["sessions"]}
+    assert sorted(listed) == [sid, linked.name] and "secret" not in json.dumps(listed[linked.name])
     with zipfile.ZipFile(io.BytesIO(client.get(f"/sessions/{sid}.zip").data)) as zf:
         assert zf.namelist() == [f"{sid}/cam/000001.png"]
     # An unreadable image is a clear error, not a crash.
