@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 from werkzeug.serving import make_server
 
 from api import create_app
+from rigcore.config import Config, ConfigError
+from rigcore.heap import keep_heap_warm
 from service.capture import CaptureService
-from service.config import Config, ConfigError
-from service.heap import keep_heap_warm
 
 log = logging.getLogger("rigcapture")
 

@@ -12,8 +12,8 @@ from werkzeug.exceptions import HTTPException
 from api.dashboard import bp as dashboard_bp
 from api.errors import error_body
 from api.routes import bp, reject
+from rigcore.errors import RigError
 from service.capture import CaptureService
-from service.errors import RigError
 
 # Reachable without the token: liveness, and the dashboard's page and static files, which hold no
 # data (the page asks for the token and sends it with every API call it makes).

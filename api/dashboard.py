@@ -17,14 +17,13 @@ Paths are checked before any file is opened: a session id must name a folder dir
 ``save_dir`` (not a symlink), and a file must resolve to a regular file inside that folder, so
 ``..``, absolute paths and symlinks pointing out are refused. Errors use the one error shape.
 
-Mono frames are shown with the 2nd–98th percentile stretch of :func:`camera.writer.preview_8bit`;
+Mono frames are shown with the 2nd–98th percentile stretch of :func:`sessions.writer.preview_8bit`;
 encoded (JPEG/PNG) live frames no larger than the requested size are passed through byte for byte.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import threading
@@ -45,8 +44,17 @@ from PIL import Image
 
 from api.openapi import AUTH_ERR, ERR, json_response
 from camera.frames import Frame, encoded_kind
-from camera.writer import MANIFEST_NAME, frame_to_array, preview_8bit
+from rigcore.config import Config
 from service.capture import CaptureService
+from sessions.manifest import (
+    MANIFEST_NAME,
+    CameraRecord,
+    ManifestError,
+    SessionManifest,
+    has_manifest,
+    read_manifest,
+)
+from sessions.writer import frame_to_array, preview_8bit
 
 bp = Blueprint("dashboard", __name__)
 
@@ -273,32 +281,29 @@ def page() -> ResponseReturnValue:
 
 @bp.get("/cameras")
 def cameras() -> ResponseReturnValue:
-    """What the capture form and the command-line client need to build a batch."""
-    cfg = _service().config
-    by_field = {spec.field: (cmd, spec) for cmd, spec in cfg.positioning_commands.items()}
-    pan = cfg.positioning_commands.get("set_pan_position_degree")
-    tilt = cfg.positioning_commands.get("set_tilt_position_degree")
-    out = []
-    for cam_id, cam in cfg.cameras.items():
-        zoom = None
-        if cam.zoom_field and cam.zoom_field in by_field:
-            command_id, spec = by_field[cam.zoom_field]
-            zoom = {
-                "command_id": command_id,
-                "arg": spec.arg,
-                "field": spec.field,
-                "min": spec.min,
-                "max": spec.max,
-                "integer": spec.integer,
-            }
-        out.append({"camera_id": cam_id, "pixel_format": cam.pixel_format, "zoom": zoom})
+    """What the capture form and the command-line client need to build a batch: for each axis and
+    zoom, the configured positioning command that drives it (commands are configuration)."""
+    service = _service()
+    cfg, layout = service.config, service.layout
+    pan = _positioning(cfg, layout.command_for(layout.pan_field))
+    tilt = _positioning(cfg, layout.command_for(layout.tilt_field))
+    out = [
+        {
+            "camera_id": cam_id,
+            "pixel_format": cam.pixel_format,
+            "zoom": _positioning(cfg, layout.command_for(cam.zoom_field)) if cam.zoom_field else None,
+        }
+        for cam_id, cam in cfg.cameras.items()
+    ]
     return jsonify(
         {
             "cameras": out,
             "pantilt": {
-                "device_id": cfg.pantilt.device_id,
-                "pan_range_x100": [pan.min, pan.max] if pan else None,
-                "tilt_range_x100": [tilt.min, tilt.max] if tilt else None,
+                "device_id": layout.pantilt_id,
+                "pan": pan,
+                "tilt": tilt,
+                "pan_range_x100": [pan["min"], pan["max"]] if pan else None,
+                "tilt_range_x100": [tilt["min"], tilt["max"]] if tilt else None,
             },
             "recording": {
                 "command_id": cfg.recording.command_id,
@@ -306,6 +311,21 @@ def cameras() -> ResponseReturnValue:
             },
         }
     )
+
+
+def _positioning(cfg: Config, command_id: str | None) -> dict[str, Any] | None:
+    """A positioning command as the form needs it, or None when none drives that field."""
+    if command_id is None:
+        return None
+    spec = cfg.positioning_commands[command_id]
+    return {
+        "command_id": command_id,
+        "arg": spec.arg,
+        "field": spec.field,
+        "min": spec.min,
+        "max": spec.max,
+        "integer": spec.integer,
+    }
 
 
 # -- live thumbnails -------------------------------------------------------------------------------
@@ -393,70 +413,83 @@ class _SummaryCache:
         self._items: OrderedDict[str, tuple[tuple[int, int], dict[str, Any]]] = OrderedDict()
 
     def summary(self, session_dir: Path) -> dict[str, Any]:
-        manifest = session_dir / MANIFEST_NAME
-        try:
-            if manifest.is_symlink():
-                raise OSError("session.json is a symbolic link")  # not followed out of the session
-            st = manifest.stat()
-        except OSError:
+        stamp = _manifest_stamp(session_dir)
+        if stamp is None:
             return _incomplete_summary(session_dir)
-        stamp = (st.st_mtime_ns, st.st_size)
         key = str(session_dir)
+        cached = self._get(key, stamp)
+        if cached is not None:
+            return cached
+        try:
+            manifest = read_manifest(session_dir)
+        except ManifestError as exc:
+            return _unreadable_summary(session_dir, exc)  # not cached: it may be fixed in place
+        summary = _summarise(session_dir.name, manifest)
+        self._put(key, stamp, summary)
+        return summary
+
+    def _get(self, key: str, stamp: tuple[int, int]) -> dict[str, Any] | None:
         with self._lock:
             item = self._items.get(key)
-            if item is not None and item[0] == stamp:
-                self._items.move_to_end(key)
-                return item[1]
-        try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            out = _incomplete_summary(session_dir)
-            out["status"] = "unreadable"
-            out["error"] = f"{MANIFEST_NAME} cannot be read: {exc}"
-            return out
-        summary = _summarise(session_dir.name, data)
+            if item is None or item[0] != stamp:
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def _put(self, key: str, stamp: tuple[int, int], summary: dict[str, Any]) -> None:
         with self._lock:
             self._items[key] = (stamp, summary)
             self._items.move_to_end(key)
             while len(self._items) > SUMMARY_CACHE_ENTRIES:
                 self._items.popitem(last=False)
-        return summary
 
 
 _summaries = _SummaryCache()
 
 
-def _summarise(session_id: str, data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        data = {}
-    cameras: dict[str, Any] = {}
-    raw_cameras = data.get("cameras")
-    for cam, info in raw_cameras.items() if isinstance(raw_cameras, dict) else []:
-        if not isinstance(info, dict):
-            continue
-        frames = info.get("frames") if isinstance(info.get("frames"), list) else []
-        assert isinstance(frames, list)
-        cameras[cam] = {
-            "frame_count": info.get("frame_count", len(frames)),
-            "rejected_frames": info.get("rejected_frames", 0),
-            "strip": [
-                {"index": i, "file": frames[i].get("file")}
-                for i in _spread(len(frames), STRIP_LENGTH)
-                if isinstance(frames[i], dict)
-            ],
-        }
+def _manifest_stamp(session_dir: Path) -> tuple[int, int] | None:
+    """``session.json``'s (mtime, size), or None when the folder has none (a symlink counts as none:
+    it is never followed out of the session)."""
+    if not has_manifest(session_dir):
+        return None
+    try:
+        st = (session_dir / MANIFEST_NAME).stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _summarise(session_id: str, manifest: SessionManifest) -> dict[str, Any]:
+    cameras = {cam: _camera_summary(record) for cam, record in manifest.cameras.items()}
     return {
         "session_id": session_id,
         "manifest": True,
-        "job_id": data.get("job_id"),
-        "status": data.get("status"),
-        "record_started_at": data.get("record_started_at"),
-        "record_ended_at": data.get("record_ended_at"),
-        "duration_second": data.get("duration_second"),
-        "pose": data.get("pose_at_start"),
-        "frame_count": sum(c["frame_count"] for c in cameras.values() if isinstance(c["frame_count"], int)),
+        "job_id": manifest.job_id,
+        "status": manifest.status.value,
+        "settled_at": manifest.settled_at,
+        "record_started_at": manifest.record_started_at,
+        "record_ended_at": manifest.record_ended_at,
+        "duration_second": manifest.duration_second,
+        "pose": manifest.pose_at_start,
+        "problems": [problem.to_json() for problem in manifest.problems],
+        "frame_count": sum(c["frame_count"] for c in cameras.values()),
         "cameras": cameras,
     }
+
+
+def _camera_summary(record: CameraRecord) -> dict[str, Any]:
+    """One camera of a session: its counts and a strip of thumbnails spread over its frames."""
+    frames = record.frames
+    return {
+        "frame_count": record.frame_count,
+        "rejected_frames": record.rejected_frames,
+        "strip": [{"index": i, "file": frames[i].file} for i in _spread(len(frames), STRIP_LENGTH)],
+    }
+
+
+def _unreadable_summary(session_dir: Path, exc: ManifestError) -> dict[str, Any]:
+    """A folder whose ``session.json`` cannot be read or is not in the session format."""
+    return {**_incomplete_summary(session_dir), "status": "unreadable", "error": str(exc)}
 
 
 def _incomplete_summary(session_dir: Path) -> dict[str, Any]:
@@ -470,10 +503,12 @@ def _incomplete_summary(session_dir: Path) -> dict[str, Any]:
         "manifest": False,
         "job_id": None,
         "status": "incomplete",
+        "settled_at": None,
         "record_started_at": started,
         "record_ended_at": None,
         "duration_second": None,
         "pose": None,
+        "problems": [],
         "frame_count": None,
         "cameras": {},
     }
@@ -520,10 +555,10 @@ def sessions() -> ResponseReturnValue:
 @bp.get("/sessions/<session_id>")
 def session_manifest(session_id: str) -> ResponseReturnValue:
     folder = _session_dir(session_id)
-    manifest = folder / MANIFEST_NAME
-    if manifest.is_symlink() or not manifest.is_file():  # never served through a link out of the session
+    if not has_manifest(folder):  # never served through a link out of the session
         _fail(404, f"session {session_id} has no {MANIFEST_NAME} yet (still recording, or interrupted)")
-    return send_file(manifest, mimetype="application/json", conditional=True, max_age=0)
+    # Served as written: the file is the format (sessions.manifest reads it; readers may too).
+    return send_file(folder / MANIFEST_NAME, mimetype="application/json", conditional=True, max_age=0)
 
 
 @bp.get("/sessions/<session_id>/files/<path:file>")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.jobs import PHASES
+from service.job import JobPhase
 
 NUM_OR_NULL = {"type": "number", "nullable": True}
 STR_OR_NULL = {"type": "string", "nullable": True}
@@ -111,7 +111,7 @@ SCHEMAS: dict[str, Any] = {
             },
             "phase": {
                 "type": "string",
-                "enum": list(PHASES),
+                "enum": [str(p) for p in JobPhase],
             },
             "created_at": {"type": "number"},
             "started_at": NUM_OR_NULL,

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 from api.errors import error_body
 from api.openapi import spec
-from api.validation import validate_batch
+from api.validation import build_plan
+from rigcore.config import Config, describe_validation_error, validation_details
+from rigcore.errors import RigError
 from service.capture import CaptureService
-from service.config import Config, describe_validation_error, validation_details
-from service.errors import RigError
 
 bp = Blueprint("api", __name__)
 
@@ -54,8 +54,8 @@ def process_request() -> ResponseReturnValue:
     if problem is not None:
         raw = request.get_data(cache=True).decode("utf-8", "replace")[:2000]
         return reject(raw, problem[0], problem[1])
-    problems = validate_batch(body, service.config)
-    if problems:
+    plan, problems = build_plan(body, service.config)
+    if plan is None:
         first = problems[0]
         where = (
             f"requests[{first['index']}].{first['field']}" if first["index"] is not None else first["field"]
@@ -65,50 +65,47 @@ def process_request() -> ResponseReturnValue:
             body, 400, f"invalid batch: {where}: {first['message']}{more}; nothing was executed", problems
         )
     try:
-        job = service.submit(body, client_info())
+        view = service.submit(body, plan, client_info())
     except RigError as exc:
         return reject(body, exc.http_status, f"{exc}; nothing was executed")
-    status_url = url_for("api.get_job", job_id=job.id)
+    job_id = view["job_id"]
+    status_url = url_for("api.get_job", job_id=job_id)
     if request.args.get("wait", "true").lower() in ("false", "0", "no"):
-        return jsonify({"job_id": job.id, "status": job.status, "status_url": status_url}), 202
-    if not job.done.wait(service.job_timeout(body)):
+        return jsonify({"job_id": job_id, "status": view["status"], "status_url": status_url}), 202
+    if not service.wait_job(job_id, service.job_timeout(plan)):
+        view = service.job_view(job_id) or view
         return jsonify(
             {
-                "job_id": job.id,
-                "status": job.status,
+                "job_id": job_id,
+                "status": view["status"],
                 "status_url": status_url,
                 "message": "still running; follow status_url",
             }
         ), 202
-    return jsonify({"message": "Requests processed", **job.to_dict()}), 200
+    return jsonify({"message": "Requests processed", **(service.job_view(job_id) or view)}), 200
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> ResponseReturnValue:
-    service = _service()
-    job = service.jobs.get(job_id)
-    if job is not None:
-        return jsonify(job.to_dict())
-    entry = service.history.get(job_id)
-    if entry is not None and not job_id.startswith("rej-"):
-        return jsonify({"job_id": job_id, "phase": "done", **entry})
-    return jsonify(error_body(f"no job {job_id}")), 404
+    view = _service().job_view(job_id)
+    if view is None:
+        return jsonify(error_body(f"no job {job_id}")), 404
+    return jsonify(view)
 
 
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> ResponseReturnValue:
-    job = _service().cancel(job_id)
-    if job is None:
+    view = _service().cancel(job_id)
+    if view is None:
         return jsonify(error_body(f"no job {job_id}")), 404
-    if job.finished:
-        return jsonify(error_body(f"job {job_id} already {job.status}", job=job.to_dict())), 409
-    return jsonify({"message": "cancel requested", **job.to_dict()}), 202
+    if view["phase"] == "done":
+        return jsonify(error_body(f"job {job_id} already {view['status']}", job=view)), 409
+    return jsonify({"message": "cancel requested", **view}), 202
 
 
 @bp.get("/jobs")
 def list_jobs() -> ResponseReturnValue:
-    jobs = [j.to_dict() for j in reversed(_service().jobs.values())]
-    return jsonify({"jobs": jobs})
+    return jsonify({"jobs": _service().job_views()})
 
 
 @bp.get("/history")

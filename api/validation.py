@@ -1,4 +1,4 @@
-"""Checking a whole batch before anything runs (pure; no I/O).
+"""Checking a whole batch before anything runs, and compiling it into a plan (pure; no I/O).
 
 A batch is ``{"requests": [command, ...]}``; every problem found is reported at once, each naming
 the item index and the field, so an operator can fix a batch in one go.
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mqtt_control.state import is_number
-from service.config import Config
+from rigcore.config import Config, PositioningCommand
+from rigcore.rig import RigLayout
+from rigcore.state import is_number
+from service.plan import Plan, compile_plan
 
 MAX_COMMANDS = 100
 COMMAND_KEYS = ("target_id", "device_id", "command_id")
@@ -19,15 +21,12 @@ def _problem(index: int | None, field: str, message: str) -> dict[str, Any]:
     return {"index": index, "field": field, "message": message}
 
 
-def reported_fields(config: Config, device_id: str) -> set[str]:
-    """State fields a device is known to report (where a positioning command can be checked)."""
-    fields: set[str] = set()
-    if device_id == config.pantilt.device_id:
-        fields |= {config.pantilt.pan_field, config.pantilt.tilt_field}
-    cam = config.cameras.get(device_id)
-    if cam is not None and cam.zoom_field:
-        fields.add(cam.zoom_field)
-    return fields
+def build_plan(body: Any, config: Config) -> tuple[Plan | None, list[dict[str, Any]]]:
+    """Validate a batch and compile it: ``(plan, [])``, or ``(None, problems)`` when it may not run."""
+    problems = validate_batch(body, config)
+    if problems:
+        return None, problems
+    return compile_plan(body["requests"], RigLayout.from_config(config), config.recording.command_id), []
 
 
 def validate_batch(body: Any, config: Config) -> list[dict[str, Any]]:
@@ -54,6 +53,27 @@ def validate_batch(body: Any, config: Config) -> list[dict[str, Any]]:
 def _validate_command(i: int, item: Any, config: Config, known: set[str]) -> list[dict[str, Any]]:
     if not isinstance(item, dict):
         return [_problem(i, f"requests[{i}]", f"must be an object, got {type(item).__name__}")]
+    out = _check_shape(i, item)
+    if out:
+        return out
+    args = item.get("args", {})
+    device_id, command_id = item["device_id"], item["command_id"]
+    if device_id not in known:
+        return [_problem(i, "device_id", f"unknown device {device_id!r}; known: {', '.join(sorted(known))}")]
+    if command_id == config.recording.command_id:
+        return _check_duration(i, args, config) + _check_cameras(i, args, config)
+    spec = config.positioning_commands.get(command_id)
+    if spec is None:
+        return []  # passed through to the device unchanged (docs/protocol.md §3)
+    if spec.field not in RigLayout.from_config(config).reported_fields(device_id):
+        return [
+            _problem(i, "device_id", f"{command_id} moves {spec.field!r}, which {device_id} does not report")
+        ]
+    return _check_target(i, args, spec)
+
+
+def _check_shape(i: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The command's keys: the three names as non-empty strings, ``args`` an object, nothing else."""
     out = []
     for key in COMMAND_KEYS:
         value = item.get(key)
@@ -64,24 +84,13 @@ def _validate_command(i: int, item: Any, config: Config, known: set[str]) -> lis
     args = item.get("args", {})
     if not isinstance(args, dict):
         out.append(_problem(i, "args", f"must be an object, got {type(args).__name__}"))
-        args = {}
     extra = sorted(set(item) - {*COMMAND_KEYS, "args"})
     out.extend(_problem(i, k, "unknown key") for k in extra)
-    if out:
-        return out
-    device_id, command_id = item["device_id"], item["command_id"]
-    if device_id not in known:
-        return [_problem(i, "device_id", f"unknown device {device_id!r}; known: {', '.join(sorted(known))}")]
-    if command_id == config.recording.command_id:
-        return _validate_recording(i, args, config)
-    spec = config.positioning_commands.get(command_id)
-    if spec is None:
-        return []  # passed through to the device unchanged (PROTOCOL §3)
+    return out
+
+
+def _check_target(i: int, args: dict[str, Any], spec: PositioningCommand) -> list[dict[str, Any]]:
     field = f"args.{spec.arg}"
-    if spec.field not in reported_fields(config, device_id):
-        return [
-            _problem(i, "device_id", f"{command_id} moves {spec.field!r}, which {device_id} does not report")
-        ]
     if spec.arg not in args:
         return [_problem(i, field, "missing")]
     value = args[spec.arg]
@@ -94,41 +103,40 @@ def _validate_command(i: int, item: Any, config: Config, known: set[str]) -> lis
     return []
 
 
-def _validate_recording(i: int, args: dict[str, Any], config: Config) -> list[dict[str, Any]]:
-    out = []
-    duration = args.get("duration_second")
+def _check_duration(i: int, args: dict[str, Any], config: Config) -> list[dict[str, Any]]:
+    where, duration = "args.duration_second", args.get("duration_second")
     max_s = config.recording.max_duration_s
     if "duration_second" not in args:
-        out.append(_problem(i, "args.duration_second", "missing"))
-    elif not is_number(duration):
-        out.append(_problem(i, "args.duration_second", f"must be a number, got {json_type(duration)}"))
-    elif duration <= 0:
-        out.append(_problem(i, "args.duration_second", f"must be greater than 0, got {duration}"))
-    elif duration > max_s:
-        out.append(_problem(i, "args.duration_second", f"{duration} is above the maximum of {_fmt(max_s)} s"))
+        return [_problem(i, where, "missing")]
+    if not is_number(duration):
+        return [_problem(i, where, f"must be a number, got {json_type(duration)}")]
+    if duration <= 0:
+        return [_problem(i, where, f"must be greater than 0, got {duration}")]
+    if duration > max_s:
+        return [_problem(i, where, f"{duration} is above the maximum of {_fmt(max_s)} s")]
+    return []
+
+
+def _check_cameras(i: int, args: dict[str, Any], config: Config) -> list[dict[str, Any]]:
     cams = args.get("camera_ids")
     if "camera_ids" not in args:
-        out.append(_problem(i, "args.camera_ids", "missing"))
-    elif not isinstance(cams, list):
-        out.append(_problem(i, "args.camera_ids", f"must be a list of camera ids, got {json_type(cams)}"))
-    elif not cams:
-        out.append(_problem(i, "args.camera_ids", "must not be empty"))
-    else:
-        seen: set[str] = set()
-        for j, cam in enumerate(cams):
-            where = f"args.camera_ids[{j}]"
-            if not isinstance(cam, str):
-                out.append(_problem(i, where, f"must be a string, got {json_type(cam)}"))
-            elif cam in seen:
-                out.append(_problem(i, where, f"{cam!r} is listed twice"))
-            elif cam not in config.cameras:
-                out.append(
-                    _problem(
-                        i, where, f"unknown camera {cam!r}; configured: {', '.join(sorted(config.cameras))}"
-                    )
-                )
-            else:
-                seen.add(cam)
+        return [_problem(i, "args.camera_ids", "missing")]
+    if not isinstance(cams, list):
+        return [_problem(i, "args.camera_ids", f"must be a list of camera ids, got {json_type(cams)}")]
+    if not cams:
+        return [_problem(i, "args.camera_ids", "must not be empty")]
+    out, seen = [], set()
+    for j, cam in enumerate(cams):
+        where = f"args.camera_ids[{j}]"
+        if not isinstance(cam, str):
+            out.append(_problem(i, where, f"must be a string, got {json_type(cam)}"))
+        elif cam in seen:
+            out.append(_problem(i, where, f"{cam!r} is listed twice"))
+        elif cam not in config.cameras:
+            known = ", ".join(sorted(config.cameras))
+            out.append(_problem(i, where, f"unknown camera {cam!r}; configured: {known}"))
+        else:
+            seen.add(cam)
     return out
 
 

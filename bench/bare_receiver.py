@@ -1,4 +1,4 @@
-"""The ingest limit: a bare WebSocket + msgpack receive loop on a rig stream (PROTOCOL §4).
+"""The ingest limit: a bare WebSocket + msgpack receive loop on a rig stream (docs/protocol.md §4).
 
 It does what any reader of the stream must do and nothing else: read a message, unpack it, note each
 frame's camera, ``frame_index`` and pixel bytes, answer ``received``. What it takes in over a window

@@ -87,9 +87,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from camera.frames import Frame, expected_size
-from camera.writer import CameraWriteOptions, _encode
-from service.config import Config, ConfigError, ImageFormat
-from service.heap import keep_heap_warm
+from rigcore.config import Config, ConfigError, ImageFormat
+from rigcore.heap import keep_heap_warm
+from sessions.writer import CameraWriteOptions, _encode
 from simulator.config import LWIR_ID, RGB_ID, SWIR_ID, CameraSim, SimConfig
 from simulator.rig import SentFrame, SimRig
 
@@ -529,7 +529,7 @@ def bare_limit(rig: SimRig, wl: Workload) -> dict[str, Any]:
 # -- save limit --------------------------------------------------------------------------------------
 
 
-ENCODE_METHOD = "camera.writer._encode"  # the service's own encoder, timed as it runs there
+ENCODE_METHOD = "sessions.writer._encode"  # the service's own encoder, timed as it runs there
 
 
 def encode_cpu_seconds(frame: Frame, options: CameraWriteOptions) -> float:
@@ -618,14 +618,26 @@ class BenchSettings:
     prefix: str = field(default_factory=lambda: f"capbench_{uuid.uuid4().hex[:8]}")
 
 
-def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, work: Path) -> dict[str, Any]:
-    config = service_config(work, rig, wl, rig.cfg.topic_prefix, settings.image_format, settings.overrides)
-    log.info("%s run %d: bare receiver for %.0f s", wl.name, run_no + 1, wl.duration_s)
-    bare = bare_limit(rig, wl)
+@dataclass
+class ServiceRun:
+    """What one recording job through the service process measured."""
 
-    formats = {cid: c.image_format for cid, c in Config.from_dict(config).cameras.items()}
-    config_path = work / "config.json"
-    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    job: dict[str, Any]
+    idle_rss: int
+    peak_rss: int
+    timeline: list[list[float]]
+    service_cpu_s: float
+    thread_cpu_s: list[float]  # per thread, largest first
+    bench_cpu_s: float
+    busy_cpu_s: float
+    job_wall_s: float
+    conns: range  # the rig connections the service opened
+    stats_before: dict[str, Any]
+    stats_after: dict[str, Any]
+
+
+def record_with_service(rig: SimRig, wl: Workload, run_no: int, config_path: Path, work: Path) -> ServiceRun:
+    """Start the service on config_path, have it record one batch and sample it while it does."""
     service = ServiceProcess(config_path, work / "service.log")
     bench_proc = psutil.Process()
     conns_before = rig.stats()["connections_opened"]
@@ -656,20 +668,37 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
     finally:
         service.stop()
     stats_after = rig.stats()
-    conns = range(conns_before + 1, stats_after["connections_opened"] + 1)
+    thread_cpu = sorted((threads1.get(tid, 0.0) - threads0.get(tid, 0.0) for tid in threads1), reverse=True)
+    return ServiceRun(
+        job=job,
+        idle_rss=idle_rss,
+        peak_rss=peak_rss,
+        timeline=timeline,
+        service_cpu_s=cpu1 - cpu0,
+        thread_cpu_s=thread_cpu,
+        bench_cpu_s=rig_cpu1 - rig_cpu0,
+        busy_cpu_s=busy1 - busy0,
+        job_wall_s=job_wall,
+        conns=range(conns_before + 1, stats_after["connections_opened"] + 1),
+        stats_before=stats_before,
+        stats_after=stats_after,
+    )
 
-    session_info = job.get("session") or {}
-    if not session_info.get("path"):
-        raise BenchError(
-            f"job {job.get('job_id')} ended {job.get('status')} without a session: {job.get('error')}"
-        )
-    session_dir = Path(session_info["path"])
-    manifest = session_dir / "session.json"
-    session = json.loads(manifest.read_text(encoding="utf-8"))
+
+@dataclass
+class SavedFrames:
+    """What the session kept, summed over the workload's cameras."""
+
+    per_cam: dict[str, dict[str, Any]]
+    pixel_bytes: int
+    frames: int
+    raw_bytes: float  # what the cameras sent, in bytes (encoded cameras: at the saved mean size)
+
+
+def saved_per_camera(
+    rig: SimRig, wl: Workload, session: dict[str, Any], session_dir: Path, conns: range
+) -> SavedFrames:
     start, end = float(session["record_started_at"]), float(session["record_ended_at"])
-    duration = end - start
-    save_lag = manifest.stat().st_mtime - end
-
     sent = rig.sent_frames()
     per_cam: dict[str, dict[str, Any]] = {}
     saved_pixel_bytes = saved_frames = 0
@@ -690,6 +719,32 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
             saved_pixel_bytes += size * len(frames)
             raw_bytes += size * detail["sent"]
         saved_frames += len(frames)
+    return SavedFrames(per_cam, saved_pixel_bytes, saved_frames, raw_bytes)
+
+
+def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, work: Path) -> dict[str, Any]:
+    config = service_config(work, rig, wl, rig.cfg.topic_prefix, settings.image_format, settings.overrides)
+    log.info("%s run %d: bare receiver for %.0f s", wl.name, run_no + 1, wl.duration_s)
+    bare = bare_limit(rig, wl)
+
+    formats = {cid: c.image_format for cid, c in Config.from_dict(config).cameras.items()}
+    config_path = work / "config.json"
+    config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    run = record_with_service(rig, wl, run_no, config_path, work)
+    job = run.job
+    session_info = job.get("session") or {}
+    if not session_info.get("path"):
+        raise BenchError(
+            f"job {job.get('job_id')} ended {job.get('status')} without a session: {job.get('error')}"
+        )
+    session_dir = Path(session_info["path"])
+    manifest = session_dir / "session.json"
+    session = json.loads(manifest.read_text(encoding="utf-8"))
+    start, end = float(session["record_started_at"]), float(session["record_ended_at"])
+    duration = end - start
+    save_lag = manifest.stat().st_mtime - end
+
+    saved = saved_per_camera(rig, wl, session, session_dir, run.conns)
 
     bytes_written = tree_bytes(session_dir)
     encode_s, encode_per_frame, encode_method = encode_cpu(session_dir, session, wl, formats)
@@ -701,19 +756,18 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
     settle_first = session.get("settle_to_first_frame_s")
     memory = session.get("memory") or {}
     spilled = memory.get("spilled_frames", 0)
-    thread_cpu = sorted((threads1.get(tid, 0.0) - threads0.get(tid, 0.0) for tid in threads1), reverse=True)
     figures: dict[str, Any] = {
         "job_status": job.get("status"),
         "session_status": session.get("status"),
         "duration_s": duration,
-        "completeness": {cid: d["ratio"] for cid, d in per_cam.items()},
-        "completeness_strict": {cid: d["ratio_strict"] for cid, d in per_cam.items()},
-        "completeness_detail": per_cam,
-        "ingest_mb_s": saved_pixel_bytes / duration / MB,
-        "ingest_fps": saved_frames / duration,
+        "completeness": {cid: d["ratio"] for cid, d in saved.per_cam.items()},
+        "completeness_strict": {cid: d["ratio_strict"] for cid, d in saved.per_cam.items()},
+        "completeness_detail": saved.per_cam,
+        "ingest_mb_s": saved.pixel_bytes / duration / MB,
+        "ingest_fps": saved.frames / duration,
         "ingest_limit_mb_s": bare["mb_s"],
         "ingest_limit_fps": bare["fps"],
-        "ingest_ratio_to_limit": (saved_pixel_bytes / duration / MB) / bare["mb_s"] if bare["mb_s"] else None,
+        "ingest_ratio_to_limit": (saved.pixel_bytes / duration / MB) / bare["mb_s"] if bare["mb_s"] else None,
         "limit_completeness": bare["completeness"],
         "limit_completeness_detail": bare["completeness_detail"],
         "save_lag_s": save_lag,
@@ -727,11 +781,11 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
         "bytes_written_mb": bytes_written / MB,
         "disk_write_mb_s": disk_bps / MB,
         "disk_limit_s": disk_limit,
-        "peak_rss_mib": peak_rss / MIB,
-        "idle_rss_mib": idle_rss / MIB,
-        "raw_mib": raw_bytes / MIB,
-        "rss_ratio_raw": peak_rss / raw_bytes if raw_bytes else None,
-        "rss_ratio_target": (peak_rss / MIB) / (1.3 * raw_bytes / MIB + RSS_SLACK_MIB),
+        "peak_rss_mib": run.peak_rss / MIB,
+        "idle_rss_mib": run.idle_rss / MIB,
+        "raw_mib": saved.raw_bytes / MIB,
+        "rss_ratio_raw": run.peak_rss / saved.raw_bytes if saved.raw_bytes else None,
+        "rss_ratio_target": (run.peak_rss / MIB) / (1.3 * saved.raw_bytes / MIB + RSS_SLACK_MIB),
         "settle_to_first_frame_ms": settle_first * 1000 if isinstance(settle_first, int | float) else None,
         "peak_buffered_mib": (memory.get("peak_buffered_bytes") or 0) / MIB,
         "spilled_frames": spilled,
@@ -739,19 +793,19 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
         "cold_frames": memory.get("cold_frames"),
         "spilled_inline": memory.get("spilled_inline"),
         # session.json gives the count only: estimated at the session's mean frame size.
-        "spilled_mib_estimate": spilled * saved_pixel_bytes / max(saved_frames, 1) / MIB,
+        "spilled_mib_estimate": spilled * saved.pixel_bytes / max(saved.frames, 1) / MIB,
         "write_errors": session.get("write_error_count", len(session.get("write_errors", []))),
-        "service_cpu_s": cpu1 - cpu0,
-        "service_thread_cpu_s": [round(v, 2) for v in thread_cpu[:8]],
-        "bench_process_cpu_s": rig_cpu1 - rig_cpu0,
+        "service_cpu_s": run.service_cpu_s,
+        "service_thread_cpu_s": [round(v, 2) for v in run.thread_cpu_s[:8]],
+        "bench_process_cpu_s": run.bench_cpu_s,
         # CPU that neither the service nor this process used while the job ran, in cores: other
         # programs on the machine. Anything well above 0 makes every figure of this run suspect.
-        "other_load_cores": ((busy1 - busy0) - (cpu1 - cpu0) - (rig_cpu1 - rig_cpu0)) / job_wall,
+        "other_load_cores": (run.busy_cpu_s - run.service_cpu_s - run.bench_cpu_s) / run.job_wall_s,
         "limit_other_load_cores": bare["other_load_cores"],
-        "job_wall_s": job_wall,
-        "rss_timeline_mib": timeline,
-        "rig_frames_skipped": stats_after["frames_skipped"] - stats_before["frames_skipped"],
-        "rig_ack_timeouts": stats_after["ack_timeouts"] - stats_before["ack_timeouts"],
+        "job_wall_s": run.job_wall_s,
+        "rss_timeline_mib": run.timeline,
+        "rig_frames_skipped": run.stats_after["frames_skipped"] - run.stats_before["frames_skipped"],
+        "rig_ack_timeouts": run.stats_after["ack_timeouts"] - run.stats_before["ack_timeouts"],
     }
     if not settings.keep:
         shutil.rmtree(session_dir, ignore_errors=True)

@@ -31,8 +31,8 @@ from werkzeug.serving import make_server
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import create_app
+from rigcore.config import Config
 from service.capture import CaptureService
-from service.config import Config
 from simulator.config import SimConfig
 from simulator.rig import SimRig
 
@@ -76,22 +76,21 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def main() -> int:
+Plan = list[tuple[str, dict[str, Any], int | None]]
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--queue-size", type=int, default=10)
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    return ap.parse_args()
 
-    prefix = f"load_{uuid.uuid4().hex[:8]}"
-    work = Path(tempfile.mkdtemp(prefix="rigcapture-load-"))
-    rig = SimRig(SimConfig(topic_prefix=prefix, http_port=0, ws_port=0, pan_speed_deg_s=180.0))
-    rig.start()
-    config = Config.from_dict(
+
+def service_config(rig: SimRig, prefix: str, queue_size: int, work: Path) -> Config:
+    return Config.from_dict(
         {
-            "api": {"host": "127.0.0.1", "port": 0, "queue_size": args.queue_size},
+            "api": {"host": "127.0.0.1", "port": 0, "queue_size": queue_size},
             "mqtt": {"topic_prefix": prefix},
             "invoke_url": rig.http_url,
             "streams": [{"url": rig.ws_url}],
@@ -100,90 +99,103 @@ def main() -> int:
             "history_file": str(work / "history.json"),
         }
     )
-    service = CaptureService(config, base_dir=work)
-    service.start()
-    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    try:
-        if not service.wait_ready(15):
-            print("service not ready", file=sys.stderr)
-            return 1
-        recording = {
-            "requests": [
-                {
-                    "target_id": "camera_device",
-                    "device_id": "cameradevice_swir_1",
-                    "command_id": "start_recording_command",
-                    "args": {"duration_second": 5, "camera_ids": ["cameradevice_swir_1"]},
-                }
-            ]
-        }
-        first = requests.post(f"{url}/process-request?wait=false", json=recording, timeout=10).json()
-        while requests.get(f"{url}/jobs/{first['job_id']}", timeout=10).json()["phase"] != "recording":
-            time.sleep(0.05)
 
-        plan: list[tuple[str, dict[str, Any], int | None]] = []
-        for i in range(args.requests):
-            if i % 5 in (1, 3):
-                plan.append(("invalid", invalid_batch(i), None))
-            else:
-                pan = 100 * (i + 1)  # unique per batch: identifies its command at the rig
-                plan.append(("valid", pan_batch(pan), pan))
-        barrier = threading.Barrier(len(plan))
 
-        def send(item: tuple[str, dict[str, Any], int | None]) -> dict[str, Any]:
-            kind, body, pan = item
-            barrier.wait()
-            t0 = time.perf_counter()
-            resp = requests.post(f"{url}/process-request?wait=false", json=body, timeout=30)
-            return {
-                "kind": kind,
-                "pan": pan,
-                "status": resp.status_code,
-                "latency_s": time.perf_counter() - t0,
-                "body": resp.json(),
+def start_recording(url: str) -> None:
+    """Start a 5 s recording and return once its job is in the recording phase."""
+    recording: dict[str, Any] = {
+        "requests": [
+            {
+                "target_id": "camera_device",
+                "device_id": "cameradevice_swir_1",
+                "command_id": "start_recording_command",
+                "args": {"duration_second": 5, "camera_ids": ["cameradevice_swir_1"]},
             }
+        ]
+    }
+    first = requests.post(f"{url}/process-request?wait=false", json=recording, timeout=10).json()
+    while requests.get(f"{url}/jobs/{first['job_id']}", timeout=10).json()["phase"] != "recording":
+        time.sleep(0.05)
 
-        with ThreadPoolExecutor(max_workers=len(plan)) as pool:
-            outcomes = list(pool.map(send, plan))
 
-        accepted = [o for o in outcomes if o["status"] == 202]
-        deadline = time.monotonic() + 300
-        for o in accepted:
-            while requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()["phase"] != "done":
-                if time.monotonic() > deadline:
-                    print("jobs did not finish in time", file=sys.stderr)
-                    return 1
-                time.sleep(0.05)
-        jobs = {
-            o["body"]["job_id"]: requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()
-            for o in accepted
+def plan_batches(count: int) -> Plan:
+    """Two in five batches invalid; each valid one a pan move unique to it."""
+    plan: Plan = []
+    for i in range(count):
+        if i % 5 in (1, 3):
+            plan.append(("invalid", invalid_batch(i), None))
+        else:
+            pan = 100 * (i + 1)  # unique per batch: identifies its command at the rig
+            plan.append(("valid", pan_batch(pan), pan))
+    return plan
+
+
+def send_concurrently(url: str, plan: Plan) -> list[dict[str, Any]]:
+    """POST every batch of plan at once, one thread each; the outcomes in plan order."""
+    barrier = threading.Barrier(len(plan))
+
+    def send(item: tuple[str, dict[str, Any], int | None]) -> dict[str, Any]:
+        kind, body, pan = item
+        barrier.wait()
+        t0 = time.perf_counter()
+        resp = requests.post(f"{url}/process-request?wait=false", json=body, timeout=30)
+        return {
+            "kind": kind,
+            "pan": pan,
+            "status": resp.status_code,
+            "latency_s": time.perf_counter() - t0,
+            "body": resp.json(),
         }
-    finally:
-        server.shutdown()
-        service.stop()
-        rig.stop()
 
+    with ThreadPoolExecutor(max_workers=len(plan)) as pool:
+        return list(pool.map(send, plan))
+
+
+def wait_for_jobs(url: str, accepted: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+    """Each accepted job once it is done, by job id; None if they are not all done within 300 s."""
+    deadline = time.monotonic() + 300
+    for o in accepted:
+        while requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()["phase"] != "done":
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+    return {
+        o["body"]["job_id"]: requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()
+        for o in accepted
+    }
+
+
+def check_valid_outcome(
+    o: dict[str, Any], jobs: dict[str, dict[str, Any]], sent_pans: list[Any]
+) -> list[str]:
     problems: list[str] = []
-    commands = [c["command"] for c in rig.commands_received()]
-    sent_pans = [
-        c["args"]["pan_position_deg_x100"] for c in commands if c["command_id"] == "set_pan_position_degree"
-    ]
+    if o["status"] == 202:
+        if sent_pans.count(o["pan"]) != 1:
+            problems.append(f"pan {o['pan']} executed {sent_pans.count(o['pan'])} times")
+        if jobs[o["body"]["job_id"]]["status"] != "succeeded":
+            problems.append(f"job for pan {o['pan']} ended {jobs[o['body']['job_id']]['status']}")
+    elif o["status"] == 503:
+        if o["pan"] in sent_pans:
+            problems.append(f"refused pan {o['pan']} was executed")
+    else:
+        problems.append(f"valid batch answered {o['status']}")
+    return problems
+
+
+def check_outcomes(
+    outcomes: list[dict[str, Any]], jobs: dict[str, dict[str, Any]], sent_pans: list[Any]
+) -> list[str]:
+    problems: list[str] = []
     for o in outcomes:
         if o["kind"] == "invalid" and o["status"] != 400:
             problems.append(f"invalid batch answered {o['status']}")
         if o["kind"] == "valid":
-            if o["status"] == 202:
-                if sent_pans.count(o["pan"]) != 1:
-                    problems.append(f"pan {o['pan']} executed {sent_pans.count(o['pan'])} times")
-                if jobs[o["body"]["job_id"]]["status"] != "succeeded":
-                    problems.append(f"job for pan {o['pan']} ended {jobs[o['body']['job_id']]['status']}")
-            elif o["status"] == 503:
-                if o["pan"] in sent_pans:
-                    problems.append(f"refused pan {o['pan']} was executed")
-            else:
-                problems.append(f"valid batch answered {o['status']}")
+            problems += check_valid_outcome(o, jobs, sent_pans)
+    return problems
+
+
+def check_order(jobs: dict[str, dict[str, Any]], sent_pans: list[Any]) -> list[str]:
+    problems: list[str] = []
     # Arrival order = the order the service queued them (created_at); execution order must match.
     by_arrival = sorted(jobs.values(), key=lambda j: j["created_at"])
     by_start = sorted(jobs.values(), key=lambda j: j["started_at"])
@@ -192,16 +204,28 @@ def main() -> int:
     arrival_pans = [j["results"][0]["request"]["args"]["pan_position_deg_x100"] for j in by_arrival]
     if [p for p in sent_pans if p in arrival_pans] != arrival_pans:
         problems.append("the rig received the moves in another order than the batches arrived")
-    history = json.loads((work / "history.json").read_text())["requests"]
+    return problems
+
+
+def check_history(history: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
     ids = [e["id"] for e in history]
     if len(ids) != len(set(ids)):
         problems.append("duplicate history entries")
     if len(history) != len(outcomes) + 1:
         problems.append(f"history has {len(history)} entries for {len(outcomes) + 1} requests")
+    return problems
 
+
+def load_figures(
+    outcomes: list[dict[str, Any]],
+    accepted: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+    problems: list[str],
+) -> dict[str, Any]:
     rejected = [o["latency_s"] for o in outcomes if o["status"] >= 400]
     acc = [o["latency_s"] for o in accepted]
-    figures = {
+    return {
         "requests": len(outcomes),
         "accepted": len(accepted),
         "refused_503": sum(1 for o in outcomes if o["status"] == 503),
@@ -213,22 +237,70 @@ def main() -> int:
         "history_entries": len(history),
         "problems": problems,
     }
+
+
+def print_report(figures: dict[str, Any], problems: list[str]) -> None:
+    print(f"{'requests':<28}{figures['requests']}")
+    for key in ("accepted", "refused_503", "invalid_400", "history_entries"):
+        print(f"{key:<28}{figures[key]}")
+    print(
+        f"{'rejection latency p50/p99':<28}{figures['rejection_latency_ms_p50']} / "
+        f"{figures['rejection_latency_ms_p99']} ms"
+    )
+    acc_txt = f"{figures['accept_latency_ms_p50']} / {figures['accept_latency_ms_p99']} ms"
+    print(f"{'accept latency p50/p99':<28}{acc_txt}")
+    print("problems:", "none" if not problems else "")
+    for p in problems:
+        print("  -", p)
+    print(json.dumps(figures))
+
+
+def main() -> int:
+    args = parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    prefix = f"load_{uuid.uuid4().hex[:8]}"
+    work = Path(tempfile.mkdtemp(prefix="rigcapture-load-"))
+    rig = SimRig(SimConfig(topic_prefix=prefix, http_port=0, ws_port=0, pan_speed_deg_s=180.0))
+    rig.start()
+    service = CaptureService(service_config(rig, prefix, args.queue_size, work), base_dir=work)
+    service.start()
+    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        if not service.wait_ready(15):
+            print("service not ready", file=sys.stderr)
+            return 1
+        start_recording(url)
+        outcomes = send_concurrently(url, plan_batches(args.requests))
+        accepted = [o for o in outcomes if o["status"] == 202]
+        done = wait_for_jobs(url, accepted)
+        if done is None:
+            print("jobs did not finish in time", file=sys.stderr)
+            return 1
+        jobs = done
+    finally:
+        server.shutdown()
+        service.stop()
+        rig.stop()
+
+    commands = [c["command"] for c in rig.commands_received()]
+    sent_pans = [
+        c["args"]["pan_position_deg_x100"] for c in commands if c["command_id"] == "set_pan_position_degree"
+    ]
+    history = json.loads((work / "history.json").read_text())["requests"]
+    problems = (
+        check_outcomes(outcomes, jobs, sent_pans)
+        + check_order(jobs, sent_pans)
+        + check_history(history, outcomes)
+    )
+    figures = load_figures(outcomes, accepted, history, problems)
     if args.json:
         print(json.dumps(figures))
     else:
-        print(f"{'requests':<28}{figures['requests']}")
-        for key in ("accepted", "refused_503", "invalid_400", "history_entries"):
-            print(f"{key:<28}{figures[key]}")
-        print(
-            f"{'rejection latency p50/p99':<28}{figures['rejection_latency_ms_p50']} / "
-            f"{figures['rejection_latency_ms_p99']} ms"
-        )
-        acc_txt = f"{figures['accept_latency_ms_p50']} / {figures['accept_latency_ms_p99']} ms"
-        print(f"{'accept latency p50/p99':<28}{acc_txt}")
-        print("problems:", "none" if not problems else "")
-        for p in problems:
-            print("  -", p)
-        print(json.dumps(figures))
+        print_report(figures, problems)
     return 0 if not problems else 1
 
 

@@ -1,4 +1,4 @@
-"""Camera frame messages (PROTOCOL §4): MessagePack bytes in, frames and rejections out.
+"""Camera frame messages (docs/protocol.md §4): MessagePack bytes in, frames and rejections out.
 
 Pure decoding with no I/O, so the WebSocket adapter only moves bytes and the rules are tested
 without a socket. Nothing here raises on bad input: a message that cannot be read gives one
@@ -132,58 +132,15 @@ def decode_message(
 def _decode_frame(raw: Any, formats: Mapping[str, str], received_at: float, received_mono: float) -> Frame:
     if not isinstance(raw, dict):
         raise _Reject(f"frame is {_kind(raw)}, expected a map")
-    device_id = raw.get("device_id")
-    if not isinstance(device_id, str) or not device_id.strip():
-        raise _Reject(f"device_id is {_describe(device_id)}, expected a non-empty string")
-    camera_id = device_id.strip()
-    if camera_id not in formats:
-        raise _Reject(f"unknown camera {camera_id}", camera_id)
-
-    def reject(reason: str) -> _Reject:
-        return _Reject(reason, camera_id)
-
+    camera_id = _known_camera_id(raw.get("device_id"), formats)
     image = raw.get("image_data")
     if not isinstance(image, dict):
-        raise reject(f"image_data is {_describe(image)}, expected a map")
-    pixels = image.get("pixels")
-    if not isinstance(pixels, bytes):
-        raise reject(f"image_data.pixels is {_describe(pixels)}, expected bin")
-    width = image.get("width")
-    height = image.get("height")
-    if not _is_int(width) or not _is_int(height):
-        raise reject(f"image_data.width/height are {_describe(width)}/{_describe(height)}, expected int")
-    if width <= 0 or height <= 0:
-        raise reject(f"frame size {width}x{height} is not positive")
-
-    own_format = image.get("pixel_format")
-    if own_format is None:
-        pixel_format = formats[camera_id]
-    elif isinstance(own_format, str):
-        pixel_format = own_format
-    else:
-        raise reject(f"image_data.pixel_format is {_describe(own_format)}, expected a string")
-    if pixel_format not in PIXEL_FORMATS:
-        raise reject(f"unknown pixel format {pixel_format!r}")
-
-    timestamp_ns = raw.get("timestamp_ns")
-    if timestamp_ns is not None and not _is_int(timestamp_ns):
-        raise reject(f"timestamp_ns is {_describe(timestamp_ns)}, expected int")
-    frame_index = raw.get("frame_index")
-    if frame_index is not None and not _is_int(frame_index):
-        raise reject(f"frame_index is {_describe(frame_index)}, expected int")
-
-    size = expected_size(pixel_format, width, height)
-    if size is None:
-        kind = encoded_kind(pixels)
-        if kind is None:
-            raise reject(f"encoded frame of {len(pixels)} bytes is neither JPEG nor PNG")
-        if kind == "jpg" and not pixels.endswith(_JPEG_END):
-            raise reject(f"encoded JPEG of {len(pixels)} bytes lacks the end marker FF D9 (truncated)")
-        if kind == "png" and not pixels.endswith(_PNG_END):
-            raise reject(f"encoded PNG of {len(pixels)} bytes lacks the IEND chunk (truncated)")
-    elif len(pixels) != size:
-        raise reject(f"{pixel_format} frame {width}x{height} needs {size} bytes, got {len(pixels)}")
-
+        raise _Reject(f"image_data is {_describe(image)}, expected a map", camera_id)
+    pixels, width, height = _pixels_and_size(image, camera_id)
+    pixel_format = _frame_pixel_format(image.get("pixel_format"), formats[camera_id], camera_id)
+    timestamp_ns = _optional_int(raw, "timestamp_ns", camera_id)
+    frame_index = _optional_int(raw, "frame_index", camera_id)
+    _check_pixel_bytes(pixels, pixel_format, width, height, camera_id)
     return Frame(
         camera_id=camera_id,
         pixels=pixels,
@@ -195,6 +152,75 @@ def _decode_frame(raw: Any, formats: Mapping[str, str], received_at: float, rece
         received_at=received_at,
         received_mono=received_mono,
     )
+
+
+def _known_camera_id(device_id: Any, formats: Mapping[str, str]) -> str:
+    """The frame's device_id, trimmed; rejected unless it names a configured camera."""
+    if not isinstance(device_id, str) or not device_id.strip():
+        raise _Reject(f"device_id is {_describe(device_id)}, expected a non-empty string")
+    camera_id = device_id.strip()
+    if camera_id not in formats:
+        raise _Reject(f"unknown camera {camera_id}", camera_id)
+    return camera_id
+
+
+def _pixels_and_size(image: dict[Any, Any], camera_id: str) -> tuple[bytes, int, int]:
+    """image_data's pixels, width and height, checked for type and a positive size."""
+    pixels = image.get("pixels")
+    if not isinstance(pixels, bytes):
+        raise _Reject(f"image_data.pixels is {_describe(pixels)}, expected bin", camera_id)
+    width = image.get("width")
+    height = image.get("height")
+    if not _is_int(width) or not _is_int(height):
+        raise _Reject(
+            f"image_data.width/height are {_describe(width)}/{_describe(height)}, expected int", camera_id
+        )
+    if width <= 0 or height <= 0:
+        raise _Reject(f"frame size {width}x{height} is not positive", camera_id)
+    return pixels, width, height
+
+
+def _frame_pixel_format(own_format: Any, configured: str, camera_id: str) -> str:
+    """The frame's own image_data.pixel_format if it has one, else the camera's configured one."""
+    if own_format is None:
+        pixel_format = configured
+    elif isinstance(own_format, str):
+        pixel_format = own_format
+    else:
+        raise _Reject(f"image_data.pixel_format is {_describe(own_format)}, expected a string", camera_id)
+    if pixel_format not in PIXEL_FORMATS:
+        raise _Reject(f"unknown pixel format {pixel_format!r}", camera_id)
+    return pixel_format
+
+
+def _optional_int(raw: dict[Any, Any], key: str, camera_id: str) -> int | None:
+    value = raw.get(key)
+    if value is not None and not _is_int(value):
+        raise _Reject(f"{key} is {_describe(value)}, expected int", camera_id)
+    return value
+
+
+def _check_pixel_bytes(pixels: bytes, pixel_format: str, width: int, height: int, camera_id: str) -> None:
+    """Raw formats: exactly width x height x bytes per pixel. Encoded: a whole JPEG or PNG."""
+    size = expected_size(pixel_format, width, height)
+    if size is None:
+        _check_encoded(pixels, camera_id)
+    elif len(pixels) != size:
+        raise _Reject(
+            f"{pixel_format} frame {width}x{height} needs {size} bytes, got {len(pixels)}", camera_id
+        )
+
+
+def _check_encoded(pixels: bytes, camera_id: str) -> None:
+    kind = encoded_kind(pixels)
+    if kind is None:
+        raise _Reject(f"encoded frame of {len(pixels)} bytes is neither JPEG nor PNG", camera_id)
+    if kind == "jpg" and not pixels.endswith(_JPEG_END):
+        raise _Reject(
+            f"encoded JPEG of {len(pixels)} bytes lacks the end marker FF D9 (truncated)", camera_id
+        )
+    if kind == "png" and not pixels.endswith(_PNG_END):
+        raise _Reject(f"encoded PNG of {len(pixels)} bytes lacks the IEND chunk (truncated)", camera_id)
 
 
 def _is_int(value: object) -> TypeGuard[int]:

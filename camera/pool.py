@@ -43,7 +43,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MIB = 2**20
-ARENA_BYTES = 64 * MIB  # larger than any frame PROTOCOL §4 allows in one message (20 MiB)
+ARENA_BYTES = 64 * MIB  # larger than any frame docs/protocol.md §4 allows in one message (20 MiB)
 ALIGN = 64  # buffer offsets, for the memcpy
 PAGE = mmap.PAGESIZE
 RATE_WINDOW_S = 10.0  # the ingest rate used for the warm target is the peak over this window

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from camera.frames import Frame, Rejection
-from service.config import Config
 
 # Overflow policy of the pre-roll: oldest frames are dropped first once either bound is reached.
 PREROLL_MAX_BYTES = 256 * 1024 * 1024
@@ -53,13 +52,16 @@ class CameraStats:
 
 
 class FrameRouter:
-    def __init__(self, config: Config) -> None:
-        self._preroll_s = config.stream_client.preroll_s
-        self.cameras: dict[str, CameraStats] = {cam: CameraStats() for cam in config.cameras}
+    def __init__(self, cameras: Iterable[str], preroll_s: float) -> None:
+        self._preroll_s = preroll_s
+        self.cameras: dict[str, CameraStats] = {cam: CameraStats() for cam in cameras}
         self.unknown_camera_frames = 0
         self.unreadable_messages = 0
         self._preroll: deque[Frame] = deque()
         self._preroll_bytes = 0
+        # Arrival time of the newest frame dropped from the pre-roll: every frame received after it
+        # is still held (or was handed to the sinks attached then). See preroll_horizon().
+        self._dropped_mono = time.monotonic()
         self._sinks: list[FrameSink] = []
         self.latest: dict[str, Frame] = {}
         self.full_rate = asyncio.Event()  # set while some job wants it (see the module text)
@@ -110,6 +112,7 @@ class FrameRouter:
 
     def _remember(self, frame: Frame) -> None:
         if self._preroll_s <= 0:
+            self._dropped_mono = frame.received_mono  # nothing is kept: only what comes next
             return
         self._preroll.append(frame)
         self._preroll_bytes += len(frame.pixels)
@@ -117,7 +120,15 @@ class FrameRouter:
         while self._preroll and (
             self._preroll[0].received_mono < horizon or self._preroll_bytes > PREROLL_MAX_BYTES
         ):
-            self._preroll_bytes -= len(self._preroll.popleft().pixels)
+            dropped = self._preroll.popleft()
+            self._preroll_bytes -= len(dropped.pixels)
+            self._dropped_mono = max(self._dropped_mono, dropped.received_mono)
+
+    def preroll_horizon(self) -> float:
+        """The earliest start (monotonic) a sink attached now can be given every frame from: every
+        frame received strictly after this time is still in the pre-roll. A recording never starts
+        earlier (docs/protocol.md §5)."""
+        return self._dropped_mono
 
     @property
     def preroll_bytes(self) -> int:

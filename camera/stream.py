@@ -1,4 +1,4 @@
-"""WebSocket frame streams (PROTOCOL §4): one reconnecting client per configured URL.
+"""WebSocket frame streams (docs/protocol.md §4): one reconnecting client per configured URL.
 
 Each binary message is decoded by :func:`camera.frames.decode_message`, routed, and only then
 acknowledged with ``received`` — so a recording that ends on a timer has seen every frame stamped
@@ -21,7 +21,7 @@ from websockets.exceptions import WebSocketException
 
 from camera.frames import decode_message
 from camera.router import FrameRouter
-from service.config import StreamClientConfig
+from rigcore.config import StreamClientConfig
 
 log = logging.getLogger(__name__)
 

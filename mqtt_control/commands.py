@@ -1,4 +1,4 @@
-"""Delivering one command to the rig over either transport of PROTOCOL §3.
+"""Delivering one command to the rig over either transport of docs/protocol.md §3.
 
 CommandTransport (protocol)
 ├── MqttTransport   publish + wait for entity_response (no answer is not a failure)
@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import requests
 
 from mqtt_control.link import MqttLink
-from service.config import Config
-from service.errors import CommandFailed
+from rigcore.config import HttpTransportConfig
+from rigcore.errors import BrokerUnavailable, CommandFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,11 @@ class CommandOutcome:
     sent_mono: float
     sent_at: float
     answered: bool = True
+
+    @classmethod
+    def failed(cls, transport: str, error: str) -> CommandOutcome:
+        """A command that could not be delivered at all (sent now, never answered)."""
+        return cls(False, None, None, error, transport, time.monotonic(), time.time(), False)
 
     def to_result(self, command: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -63,7 +68,7 @@ class MqttTransport:
         sent_mono, sent_at = time.monotonic(), time.time()
         try:
             answered, code, response = await self._link.request(command)
-        except CommandFailed as exc:
+        except (CommandFailed, BrokerUnavailable) as exc:
             return CommandOutcome(False, None, None, str(exc), self.name, sent_mono, sent_at, False)
         if answered and code is not None and code >= 400:
             return CommandOutcome(
@@ -75,9 +80,9 @@ class MqttTransport:
 class HttpTransport:
     name = "http"
 
-    def __init__(self, config: Config) -> None:
-        self._url = config.invoke_url
-        self._timeouts = (config.http.connect_timeout_s, config.http.read_timeout_s)
+    def __init__(self, invoke_url: str, timeouts: HttpTransportConfig) -> None:
+        self._url = invoke_url
+        self._timeouts = (timeouts.connect_timeout_s, timeouts.read_timeout_s)
         self._session = requests.Session()
 
     def close(self) -> None:

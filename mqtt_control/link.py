@@ -13,15 +13,16 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from mqtt_control.hub import StateHub
-from mqtt_control.state import StateSample
-from service.config import Config
-from service.errors import BrokerUnavailable, CommandFailed
+from rigcore.config import MqttConfig
+from rigcore.errors import BrokerUnavailable, CommandFailed
+from rigcore.state import StateSample
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,13 @@ PUBLISH_ACK_TIMEOUT_S = 5.0
 class MqttLink:
     """One MQTT connection for state subscriptions and command requests."""
 
-    def __init__(self, config: Config, hub: StateHub, loop: asyncio.AbstractEventLoop) -> None:
-        self._cfg = config.mqtt
+    def __init__(
+        self, config: MqttConfig, state_devices: Iterable[str], hub: StateHub, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._cfg = config
         self._hub = hub
         self._loop = loop
-        self._state_topics = {self._cfg.state_topic(d): d for d in sorted(config.state_devices())}
+        self._state_topics = {self._cfg.state_topic(d): d for d in sorted(state_devices)}
         self._response_wildcard = self._cfg.response_topic("+")
         self._response_prefix = self._cfg.response_topic("")
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -109,6 +112,19 @@ class MqttLink:
         if self._stopping:
             return
         log.warning("MQTT disconnected (%s); paho reconnects by itself", reason)
+        # A response can no longer arrive on this connection: the commands waiting for one fail now,
+        # rather than reporting "no response" as if the link had held.
+        try:
+            self._loop.call_soon_threadsafe(self._fail_pending, str(reason))
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
+
+    def _fail_pending(self, reason: str) -> None:
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(
+                    BrokerUnavailable(self._cfg.host, self._cfg.port, f"link lost while waiting: {reason}")
+                )
 
     def _on_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         try:

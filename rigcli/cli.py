@@ -26,10 +26,9 @@ DEFAULT_URL = "http://127.0.0.1:5000"
 POLL_EVERY_S = 0.25
 # While following a job, connection trouble is retried for this long before giving up (exit 3).
 POLL_RETRY_S = 15.0
-PANTILT_COMMANDS = (
-    ("pan", "set_pan_position_degree", "pan_position_deg_x100"),
-    ("tilt", "set_tilt_position_degree", "tilt_position_deg_x100"),
-)
+# The pan-tilt axes the capture command can move: the option, and its key in GET /cameras "pantilt".
+# Which command drives an axis, and its argument, is the service's configuration: read from there.
+PANTILT_AXES = ("pan", "tilt")
 
 EPILOG = """\
 exit codes:
@@ -236,46 +235,16 @@ def resolve_camera(name: str, cameras: Sequence[str]) -> str:
 
 
 def build_batch(args: argparse.Namespace, info: dict[str, Any], cameras: list[str]) -> list[dict[str, Any]]:
-    """Moves first (pan, tilt, zooms), the recording last: the recording then waits for them to settle."""
-    requests: list[dict[str, Any]] = []
-    pantilt = info["pantilt"]["device_id"]
-    for name, command_id, arg in PANTILT_COMMANDS:
-        degrees = getattr(args, name)
-        if degrees is not None:
-            requests.append(
-                {
-                    "target_id": "entity",
-                    "device_id": pantilt,
-                    "command_id": command_id,
-                    "args": {arg: round(degrees * 100)},
-                }
-            )
-    ids = [c["camera_id"] for c in info["cameras"]]
-    zoom_of = {c["camera_id"]: c.get("zoom") for c in info["cameras"]}
-    for item in args.zoom:
-        name, sep, raw = item.partition("=")
-        if not sep or not raw:
-            raise RequestRejected(f"--zoom {item!r}: write CAMERA=VALUE, e.g. rgb=4")
-        camera = resolve_camera(name.strip(), ids)
-        zoom = zoom_of.get(camera)
-        if not zoom:
-            raise RequestRejected(f"--zoom: {camera} has no zoom lens")
-        try:
-            value: float | int = float(raw)
-        except ValueError:
-            raise RequestRejected(f"--zoom {item!r}: {raw!r} is not a number") from None
-        if zoom["integer"]:
-            if not float(value).is_integer():
-                raise RequestRejected(f"--zoom {item!r}: {camera} takes a whole {zoom['arg']}")
-            value = int(value)
-        requests.append(
-            {
-                "target_id": "camera_device",
-                "device_id": camera,
-                "command_id": zoom["command_id"],
-                "args": {zoom["arg"]: value},
-            }
-        )
+    """Moves first (pan, tilt, zooms), the recording last: the recording then waits for them to settle.
+
+    ``info`` is what ``GET /cameras`` returned: the commands that drive each axis and zoom come from it.
+    """
+    requests = [
+        pantilt_request(info["pantilt"], axis, degrees)
+        for axis in PANTILT_AXES
+        if (degrees := getattr(args, axis)) is not None
+    ]
+    requests += [zoom_request(info["cameras"], item) for item in args.zoom]
     requests.append(
         {
             "target_id": "camera_device",
@@ -285,6 +254,48 @@ def build_batch(args: argparse.Namespace, info: dict[str, Any], cameras: list[st
         }
     )
     return requests
+
+
+def pantilt_request(pantilt: dict[str, Any], axis: str, degrees: float) -> dict[str, Any]:
+    """The command moving ``axis`` ("pan" or "tilt") to ``degrees``, as the service configures it."""
+    command = pantilt.get(axis)
+    if not command:
+        raise RequestRejected(f"--{axis}: the service has no {axis} command configured")
+    return {
+        "target_id": "entity",
+        "device_id": pantilt["device_id"],
+        "command_id": command["command_id"],
+        "args": {command["arg"]: round(degrees * 100)},  # the rig takes hundredths of a degree
+    }
+
+
+def zoom_request(cameras: list[dict[str, Any]], item: str) -> dict[str, Any]:
+    """The command for one ``--zoom CAMERA=VALUE``, with the camera's configured zoom command."""
+    name, sep, raw = item.partition("=")
+    if not sep or not raw:
+        raise RequestRejected(f"--zoom {item!r}: write CAMERA=VALUE, e.g. rgb=4")
+    camera = resolve_camera(name.strip(), [c["camera_id"] for c in cameras])
+    zoom = next(c.get("zoom") for c in cameras if c["camera_id"] == camera)
+    if not zoom:
+        raise RequestRejected(f"--zoom: {camera} has no zoom lens")
+    return {
+        "target_id": "camera_device",
+        "device_id": camera,
+        "command_id": zoom["command_id"],
+        "args": {zoom["arg"]: _zoom_value(item, raw, camera, zoom)},
+    }
+
+
+def _zoom_value(item: str, raw: str, camera: str, zoom: dict[str, Any]) -> float | int:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RequestRejected(f"--zoom {item!r}: {raw!r} is not a number") from None
+    if not zoom["integer"]:
+        return value
+    if not value.is_integer():
+        raise RequestRejected(f"--zoom {item!r}: {camera} takes a whole {zoom['arg']}")
+    return int(value)
 
 
 def follow(client: ApiClient, job_id: str, progress: JobProgress, max_wait: float) -> dict[str, Any]:

@@ -7,9 +7,9 @@ streams → job worker. Stop runs the other way. Flask views call only the synch
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,20 +23,24 @@ from camera.stream import StreamClient
 from mqtt_control.commands import CommandTransport, HttpTransport, MqttTransport
 from mqtt_control.hub import StateHub
 from mqtt_control.link import MqttLink
-from service.atomic import write_json_atomic
-from service.config import Config
-from service.errors import QueueFull
+from rigcore.atomic import write_json_atomic
+from rigcore.config import Config
+from rigcore.errors import QueueFull
+from rigcore.memory import MIB, pool_max_bytes
+from rigcore.rig import RigLayout
+from rigcore.runtime import LoopRuntime
+from service.context import RunContext
 from service.history import HistoryStore
-from service.jobs import Job, JobRunner
-from service.recovery import recover
-from service.runtime import LoopRuntime
+from service.job import Job, JobStatus, view_from_history
+from service.plan import Plan, RecordStep
+from service.runner import JobRunner
+from sessions.manifest import SessionManifest
+from sessions.recovery import recover_sessions
 
 log = logging.getLogger(__name__)
 
 # Finished jobs kept in memory for GET /jobs/<id>; older ones live on in history.json.
 MAX_JOBS_KEPT = 500
-MIB = 2**20
-POOL_HEADROOM_BYTES = 128 * MIB  # of a memory cap, kept out of the warm pool: see pool_max_bytes
 # Writer threads run on CPU time the stream reader (nice 0) and the pool's grower (nice 10) do not
 # want: encoding can always catch up later (frames wait in memory or in the spill file), while a
 # reader that falls behind makes the rig skip frames, lost for good. Not SCHED_IDLE: a writer thread
@@ -54,7 +58,12 @@ class CaptureService:
         self.runtime = LoopRuntime()
         self.history = HistoryStore(self.paths.history_file)
         self.started_at = time.time()
-        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.layout = RigLayout.from_config(config)
+        # Loop side: the live jobs. Flask side: ``_views``, a mapping the loop replaces whole after each
+        # change (copy on write), so a view reads one consistent snapshot without a lock.
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._views: dict[str, dict[str, Any]] = {}
+        self._done_events: dict[str, threading.Event] = {}  # set once a job's outcome is in history
         workers = config.recording.writer_threads or (os.cpu_count() or 2)
         # One thread: history writes land in the order they were made.
         self._history_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
@@ -76,7 +85,7 @@ class CaptureService:
         self._queue: asyncio.Queue[Job]
         self.config_path = config_path
         self._started = False
-        self.recovered: list[dict[str, Any]] = []
+        self.recovered: list[SessionManifest] = []
         self.storage_warnings: list[str] = []
         self._history_marks: dict[str, tuple[str, int]] = {}
 
@@ -90,7 +99,7 @@ class CaptureService:
                 # Not fatal: the service still answers, and each recording fails with this reason.
                 self.storage_warnings.append(f"cannot create {folder}: {exc}")
                 log.error("cannot create %s: %s", folder, exc)
-        self.recovered = recover(self.paths.save_dir, self.history)
+        self.recovered = self._recover()
         self.runtime.start()
         self.runtime.submit(self._init_on_loop())
         self.link.start()
@@ -100,12 +109,31 @@ class CaptureService:
         self.pool.start()  # with warm_buffer_s 0 its target is 0: it waits for a PUT /config
         self._started = True
 
+    def _recover(self) -> list[SessionManifest]:
+        """Sessions and jobs a killed process left unfinished: recorded truthfully (sessions.recovery)."""
+        recovered = recover_sessions(self.paths.save_dir, self.paths.images_data_dir / "spill")
+        for manifest in recovered:
+            entry = self.history.get(manifest.job_id) if manifest.job_id else None
+            if entry is not None and manifest.job_id:
+                summary = manifest.summary(self.paths.save_dir / manifest.session_id).to_json()
+                self.history.update(manifest.job_id, sessions=[*entry.get("sessions", []), summary])
+        for entry in self.history.entries():
+            if entry.get("status") in (JobStatus.QUEUED, JobStatus.RUNNING):
+                self.history.update(
+                    str(entry["id"]),
+                    status=str(JobStatus.INTERRUPTED),
+                    phase="done",
+                    finished_at=time.time(),
+                    error={"type": "Interrupted", "message": "the service stopped before this job finished"},
+                )
+        return recovered
+
     async def _init_on_loop(self) -> None:
         cfg = self.config
         loop = asyncio.get_running_loop()
-        self.hub = StateHub(cfg)
-        self.link = MqttLink(cfg, self.hub, loop)
-        self.router = FrameRouter(cfg)
+        self.hub = StateHub(self.layout, cfg.settle, cfg.mqtt.state_topic)
+        self.link = MqttLink(cfg.mqtt, cfg.state_devices(), self.hub, loop)
+        self.router = FrameRouter(cfg.cameras, cfg.stream_client.preroll_s)
         formats = {cam: c.pixel_format for cam, c in cfg.cameras.items()}
         urls: dict[str, dict[str, str]] = {}
         for stream in cfg.streams:
@@ -136,29 +164,67 @@ class CaptureService:
             time.sleep(0.05)
         return False
 
-    # -- jobs ----------------------------------------------------------------------------------
-    def submit(self, body: dict[str, Any], client: dict[str, Any]) -> Job:
-        """Queue a validated batch. Raises BrokerUnavailable or QueueFull (nothing queued then)."""
-        self.link.require_connected()
-        job = Job(Job.new_id(), body, client)
-        added = self.runtime.submit(self._enqueue(job), timeout=10)
-        added.result(timeout=30)  # the history entry is on disk before the caller hears "accepted"
-        return job
+    # -- jobs ----------------------------------------------------------------------------------------
+    def submit(self, body: dict[str, Any], plan: Plan, client: dict[str, Any]) -> dict[str, Any]:
+        """Queue a validated batch and its plan; return the job's view.
 
-    async def _enqueue(self, job: Job) -> Future[None]:
+        Raises BrokerUnavailable or QueueFull (nothing queued then). The history entry is on disk before
+        the caller hears "accepted".
+        """
+        self.link.require_connected()
+
+        async def enqueue() -> tuple[dict[str, Any], Future[None]]:
+            job = Job(Job.new_id(), body, plan, client)
+            added = self._enqueue(job)
+            return self._views[job.id], added
+
+        view, added = self.runtime.submit(enqueue(), timeout=10)
+        added.result(timeout=30)
+        return view
+
+    def _enqueue(self, job: Job) -> Future[None]:
         if self._queue.full():
             raise QueueFull(self._queue.maxsize)
-        self.jobs[job.id] = job
-        while len(self.jobs) > MAX_JOBS_KEPT:
-            oldest = next(iter(self.jobs))
-            if not self.jobs[oldest].finished:
+        self._jobs[job.id] = job
+        while len(self._jobs) > MAX_JOBS_KEPT:
+            oldest = next(iter(self._jobs))
+            if not self._jobs[oldest].finished:
                 break
-            self.jobs.popitem(last=False)
+            self._jobs.popitem(last=False)
+            self._done_events.pop(oldest, None)
+        self._done_events[job.id] = job.done
+        self._publish(job)
         # Queued on the one history thread before the job can run, so every later update of this
         # job finds its entry (that thread writes in submission order).
-        added = self._history_io.submit(self.history.add, copy.deepcopy(self._history_entry(job)))
+        added = self._history_io.submit(self.history.add, job.history_entry(self.config.command_transport))
+        self._history_marks[job.id] = (job.status, len(job.sessions))
         self._queue.put_nowait(job)
         return added
+
+    def _publish(self, job: Job) -> None:
+        """Replace the views with a new mapping holding the job's new view (loop thread only)."""
+        views = {jid: self._views[jid] for jid in self._jobs if jid in self._views and jid != job.id}
+        views[job.id] = job.view()
+        self._views = {jid: views[jid] for jid in self._jobs if jid in views}
+
+    def job_view(self, job_id: str) -> dict[str, Any] | None:
+        """A job's view (any thread): live from memory, else from history.json, else None."""
+        view = self._views.get(job_id)
+        if view is not None:
+            return view
+        entry = self.history.get(job_id)
+        if entry is None or job_id.startswith("rej-"):
+            return None
+        return view_from_history(entry)
+
+    def job_views(self) -> list[dict[str, Any]]:
+        """The jobs in memory, newest first (any thread)."""
+        return list(reversed(self._views.values()))
+
+    def wait_job(self, job_id: str, timeout: float) -> bool:
+        """Block until the job is finished and its history entry written; False on timeout."""
+        event = self._done_events.get(job_id)
+        return event.wait(timeout) if event is not None else True
 
     def record_rejected(self, body: Any, client: dict[str, Any], status: int, error: dict[str, Any]) -> str:
         entry_id = time.strftime("rej-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
@@ -175,31 +241,16 @@ class CaptureService:
         )
         return entry_id
 
-    def _history_entry(self, job: Job) -> dict[str, Any]:
-        return {
-            "id": job.id,
-            "received_at": job.created_at,
-            "client": job.client,
-            "request": job.body,
-            "transport": self.config.command_transport,
-            "status": job.status,
-            "started_at": job.started_at,
-            "finished_at": job.finished_at,
-            "results": job.results,
-            "error": job.error,
-            "sessions": job.sessions,
-            "final_pose": job.final_pose,
-        }
-
     def _job_changed(self, job: Job) -> None:
-        # history.json follows each status change (queued → running → outcome) and each new
-        # session, so a killed process leaves a true record of how far every job got. The write
-        # (with fsync) runs on the history thread, never on the event loop.
+        # The view follows every change; history.json follows each status change (queued → running →
+        # outcome) and each new session, so a killed process leaves a true record of how far every job
+        # got. The write (with fsync) runs on the history thread, never on the event loop.
+        self._publish(job)
         mark = (job.status, len(job.sessions))
         written: Future[None] | None = None
         if self._history_marks.get(job.id) != mark:
             self._history_marks[job.id] = mark
-            entry = copy.deepcopy(self._history_entry(job))
+            entry = job.history_entry(self.config.command_transport)
             entry.pop("id")
             written = self._history_io.submit(self._update_history, job.id, entry)
         if job.finished:
@@ -220,54 +271,56 @@ class CaptureService:
         while True:
             job = await self._queue.get()
             try:
-                if job.cancel_requested:
-                    job.status, job.phase, job.finished_at = "cancelled", "done", time.time()
-                    job.error = {
-                        "type": "JobCancelled",
-                        "message": f"job {job.id} was cancelled while queued",
-                    }
-                    job.results = [
-                        {"request": c, "status": "skipped", "status_code": None} for c in job.commands
-                    ]
+                if job.cancel_requested.is_set():
+                    job.finish(
+                        JobStatus.CANCELLED,
+                        {"type": "JobCancelled", "message": f"job {job.id} was cancelled while queued"},
+                    )
                     self._job_changed(job)
                     continue
-                # Built per job so that a configuration saved through PUT /config is in force from
-                # the next job on (keys that need a reconnect are reported by PUT as restart_required).
-                config = self.config
-                transport: CommandTransport = (
-                    HttpTransport(config) if config.command_transport == "http" else MqttTransport(self.link)
-                )
-                runner = JobRunner(
-                    config,
-                    self.paths,
-                    self.hub,
-                    self.router,
-                    transport,
-                    self.streams,
-                    self.executor,
-                    self._job_changed,
-                    self.pool if config.recording.warm_buffer_s > 0 else None,
-                )
-                try:
-                    await runner.run(job)
-                finally:
-                    if isinstance(transport, HttpTransport):
-                        transport.close()
+                await self._run(job)
             finally:
                 self._queue.task_done()
 
-    def cancel(self, job_id: str) -> Job | None:
-        job = self.jobs.get(job_id)
-        if job is None or job.finished:
-            return job
+    async def _run(self, job: Job) -> None:
+        # Built per job so that a configuration saved through PUT /config is in force from the next job
+        # on (keys that need a reconnect are reported by PUT as restart_required).
+        config = self.config
+        transport: CommandTransport = (
+            HttpTransport(config.invoke_url, config.http)
+            if config.command_transport == "http"
+            else MqttTransport(self.link)
+        )
+        ctx = RunContext(
+            config=config,
+            layout=self.layout,
+            paths=self.paths,
+            hub=self.hub,
+            router=self.router,
+            transport=transport,
+            streams=self.streams,
+            executor=self.executor,
+            pool=self.pool if config.recording.warm_buffer_s > 0 else None,
+            on_change=self._job_changed,
+        )
+        try:
+            await JobRunner(ctx).run(job)
+        finally:
+            if isinstance(transport, HttpTransport):
+                transport.close()
 
-        async def request_cancel() -> None:
-            job.cancel_requested = True
-            if job._cancel_event is not None:
-                job._cancel_event.set()
+    def cancel(self, job_id: str) -> dict[str, Any] | None:
+        """Ask a job to stop; return its view (None: no such job in memory)."""
 
-        self.runtime.submit(request_cancel(), timeout=5)
-        return job
+        async def request_cancel() -> dict[str, Any] | None:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if not job.finished:
+                job.cancel_requested.set()
+            return self._views.get(job_id)
+
+        return self.runtime.submit(request_cancel(), timeout=5)
 
     def update_config(self, new: Config) -> dict[str, list[str]]:
         """Save ``new`` to config.json atomically and apply it from the next job.
@@ -298,21 +351,22 @@ class CaptureService:
         write_json_atomic(self.config_path, new_data)
         self.config = new
         self.pool.configure(pool_max_bytes(new.recording.memory_cap_mb), new.recording.warm_buffer_s)
-        self.hub.reconfigure(new)
+        self.layout = RigLayout.from_config(new)
+        self.hub.reconfigure(self.layout, new.settle)
         return {"changed": changed, "restart_required": restart}
 
-    def job_timeout(self, body: dict[str, Any]) -> float:
+    def job_timeout(self, plan: Plan) -> float:
         """Worst case for one job: each command's timeouts, each settle, each recording, saving."""
         cfg = self.config
-        total = 0.0
-        for cmd in body.get("requests", []):
-            total += cfg.http.connect_timeout_s + cfg.http.read_timeout_s + cfg.mqtt.response_timeout_s
-            if cmd.get("command_id") == cfg.recording.command_id:
-                total += cfg.settle.timeout_s + float(cmd.get("args", {}).get("duration_second", 0)) * 3
+        per_command = cfg.http.connect_timeout_s + cfg.http.read_timeout_s + cfg.mqtt.response_timeout_s
+        total = per_command * len(plan.commands)
+        for step in plan.steps:
+            if isinstance(step, RecordStep):
+                total += cfg.settle.timeout_s + step.duration_s * 3
         return total + cfg.settle.timeout_s + cfg.api.wait_margin_s
 
     def queue_length(self) -> int:
-        return sum(1 for j in self.jobs.values() if j.status == "queued")
+        return sum(1 for v in self._views.values() if v["status"] == JobStatus.QUEUED)
 
     def latest_frame(self, camera_id: str) -> Frame | None:
         """The newest frame received from a camera (for live thumbnails), or None."""
@@ -327,7 +381,7 @@ class CaptureService:
         async def snapshot() -> dict[str, Any]:
             return {
                 "broker": self.link.status(),
-                "devices": self.hub.status(),
+                "devices": self.hub.status(self.config.state_devices()),
                 "pose": self.hub.pose(),
                 "streams": [s.status() for s in self.streams],
                 "cameras": self.router.status(),
@@ -354,12 +408,3 @@ class CaptureService:
             "misses": pool.misses,
         }
         return data
-
-
-def pool_max_bytes(memory_cap_mb: float | None) -> int | None:
-    """The warm pool's share of ``recording.memory_cap_mb``: the cap less room for the pre-roll and the
-    frames on their way to the spill file (a quarter of the cap, at most POOL_HEADROOM_BYTES)."""
-    if memory_cap_mb is None:
-        return None
-    cap = int(memory_cap_mb * MIB)
-    return cap - min(cap // 4, POOL_HEADROOM_BYTES)

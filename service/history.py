@@ -1,6 +1,6 @@
 """``history.json``: every request received, with when, from whom and what came of it.
 
-One in-memory list guarded by a lock, rewritten atomically on every change (PROTOCOL §6). A damaged
+One in-memory list guarded by a lock, rewritten atomically on every change (docs/protocol.md §6). A damaged
 file found at start is moved aside, reported, and a fresh history begun — never silently reset.
 """
 
@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from service.atomic import read_json_or_quarantine, write_json_atomic
+from rigcore.atomic import read_json_or_quarantine, write_json_atomic
 
 
 class HistoryStore:

@@ -1,4 +1,4 @@
-"""Simulated Açıkgöz pan-tilt rig speaking PROTOCOL.md (shared wire contract), for tests, benches and demos.
+"""Simulated Açıkgöz pan-tilt rig speaking docs/protocol.md, for tests, benches and demos.
 
 from simulator import SimRig, SimConfig
 with SimRig(SimConfig(http_port=0, ws_port=0)) as rig:

@@ -184,6 +184,31 @@ class _Fields:
         return self._pos == len(self._data)
 
 
+def _read_will(fields: _Fields, connect_flags: int) -> _Will | None:
+    """CONNECT's will topic and message if its will flag is set; checks the will QoS and retain bits."""
+    will_qos = (connect_flags >> 3) & 0x03
+    will_retain = bool(connect_flags & 0x20)
+    if connect_flags & 0x04:
+        if will_qos > 2:
+            raise _ProtocolError("will QoS 3")
+        will_topic = fields.string()
+        _check_topic_name(will_topic)
+        return (will_topic, fields.binary(), will_qos, will_retain)
+    if will_qos or will_retain:
+        raise _ProtocolError("will QoS or retain set without the will flag")
+    return None
+
+
+def _skip_credentials(fields: _Fields, connect_flags: int) -> None:
+    """Read past CONNECT's user name and password (neither is checked)."""
+    if connect_flags & 0x80:
+        fields.string()  # user name: not checked
+    elif connect_flags & 0x40:
+        raise _ProtocolError("password flag without user name flag")
+    if connect_flags & 0x40:
+        fields.binary()  # password: not checked
+
+
 class _Client:
     """One client connection: its read loop, its subscriptions and its bounded outgoing queue."""
 
@@ -357,24 +382,9 @@ class _Client:
         if connect_flags & 0x01:
             raise _ProtocolError("CONNECT with the reserved flag set")
         clean_session = bool(connect_flags & 0x02)
-        will_qos = (connect_flags >> 3) & 0x03
-        will_retain = bool(connect_flags & 0x20)
         client_id = fields.string()
-        will: _Will | None = None
-        if connect_flags & 0x04:
-            if will_qos > 2:
-                raise _ProtocolError("will QoS 3")
-            will_topic = fields.string()
-            _check_topic_name(will_topic)
-            will = (will_topic, fields.binary(), will_qos, will_retain)
-        elif will_qos or will_retain:
-            raise _ProtocolError("will QoS or retain set without the will flag")
-        if connect_flags & 0x80:
-            fields.string()  # user name: not checked
-        elif connect_flags & 0x40:
-            raise _ProtocolError("password flag without user name flag")
-        if connect_flags & 0x40:
-            fields.binary()  # password: not checked
+        will = _read_will(fields, connect_flags)
+        _skip_credentials(fields, connect_flags)
         if not fields.at_end:
             raise _ProtocolError("CONNECT has bytes after its payload")
         if not client_id:
@@ -382,6 +392,11 @@ class _Client:
                 await self._refuse(_CONNACK_IDENTIFIER_REJECTED)
                 return False
             client_id = f"auto-{secrets.token_hex(8)}"
+        self._accept(client_id, will, keepalive)
+        return True
+
+    def _accept(self, client_id: str, will: _Will | None, keepalive: int) -> None:
+        """Register the connection under client_id (dropping any older one) and send CONNACK."""
         self.client_id = client_id
         self.name = f"{client_id!r} at {self.name}"
         previous = self._broker.clients.get(client_id)
@@ -393,7 +408,6 @@ class _Client:
         self._keepalive_limit = keepalive * 1.5 if keepalive else None
         self._send(_packet(_CONNACK << 4, bytes([0, _CONNACK_ACCEPTED])), droppable=False)
         log.debug("MQTT client %s connected", self.name)
-        return True
 
     async def _refuse(self, return_code: int) -> None:
         self._writer.write(_packet(_CONNACK << 4, bytes([0, return_code])))

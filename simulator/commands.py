@@ -1,4 +1,4 @@
-"""Command execution shared by both transports (PROTOCOL §3). No I/O: a command in, a status out."""
+"""Command execution shared by both transports (docs/protocol.md §3). No I/O: a command in, a status out."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ class CommandHandler:
         return self._move(self._physics.zooms[device_id], target, now, device_id, "set_zoom_step")
 
     def _start_recording(self, device_id: str, args: dict[str, Any], now: float) -> CommandResult:
-        # The rig only takes note; the service records the frames itself (PROTOCOL §3).
+        # The rig only takes note; the service records the frames itself (docs/protocol.md §3).
         return CommandResult(200, {"result": "accepted", "device_id": device_id, "args": args})
 
     def _get_state(self, device_id: str, args: dict[str, Any], now: float) -> CommandResult:

@@ -1,6 +1,6 @@
 """Configuration of the simulated rig: cameras, fault switches and servers.
 
-Device ids and state field names follow PROTOCOL.md (the shared wire contract) §1–§2; each is a default.
+Device ids and state field names follow docs/protocol.md §1–§2; each is a default.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ VNIR_ID = "cameradevice_vnir_playerone"
 
 PIXEL_FORMATS = ("encoded", "mono8", "mono16", "rgb8", "bgr8")
 
-# Hardware limits in the rig's own units (PROTOCOL §3).
+# Hardware limits in the rig's own units (docs/protocol.md §3).
 PAN_RANGE_X100 = (-18000, 18000)
 TILT_RANGE_X100 = (-9000, 9000)
 ZOOM_VALUE_RANGE = (1.0, 30.0)

@@ -1,4 +1,4 @@
-"""Camera frames: rendering with a per-camera cache, and the wire format of PROTOCOL §4. No sockets.
+"""Camera frames: rendering with a per-camera cache, and the wire format of docs/protocol.md §4. No sockets.
 
 Rendering is a pure function of a quantised view key (zoom, pan and tilt in whole output pixels), so a
 stationary rig renders each camera once and then serves the cached bytes.
@@ -23,7 +23,7 @@ from .scene import HFOV_DEG, Mode, Scene
 # Cached views per camera (LRU). A stationary rig needs one; a little more absorbs jitter at a
 # quantisation boundary. Overflow drops the least recently used view.
 CACHE_VIEWS_PER_CAMERA = 4
-# Frames whose device_id carries a stray space, like the real rig's (PROTOCOL §4): one in this many.
+# Frames whose device_id carries a stray space, like the real rig's (docs/protocol.md §4): one in this many.
 PAD_ID_EVERY = 50
 # Pixel format written to frames of the "unknown pixel_format" fault.
 UNKNOWN_PIXEL_FORMAT = "yuv411_unknown"
@@ -138,12 +138,12 @@ def encode_pixels(img: np.ndarray[Any, Any], pixel_format: str, jpeg_quality: in
         rgb: np.ndarray[Any, Any] = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
         return rgb.tobytes()
     if pixel_format == "mono16":
-        return img.astype("<u2", copy=False).tobytes()  # PROTOCOL §4: little-endian
+        return img.astype("<u2", copy=False).tobytes()  # docs/protocol.md §4: little-endian
     return img.tobytes()  # mono8, bgr8
 
 
 def _wire_frame(frame: CapturedFrame) -> dict[str, Any]:
-    """The frame map of PROTOCOL §4, with the real rig's quirks: pixel_format on even frame indices
+    """The frame map of docs/protocol.md §4, with the real rig's quirks: pixel_format on even frame indices
     only (clients must fall back to configured formats) and a stray space in some device ids."""
     image: dict[str, Any] = {"pixels": frame.pixels, "width": frame.width, "height": frame.height}
     if frame.frame_index % 2 == 0:
@@ -179,7 +179,7 @@ def build_message(
 ) -> tuple[bytes, list[tuple[CapturedFrame, bool]]]:
     """Pack one WS message; returns its bytes and (frame, valid) for every frame it carries.
 
-    Odd messages put every frame in one packet, even ones give each frame its own packet: PROTOCOL
+    Odd messages put every frame in one packet, even ones give each frame its own packet: docs/protocol.md
     allows both and a client must handle both. A malformed frame replaces the first frame.
     """
     if kind is Malformed.NOT_MSGPACK:

@@ -1,4 +1,4 @@
-"""The rig gateway's HTTP invoke endpoint (PROTOCOL §3): ``POST /api/1.0/invoke``, one command a call.
+"""The rig gateway's HTTP invoke endpoint (docs/protocol.md §3): ``POST /api/1.0/invoke``, one command a call.
 
 A thin stdlib ThreadingHTTPServer adapter: it reads the body and writes the JSON answer; what the
 command does (and the invoke faults) is up to the ``on_invoke`` callback.

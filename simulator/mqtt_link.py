@@ -1,4 +1,4 @@
-"""The rig's MQTT side (PROTOCOL §2–§3): a thin adapter around paho's threaded client.
+"""The rig's MQTT side (docs/protocol.md §2–§3): a thin adapter around paho's threaded client.
 
 paho runs its own network thread and reconnects by itself (capped exponential backoff); every
 subscription is made again in ``_on_connect`` because the session is clean.

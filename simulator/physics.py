@@ -28,7 +28,7 @@ MAX_PENDING_MOVES = 64
 # Reported jitter in x100 units: while moving, and at rest under the never_settle fault.
 MOVING_JITTER_X100 = 3
 NEVER_SETTLE_JITTER_X100 = 4
-# Range finder: mounting height and the readings it clamps to (PROTOCOL: <= 0 means no reading).
+# Range finder: mounting height and the readings it clamps to (docs/protocol.md: <= 0 means no reading).
 LRF_HEIGHT_M = 12.0
 LRF_RANGE_M = (25.0, 400.0)
 LRF_NO_READING = -1.0
@@ -209,7 +209,7 @@ class RigPhysics:
             }
 
     def zoom_state(self, camera_id: str, now: float) -> dict[str, Any]:
-        """entity_state payload of a zoom camera (PROTOCOL §2)."""
+        """entity_state payload of a zoom camera (docs/protocol.md §2)."""
         with self._lock:
             axis = self.zooms[camera_id]
             value = axis.value(now)

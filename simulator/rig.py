@@ -1,4 +1,4 @@
-"""SimRig: the simulated Açıkgöz rig, speaking PROTOCOL.md over MQTT, HTTP and WebSocket.
+"""SimRig: the simulated Açıkgöz rig, speaking docs/protocol.md over MQTT, HTTP and WebSocket.
 
 Threads: one asyncio loop thread owned by the rig (frame clock, frame server, state publisher), paho's
 network thread (commands over MQTT), the HTTP server thread and its per-request threads, and a small

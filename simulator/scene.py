@@ -174,6 +174,24 @@ def _draw_ink(img: NDArray[np.uint8], mode: Mode, pan: float, tilt: float, dpp: 
 def _build_panorama(seed: int) -> tuple[NDArray[np.uint8], NDArray[np.uint16]]:
     """Colour (BGR uint8) and thermal (uint16) panoramas of the same world, 360·PPD × 180·PPD."""
     rng = np.random.default_rng(seed)
+    col8, th16 = _landscape()
+    _draw_trees(col8, th16, rng)
+    _draw_buildings(col8, th16)
+    # Sun, hot.
+    cv2.circle(col8, _pano_px(135.0, 35.0), 3 * PPD, (80, 230, 255), -1, cv2.LINE_AA)
+    cv2.circle(th16, _pano_px(135.0, 35.0), 3 * PPD, 45000, -1)
+    _draw_target(col8, th16)
+    _draw_compass_letters(col8, th16)
+    return col8, th16
+
+
+def _pano_px(az_deg: float, el_deg: float) -> tuple[int, int]:
+    """Panorama pixel (x, y) of an azimuth and elevation in degrees."""
+    return round((az_deg + 180.0) * PPD), round((90.0 - el_deg) * PPD)
+
+
+def _landscape() -> tuple[NDArray[np.uint8], NDArray[np.uint16]]:
+    """Sky, ground tinted by azimuth sector and the mountain ridge, in colour and thermal."""
     h, w = 180 * PPD, 360 * PPD
     el = (90.0 - (np.arange(h, dtype=np.float32) + 0.5) / PPD)[:, None]  # degrees, column vector
     az = (-180.0 + (np.arange(w, dtype=np.float32) + 0.5) / PPD)[None, :]
@@ -209,25 +227,27 @@ def _build_panorama(seed: int) -> tuple[NDArray[np.uint8], NDArray[np.uint16]]:
 
     col8 = np.ascontiguousarray(np.clip(colour, 0, 255).astype(np.uint8))
     th16 = np.ascontiguousarray(np.clip(thermal, 0, 65535).astype(np.uint16))
+    return col8, th16
 
-    def px(az_deg: float, el_deg: float) -> tuple[int, int]:
-        return round((az_deg + 180.0) * PPD), round((90.0 - el_deg) * PPD)
 
-    # Trees on the ground: small dark triangles scattered over the near field.
+def _draw_trees(col8: NDArray[np.uint8], th16: NDArray[np.uint16], rng: np.random.Generator) -> None:
+    """Trees on the ground: small dark triangles scattered over the near field."""
     for _ in range(400):
         taz, tel = float(rng.uniform(-180, 180)), float(rng.uniform(-40, -1))
         size = 0.4 + 1.2 * (-tel / 40.0)
-        x, y = px(taz, tel)
+        x, y = _pano_px(taz, tel)
         s = max(2, round(size * PPD))
         pts = np.array([[x, y - 2 * s], [x - s, y], [x + s, y]], np.int32)
         cv2.fillPoly(col8, [pts], (30, 80 + int(rng.integers(0, 60)), 30))
         cv2.fillPoly(th16, [pts], 34500)
 
-    # Buildings on the horizon, with lit windows (hot in thermal).
+
+def _draw_buildings(col8: NDArray[np.uint8], th16: NDArray[np.uint16]) -> None:
+    """Buildings on the horizon, with lit windows (hot in thermal)."""
     for i, baz in enumerate(range(-170, 180, 40)):
         bw, bh = 3.0 + (i % 3) * 2.0, 4.0 + (i * 7 % 5) * 1.5
-        x0, y0 = px(baz, bh)
-        x1, y1 = px(baz + bw, 0.0)
+        x0, y0 = _pano_px(baz, bh)
+        x1, y1 = _pano_px(baz + bw, 0.0)
         wall = (60 + i * 12 % 80, 70 + i * 31 % 90, 150 + i * 17 % 100)
         cv2.rectangle(col8, (x0, y0), (x1, y1), wall, -1)
         cv2.rectangle(th16, (x0, y0), (x1, y1), 36000, -1)
@@ -236,25 +256,24 @@ def _build_panorama(seed: int) -> tuple[NDArray[np.uint8], NDArray[np.uint16]]:
                 cv2.rectangle(col8, (wx, wy), (wx + 3, wy + 5), (120, 230, 250), -1)
                 cv2.rectangle(th16, (wx, wy), (wx + 3, wy + 5), 42000, -1)
 
-    # Sun, hot.
-    cv2.circle(col8, px(135.0, 35.0), 3 * PPD, (80, 230, 255), -1, cv2.LINE_AA)
-    cv2.circle(th16, px(135.0, 35.0), 3 * PPD, 45000, -1)
 
-    # A checkerboard target straight ahead below the horizon: 4°×4°, 8×8 squares.
+def _draw_target(col8: NDArray[np.uint8], th16: NDArray[np.uint16]) -> None:
+    """A checkerboard target straight ahead below the horizon: 4°×4°, 8×8 squares."""
     for i in range(8):
         for j in range(8):
-            x0, y0 = px(-2.0 + i * 0.5, -1.0 - j * 0.5)
-            x1, y1 = px(-1.5 + i * 0.5, -1.5 - j * 0.5)
+            x0, y0 = _pano_px(-2.0 + i * 0.5, -1.0 - j * 0.5)
+            x1, y1 = _pano_px(-1.5 + i * 0.5, -1.5 - j * 0.5)
             dark = (i + j) % 2 == 0
             cv2.rectangle(col8, (x0, y0), (x1 - 1, y1 - 1), (20, 20, 20) if dark else (240, 240, 240), -1)
             cv2.rectangle(th16, (x0, y0), (x1 - 1, y1 - 1), 26000 if dark else 40000, -1)
 
-    # Compass letters painted large on the ground, one per quadrant (8-bit mask: see _overlay_values).
-    letters = np.zeros((h, w), np.uint8)
+
+def _draw_compass_letters(col8: NDArray[np.uint8], th16: NDArray[np.uint16]) -> None:
+    """Compass letters painted large on the ground, one per quadrant (8-bit mask: see _overlay_values)."""
+    letters = np.zeros(th16.shape[:2], np.uint8)
     for name, caz in (("N", 0.0), ("E", 90.0), ("S", 180.0), ("W", -90.0)):
         for a in (caz, caz - 360.0):
-            x, y = px(a - 2.0, -12.0)
+            x, y = _pano_px(a - 2.0, -12.0)
             cv2.putText(col8, name, (x, y), cv2.FONT_HERSHEY_DUPLEX, 3.0, (255, 255, 255), 6, cv2.LINE_AA)
             cv2.putText(letters, name, (x, y), cv2.FONT_HERSHEY_DUPLEX, 3.0, 255, 6)
     th16[letters > 0] = 41000
-    return col8, th16

@@ -1,4 +1,4 @@
-"""WebSocket frame server (PROTOCOL §4): a shared frame clock and one sender per connection.
+"""WebSocket frame server (docs/protocol.md §4): a shared frame clock and one sender per connection.
 
 Flow control, as the rig does it: after each message a connection waits (up to ``ack_timeout_s``) for
 the client's text ``received``. Of the frames that fall due while it waits, each camera's newest is
@@ -28,7 +28,7 @@ from .physics import RigPhysics
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 32 * 2**20  # PROTOCOL §4: 20 MiB is the floor; only acks come in anyway
+MAX_MESSAGE_BYTES = 32 * 2**20  # docs/protocol.md §4: 20 MiB is the floor; only acks come in anyway
 GROUP_WINDOW_S = 0.002  # cameras whose ticks fall this close together share a message
 EVENT_WAIT_S = 1.0  # a sender re-checks its connection at least this often when no frames come
 DROP_POLL_S = 0.05  # how often the drop_stream_after_s fault is looked up (it can change at runtime)

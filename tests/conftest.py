@@ -2,6 +2,11 @@
 
 Every test gets its own MQTT topic prefix so tests never see each other's retained state. Timeouts
 are scaled by one factor (``RIGCAPTURE_TIME_FACTOR``) so a slow CI machine does not flake.
+
+The tests come in two layers: unit tests (unmarked) need no broker and no servers, and run alone with
+``pytest -m "not integration"``; tests marked ``integration`` need the real Mosquitto on
+127.0.0.1:1883 and/or live loopback servers (the simulated rig, the service), and only they stop the
+run when the broker is missing. Plain ``pytest`` (what .ci/run runs) runs both.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from api import create_app
+from rigcore.config import Config
 from service.capture import CaptureService
-from service.config import Config
 from simulator.config import SimConfig
 from simulator.rig import SimRig
 
@@ -46,14 +51,25 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture(scope="session", autouse=True)
-def mosquitto() -> None:
-    """The tests need the real broker; say so plainly when it is not there."""
+@pytest.fixture(scope="session")
+def broker_problem() -> str | None:
+    """None when the real broker answers on BROKER, else why not. Checked once per test session, and
+    only if an integration test runs."""
     try:
         with socket.create_connection(BROKER, timeout=2):
-            pass
+            return None
     except OSError as exc:
-        pytest.exit(f"Mosquitto is not running on {BROKER[0]}:{BROKER[1]} ({exc}); .ci/run starts it", 2)
+        return str(exc)
+
+
+@pytest.fixture(autouse=True)
+def mosquitto(request: pytest.FixtureRequest) -> None:
+    """Integration tests need the real broker; say so plainly when it is not there. Unit tests don't."""
+    if request.node.get_closest_marker("integration") is None:
+        return
+    problem = request.getfixturevalue("broker_problem")
+    if problem is not None:
+        pytest.exit(f"Mosquitto is not running on {BROKER[0]}:{BROKER[1]} ({problem}); .ci/run starts it", 2)
 
 
 @pytest.fixture

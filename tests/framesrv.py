@@ -1,6 +1,6 @@
 """A small, real WebSocket frame server for tests that need to know every byte sent.
 
-It speaks PROTOCOL §4 (msgpack array of packets, ``received`` ack) and produces frames whose
+It speaks docs/protocol.md §4 (msgpack array of packets, ``received`` ack) and produces frames whose
 content is a pure function of ``frame_index``, so a test can recompute what any saved frame must be.
 """
 

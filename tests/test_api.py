@@ -12,11 +12,13 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from service.atomic import write_json_atomic
+from rigcore.atomic import write_json_atomic
+from rigcore.config import Config
 from service.capture import CaptureService
-from service.config import Config
 from simulator.rig import SimRig
 from tests.conftest import batch
+
+pytestmark = pytest.mark.integration
 
 PAN = {
     "target_id": "entity",

@@ -17,6 +17,9 @@ import pytest
 from simulator import broker as broker_module
 from simulator.broker import EmbeddedBroker, broker_reachable, topic_matches
 
+# An embedded broker on a loopback port (not the shared Mosquitto), with paho clients.
+pytestmark = pytest.mark.integration
+
 WAIT = 5.0  # seconds any single expected event may take
 
 

@@ -17,13 +17,16 @@ from typing import Any
 import pytest
 
 from api import create_app
+from rigcore.config import Config
 from service.capture import CaptureService
-from service.config import Config
 from simulator.config import SimConfig
 from simulator.rig import SimRig
 from tests.conftest import batch, deep_merge, free_port, scaled, wait_job
 
-pytestmark = pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto binary not installed")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("mosquitto") is None, reason="mosquitto binary not installed"),
+]
 
 
 class Broker:

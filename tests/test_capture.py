@@ -20,6 +20,8 @@ from simulator.config import SimConfig
 from simulator.rig import SimRig
 from tests.conftest import batch, scaled
 
+pytestmark = pytest.mark.integration
+
 CAMS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
 TOL = 5  # 0.05° in x100 units
 

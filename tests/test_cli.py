@@ -19,6 +19,8 @@ from service.capture import CaptureService
 from simulator.rig import SimRig
 from tests.conftest import free_port, serve
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -104,6 +106,39 @@ def test_capture_json_is_the_final_job(url: str) -> None:
     assert job["results"][0]["request"]["args"] == {"zoom_value": 2}
     assert list(job["session"]["cameras"]) == ["cameradevice_lwir_1"]
     assert "[" not in err  # -q: no progress
+
+
+def test_capture_takes_the_pan_and_tilt_commands_from_the_service(
+    start_service: Callable[..., CaptureService],
+) -> None:
+    # A rig whose pan command has another name and argument, and which has no tilt command: the
+    # batch follows GET /cameras. (The simulated rig knows only the standard names, so the job fails:
+    # what matters is what the CLI sent.)
+    service = start_service(
+        "mqtt",
+        settle={"timeout_s": 1.0},
+        positioning_commands={
+            "goto_pan": {"arg": "pan_deg", "field": "pan_deg_x100", "tolerance": 5, "integer": True},
+        },
+    )
+    with serve(service) as url:
+        code, _, err = rigcli("capture", "--url", url, "--tilt", "5", "--seconds", "1", "--cameras", "swir")
+        assert code == 2 and "--tilt: the service has no tilt command configured" in err
+        code, out, err = rigcli(
+            "capture", "--url", url, "--pan", "12.5", "--seconds", "1", "--cameras", "swir", "--json", "-q"
+        )
+        history = json.loads(rigcli("history", "--url", url, "--json")[1])["requests"]
+    job = json.loads(out)
+    assert code in (0, 1), err
+    sent = [r["request"] for r in job["results"]]
+    assert sent[0] == {
+        "target_id": "entity",
+        "device_id": "acikgoz_pantilt",
+        "command_id": "goto_pan",
+        "args": {"pan_deg": 1250},
+    }
+    assert sent[-1]["command_id"] == "start_recording_command"
+    assert history[0]["request"]["requests"][0] == sent[0]
 
 
 def test_usage_and_refused_batches_exit_2(url: str) -> None:

@@ -13,11 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
-from service.atomic import write_json_atomic
+from rigcore.atomic import write_json_atomic
+from rigcore.config import Config
 from service.capture import CaptureService
-from service.config import Config
 from service.history import HistoryStore
 from simulator.rig import SimRig
 from tests.conftest import batch, free_port, scaled, wait_healthy
@@ -25,6 +26,7 @@ from tests.conftest import batch, free_port, scaled, wait_healthy
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.integration
 def test_kill_9_mid_session_is_recovered_as_incomplete(sim: SimRig, prefix: str, tmp_path: Path) -> None:
     port = free_port()
     cfg_path = tmp_path / "config.json"

@@ -14,12 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
 from api import create_app
 from service.capture import CaptureService
 from tests.conftest import batch, scaled
+
+pytestmark = pytest.mark.integration
 
 CAMS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
 
@@ -68,6 +71,8 @@ def test_page_and_static_files_are_served(client: FlaskClient) -> None:
     }
     assert by_id["cameradevice_lwir_1"]["zoom"] is None
     assert info["pantilt"]["device_id"] == "acikgoz_pantilt"
+    assert info["pantilt"]["pan"]["command_id"] == "set_pan_position_degree"
+    assert info["pantilt"]["tilt"]["arg"] == "tilt_position_deg_x100"
     assert info["recording"]["max_duration_s"] == 600
 
 
@@ -161,6 +166,127 @@ def test_sessions_gallery_files_thumbs_and_zip(service: CaptureService, client: 
         assert names == expected and "session.json" in names
         assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
         assert zf.read(f"{sid}/{lwir}") == (folder / lwir).read_bytes()
+
+
+def test_cameras_follow_the_configured_positioning_commands(
+    start_service: Callable[..., CaptureService],
+) -> None:
+    # Commands are configuration: a pan command with another name and argument, no tilt command, and
+    # only the rgb camera's zoom field driven by a command.
+    service = start_service(
+        "mqtt",
+        positioning_commands={
+            "goto_pan": {"arg": "pan_deg", "field": "pan_deg_x100", "min": -9000, "max": 9000},
+            "set_zoom_value": {"arg": "zoom_value", "field": "zoom_value"},
+        },
+    )
+    info = create_app(service).test_client().get("/cameras").get_json()
+    pantilt = info["pantilt"]
+    assert pantilt["pan"] == {
+        "command_id": "goto_pan",
+        "arg": "pan_deg",
+        "field": "pan_deg_x100",
+        "min": -9000,
+        "max": 9000,
+        "integer": False,
+    }
+    assert pantilt["pan_range_x100"] == [-9000, 9000]
+    assert pantilt["tilt"] is None and pantilt["tilt_range_x100"] is None
+    by_id = {c["camera_id"]: c for c in info["cameras"]}
+    assert by_id["cameradevice_rgb_1"]["zoom"]["command_id"] == "set_zoom_value"
+    assert by_id["cameradevice_swir_1"]["zoom"] is None  # its field has no command now
+
+
+def write_manifest_file(folder: Path, data: Any) -> None:
+    folder.mkdir()
+    text = data if isinstance(data, str) else json.dumps(data)
+    (folder / "session.json").write_text(text, encoding="utf-8")
+
+
+def test_session_summaries_are_read_through_the_manifest_model(
+    service: CaptureService, client: FlaskClient
+) -> None:
+    done = client.post("/process-request", json=batch(1000, 0, seconds=0.5)).get_json()
+    assert done["status"] == "succeeded", done
+    sid = done["session"]["session_id"]
+    save = service.paths.save_dir
+    frame = {"received_at": 100.6, "timestamp_ns": None, "frame_index": None, "pose": None}
+    # Version 2, as written now: the settle point and the problems.
+    write_manifest_file(
+        save / "20000101-000000-002",
+        {
+            "format_version": 2,
+            "session_id": "20000101-000000-002",
+            "status": "partial",
+            "settled_at": 100.0,
+            "record_started_at": 100.5,
+            "record_ended_at": 101.5,
+            "problems": [
+                {"type": "NoFrames", "message": "no frames", "camera_id": "cameradevice_lwir_1"},
+                {"type": "StreamOutage", "message": "the stream dropped"},
+            ],
+            "cameras": {
+                "cameradevice_lwir_1": {"frame_count": 0},
+                "cameradevice_swir_1": {
+                    "frame_count": 2,
+                    "frames": [{**frame, "file": "swir/0.png"}, {**frame, "file": "swir/1.png"}],
+                },
+            },
+        },
+    )
+    # Version 1 (no format_version, no settled_at, no problems) still reads.
+    write_manifest_file(
+        save / "20000101-000000-001",
+        {"session_id": "20000101-000000-001", "status": "complete", "record_started_at": 50.0},
+    )
+    # Not in the session format, and not JSON at all: "unreadable", saying why and naming the file.
+    write_manifest_file(save / "20000101-000000-000", {"session_id": "20000101-000000-000"})
+    write_manifest_file(save / "20000101-000000-003", "{not json")
+
+    summaries = {s["session_id"]: s for s in client.get("/sessions").get_json()["sessions"]}
+    real = summaries[sid]
+    assert isinstance(real["settled_at"], float) and real["settled_at"] <= real["record_started_at"]
+    assert real["problems"] == [] and real["status"] == "complete"
+
+    v2 = summaries["20000101-000000-002"]
+    assert v2["manifest"] is True and v2["status"] == "partial"
+    assert (v2["settled_at"], v2["record_started_at"], v2["record_ended_at"]) == (100.0, 100.5, 101.5)
+    assert v2["problems"] == [
+        {"type": "NoFrames", "message": "no frames", "camera_id": "cameradevice_lwir_1"},
+        {"type": "StreamOutage", "message": "the stream dropped", "camera_id": None},
+    ]
+    assert v2["frame_count"] == 2
+    assert v2["cameras"]["cameradevice_swir_1"] == {
+        "frame_count": 2,
+        "rejected_frames": 0,
+        "strip": [{"index": 0, "file": "swir/0.png"}, {"index": 1, "file": "swir/1.png"}],
+    }
+    assert v2["cameras"]["cameradevice_lwir_1"]["strip"] == []
+
+    v1 = summaries["20000101-000000-001"]
+    assert v1["status"] == "complete" and v1["settled_at"] is None and v1["problems"] == []
+    assert v1["frame_count"] == 0 and v1["cameras"] == {}
+
+    invalid = summaries["20000101-000000-000"]
+    assert invalid["status"] == "unreadable" and invalid["manifest"] is False
+    assert "session.json is not a session manifest" in invalid["error"] and "status" in invalid["error"]
+    assert invalid["problems"] == [] and invalid["settled_at"] is None
+    garbled = summaries["20000101-000000-003"]
+    assert garbled["status"] == "unreadable" and "session.json cannot be read" in garbled["error"]
+    # Fixed in place: the next listing reads it again (the cache follows the file's mtime and size).
+    (save / "20000101-000000-003" / "session.json").write_text(
+        json.dumps({"session_id": "20000101-000000-003", "status": "failed"}), encoding="utf-8"
+    )
+    again = {s["session_id"]: s for s in client.get("/sessions").get_json()["sessions"]}
+    assert again["20000101-000000-003"]["status"] == "failed" and "error" not in again["20000101-000000-003"]
+
+    # A session.json that is a symbolic link is never followed: listed as having no manifest.
+    linked = save / "20000101-000000-004"
+    linked.mkdir()
+    (linked / "session.json").symlink_to(save / "20000101-000000-002" / "session.json")
+    listed = {s["session_id"]: s for s in client.get("/sessions").get_json()["sessions"]}
+    assert listed["20000101-000000-004"]["status"] == "incomplete"
+    assert is_error(client.get("/sessions/20000101-000000-004"), 404)
 
 
 def test_paths_never_leave_the_save_folder(

@@ -13,11 +13,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from application import EXAMPLE_BATCH
-from service.atomic import write_json_atomic
+from rigcore.atomic import write_json_atomic
 from tests.conftest import free_port, wait_healthy
+
+# The real entry point with its embedded broker and the simulated rig on loopback ports.
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,6 +19,8 @@ from simulator.config import SimConfig
 from simulator.rig import SimRig
 from tests.conftest import batch, free_port, scaled, wait_job
 
+pytestmark = pytest.mark.integration
+
 CAMS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
 
 

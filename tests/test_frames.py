@@ -1,4 +1,4 @@
-"""camera.frames: MessagePack frame messages (PROTOCOL §4) decoded with no I/O."""
+"""camera.frames: MessagePack frame messages (docs/protocol.md §4) decoded with no I/O."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_nil_optional_fields_mean_absent() -> None:
 
 
 def test_large_raw_frames_are_accepted() -> None:
-    # Four 1920x1080 rgb8 frames: a 25 MB message, above the 20 MiB floor of PROTOCOL §4.
+    # Four 1920x1080 rgb8 frames: a 25 MB message, above the 20 MiB floor of docs/protocol.md §4.
     pixels = bytes(1920 * 1080 * 3)
     message = pack({"camera_frames": [frame("colour_cam", pixels, 1920, 1080) for _ in range(4)]})
     assert len(message) > 20 * 1024 * 1024

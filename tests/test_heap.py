@@ -1,4 +1,4 @@
-"""service.heap: the glibc heap settings are applied in a fresh process, and left alone when the
+"""rigcore.heap: the glibc heap settings are applied in a fresh process, and left alone when the
 environment already chooses. Each case runs in its own interpreter: mallopt is process-wide."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PROBE = "from service.heap import keep_heap_warm; print(keep_heap_warm())"
+PROBE = "from rigcore.heap import keep_heap_warm; print(keep_heap_warm())"
 
 
 def run_probe(**env: str) -> str:

@@ -7,12 +7,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from api import create_app
 from service.capture import CaptureService
 from tests.conftest import batch
 from tests.framesrv import FrameServer, bgr8, jpeg, mono16
+
+pytestmark = pytest.mark.integration
 
 CAMS = ("cameradevice_lwir_1", "cameradevice_rgb_1", "cameradevice_swir_1")
 

@@ -14,6 +14,8 @@ from service.capture import CaptureService
 from simulator.rig import SimRig
 from tests.conftest import serve
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def live_url(sim: SimRig, service: CaptureService) -> Iterator[str]:

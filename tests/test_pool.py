@@ -17,7 +17,7 @@ from PIL import Image
 
 from camera.frames import Frame
 from camera.pool import FramePool
-from camera.writer import CameraWriteOptions, SessionWriter, create_session_dir
+from sessions.writer import CameraWriteOptions, SessionWriter, create_session_dir
 
 MIB = 2**20
 ARENA = MIB
@@ -158,7 +158,7 @@ def test_the_writer_saves_pool_held_frames_bit_exact_and_gives_the_memory_back(
         manifest = writer.finish({})
     assert writer.warm_frames == 12 and writer.cold_frames == 0
     assert pool.stats().in_use_bytes == 0
-    files = manifest["cameras"]["lwir"]["frames"]
+    files = manifest.to_json()["cameras"]["lwir"]["frames"]
     assert len(files) == 12
     for arr, entry in zip(arrays, files, strict=True):
         with Image.open(path / entry["file"]) as img:
@@ -193,10 +193,10 @@ def test_with_a_cap_frames_the_pool_cannot_take_are_spilled_and_still_saved(
         gate.result()
     assert writer.spilled_frames == 7 and writer.cold_frames == 0
     assert pool.stats().in_use_bytes == 0
-    entries = manifest["cameras"]["swir"]["frames"]
-    assert [e["frame_index"] for e in entries] == list(range(1, 13))
+    entries = manifest.cameras["swir"].frames
+    assert [e.frame_index for e in entries] == list(range(1, 13))
     for blob, entry in zip(blobs, entries, strict=True):
-        with Image.open(path / entry["file"]) as img:
+        with Image.open(path / entry.file) as img:
             assert img.tobytes() == blob
     assert not list((tmp_path / "images_data" / "spill").iterdir())  # the spill file is gone
 
@@ -211,5 +211,5 @@ def test_without_a_cap_frames_the_pool_cannot_take_stay_in_their_own_bytes(
         writer.add(frame("swir", b"\x05" * 64, 8, 8, "mono8", 1), POSE)
         manifest = writer.finish({})
     assert (writer.warm_frames, writer.cold_frames, writer.spilled_frames) == (0, 1, 0)
-    with Image.open(path / manifest["cameras"]["swir"]["frames"][0]["file"]) as img:
+    with Image.open(path / manifest.cameras["swir"].frames[0].file) as img:
         assert img.tobytes() == b"\x05" * 64

@@ -1,4 +1,5 @@
-"""ruff and mypy (configured in pyproject.toml) are part of the test command, so CI enforces them."""
+"""ruff, mypy and lint-imports (configured in pyproject.toml) are part of the test command, so CI
+enforces them."""
 
 from __future__ import annotations
 
@@ -22,4 +23,19 @@ def test_ruff_is_clean() -> None:
 
 def test_mypy_is_clean() -> None:
     result = run("mypy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_layers_hold() -> None:
+    """The import contracts in pyproject.toml ([tool.importlinter]): the layers and the forbidden imports."""
+    # import-linter has no `python -m` entry; its script is installed next to the interpreter. No
+    # cache: the graph is small, and the cache would leave a folder in the repository.
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache", "--no-logo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

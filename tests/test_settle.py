@@ -1,8 +1,8 @@
-"""SettleTracker decides "settled" exactly as PROTOCOL §5 says (pure logic, no broker)."""
+"""SettleTracker decides "settled" exactly as docs/protocol.md §5 says (pure logic, no broker)."""
 
 from __future__ import annotations
 
-from mqtt_control.state import SettleTracker, StateSample, get_path
+from rigcore.state import SettleTracker, StateSample, get_path
 
 
 def tracker(

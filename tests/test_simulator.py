@@ -257,6 +257,7 @@ def test_scene_follows_pan_tilt_zoom_and_caches() -> None:
 # -- MQTT state and commands --------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_state_published_retained_at_10_hz(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras())
     prefix = rig.cfg.topic_prefix
@@ -279,6 +280,7 @@ def test_state_published_retained_at_10_hz(make_rig: Callable[..., SimRig]) -> N
     assert "moving" not in probe.on(f"{prefix}/entity_state/{PANTILT_ID}")[-1][1]
 
 
+@pytest.mark.integration
 def test_mqtt_pan_command_start_delay_and_settle(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras(), start_delay_s=0.5, pan_speed_deg_s=60.0)
     prefix = rig.cfg.topic_prefix
@@ -303,6 +305,7 @@ def test_mqtt_pan_command_start_delay_and_settle(make_rig: Callable[..., SimRig]
     assert abs(got[-1]["received_at"] - time.time()) < 10
 
 
+@pytest.mark.integration
 def test_mqtt_unknown_device_and_zoom(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras(), start_delay_s=0.0)
     prefix = rig.cfg.topic_prefix
@@ -329,6 +332,7 @@ def test_mqtt_unknown_device_and_zoom(make_rig: Callable[..., SimRig]) -> None:
 # -- HTTP invoke --------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_http_invoke(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras(), start_delay_s=0.0, tilt_speed_deg_s=90.0)
     tilt = {"target_id": "entity", "device_id": PANTILT_ID, "command_id": "set_tilt_position_degree"}
@@ -348,6 +352,7 @@ def test_http_invoke(make_rig: Callable[..., SimRig]) -> None:
     assert transports == ["http"] * 6
 
 
+@pytest.mark.integration
 def test_http_faults(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras(), start_delay_s=0.0)
     rig.faults.invoke_status = 500
@@ -366,6 +371,7 @@ def test_http_faults(make_rig: Callable[..., SimRig]) -> None:
 # -- WebSocket frames ---------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_acking_reader_gets_every_frame_at_nominal_rate(make_rig: Callable[..., SimRig]) -> None:
     cams = small_cameras(fps=20.0) | {LWIR_ID: CameraSim("mono16", 64, 48, 10.0)}
     rig = make_rig(cameras=cams)
@@ -389,6 +395,7 @@ def test_acking_reader_gets_every_frame_at_nominal_rate(make_rig: Callable[..., 
     assert sent[(RGB_ID, seen[RGB_ID][0])].pose["pan_deg_x100"] == 0
 
 
+@pytest.mark.integration
 def test_slow_reader_sees_gaps(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras={RGB_ID: CameraSim("encoded", 160, 90, 20.0)}, ack_timeout_s=0.25)
     indices = [f["frame_index"] for _, m in read_stream(rig.ws_url, 1.3 * T, ack=False) for f in frames_of(m)]
@@ -397,6 +404,7 @@ def test_slow_reader_sees_gaps(make_rig: Callable[..., SimRig]) -> None:
     assert rig.stats()["frames_skipped"] > 0
 
 
+@pytest.mark.integration
 def test_a_slow_reader_still_gets_every_camera_newest_frame(make_rig: Callable[..., SimRig]) -> None:
     # A fast and a slow camera, and a reader that never answers: each message after the first ack
     # timeout carries each camera's newest frame, so the 4 fps camera is not crowded out by the 40 fps one.
@@ -412,6 +420,7 @@ def test_a_slow_reader_still_gets_every_camera_newest_frame(make_rig: Callable[.
     assert rig.stats()["frames_skipped"] > 0
 
 
+@pytest.mark.integration
 def test_frames_decode_to_size_and_format(make_rig: Callable[..., SimRig]) -> None:
     cams = {
         RGB_ID: CameraSim("encoded", 320, 180, 10.0, zoom_device=True),
@@ -439,6 +448,7 @@ def test_frames_decode_to_size_and_format(make_rig: Callable[..., SimRig]) -> No
 # -- faults -------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_fault_drop_stream(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras(), faults=Faults(drop_stream_after_s=0.4))
     for _ in range(2):  # dropped, reconnected, dropped again
@@ -453,6 +463,7 @@ def test_fault_drop_stream(make_rig: Callable[..., SimRig]) -> None:
     assert rig.stats()["drops"] == 2
 
 
+@pytest.mark.integration
 def test_fault_never_settle(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras(), faults=Faults(never_settle=True))
     topic = f"{rig.cfg.topic_prefix}/entity_state/{PANTILT_ID}"
@@ -464,6 +475,7 @@ def test_fault_never_settle(make_rig: Callable[..., SimRig]) -> None:
     assert rig.pose()["pan_deg_x100"] == 0 and not rig.pose()["moving"]
 
 
+@pytest.mark.integration
 def test_fault_silent_state(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras(), faults=Faults(silent_state={"acikgoz_lrf"}))
     prefix = rig.cfg.topic_prefix
@@ -479,6 +491,7 @@ def test_fault_silent_state(make_rig: Callable[..., SimRig]) -> None:
         assert probe.on(f"{prefix}/entity_state/{RGB_ID}", since=since)
 
 
+@pytest.mark.integration
 def test_fault_malformed_every(make_rig: Callable[..., SimRig]) -> None:
     cams = {SWIR_ID: CameraSim("mono8", 32, 24, 20.0), LWIR_ID: CameraSim("mono16", 32, 24, 20.0)}
     rig = make_rig(cameras=cams, faults=Faults(malformed_every=2))
@@ -504,6 +517,7 @@ def test_fault_malformed_every(make_rig: Callable[..., SimRig]) -> None:
     assert any(not s.valid for s in rig.sent_frames())
 
 
+@pytest.mark.integration
 def test_fault_stream_delay(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras={RGB_ID: CameraSim("encoded", 160, 90, 20.0)}, faults=Faults(stream_delay_s=0.25))
     messages = read_stream(rig.ws_url, 1.2 * T)
@@ -514,6 +528,7 @@ def test_fault_stream_delay(make_rig: Callable[..., SimRig]) -> None:
     assert all(b - a > 1 for a, b in itertools.pairwise(indices))
 
 
+@pytest.mark.integration
 def test_fault_mqtt_respond_off(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras(), start_delay_s=0.0, faults=Faults(mqtt_respond=False))
     prefix = rig.cfg.topic_prefix
@@ -529,6 +544,7 @@ def test_fault_mqtt_respond_off(make_rig: Callable[..., SimRig]) -> None:
 # -- lifecycle ----------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_start_fails_cleanly_without_broker() -> None:
     rig = SimRig(SimConfig(mqtt_port=1, http_port=0, ws_port=0, start_timeout_s=1.0, cameras={}))
     started = time.monotonic()
@@ -538,6 +554,7 @@ def test_start_fails_cleanly_without_broker() -> None:
     rig.stop()  # idempotent after a failed start
 
 
+@pytest.mark.integration
 def test_stop_is_idempotent_and_closes_ports(make_rig: Callable[..., SimRig]) -> None:
     rig = make_rig(cameras=small_cameras())
     url = rig.http_url

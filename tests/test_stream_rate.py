@@ -10,10 +10,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from api import create_app
 from service.capture import CaptureService
 from simulator.rig import SimRig
 from tests.conftest import batch, scaled, wait_job
+
+pytestmark = pytest.mark.integration
 
 
 def messages_per_second(sim: SimRig, seconds: float) -> float:

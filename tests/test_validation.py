@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from api.validation import validate_batch
-from service.config import Config
+from rigcore.config import Config
 
 CFG = Config()
 

@@ -1,4 +1,4 @@
-"""camera.writer: session folders, lossless frame files, session.json (PROTOCOL §6).
+"""sessions.writer: session folders, lossless frame files, session.json (docs/protocol.md §6).
 
 Real files under tmp_path and a real ThreadPoolExecutor throughout.
 """
@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import camera.writer as writer_module
+import sessions.writer as writer_module
 from camera.frames import Frame, decode_message
-from camera.writer import (
+from sessions.manifest import FORMAT_VERSION, SessionManifest, SessionStatus, read_manifest, write_manifest
+from sessions.writer import (
     CameraWriteOptions,
     Pixels,
     SessionWriter,
@@ -34,7 +35,6 @@ from camera.writer import (
     frame_to_array,
     preview_8bit,
 )
-from service.atomic import write_json_atomic
 
 # Seconds; generous so a slow CI never flakes, short enough that a hang fails. Scaled like conftest's.
 TIMEOUT = 20.0 * float(os.environ.get("RIGCAPTURE_TIME_FACTOR", "1"))
@@ -201,7 +201,7 @@ def test_mono16_round_trips_bit_exact(
     arr = mono16_array()
     w = SessionWriter(path, session_id, {"lwir": CameraWriteOptions(image_format=image_format)}, executor)
     w.add(make_frame("lwir", arr.astype("<u2").tobytes(), 64, 48, "mono16", index=0), POSE)
-    w.finish({"status": "done"}, timeout=TIMEOUT)
+    w.finish({"status": "complete"}, timeout=TIMEOUT)
     file = path / "lwir" / f"000001.{ext}"
     with Image.open(file) as im:
         assert im.mode == "I;16"
@@ -255,11 +255,13 @@ def test_encoded_frames_are_written_byte_for_byte(
     w.add(make_frame("rgb", jpg, 24, 16, "encoded", index=1), POSE)
     w.add(make_frame("rgb", png, 24, 16, "encoded", index=2), POSE)
     doc = w.finish({}, timeout=TIMEOUT)
+    assert doc.status == SessionStatus.COMPLETE  # no status given: complete
     assert (path / "rgb" / "000001.jpg").read_bytes() == jpg
     assert (path / "rgb" / "000002.png").read_bytes() == png
-    assert [f["file"] for f in doc["cameras"]["rgb"]["frames"]] == ["rgb/000001.jpg", "rgb/000002.png"]
+    frames = doc.to_json()["cameras"]["rgb"]["frames"]
+    assert [f["file"] for f in frames] == ["rgb/000001.jpg", "rgb/000002.png"]
     assert not (path / "rgb" / "previews").exists()  # encoded frames are viewable already
-    assert all("preview" not in f for f in doc["cameras"]["rgb"]["frames"])
+    assert all("preview" not in f for f in frames)
 
 
 def test_previews_are_8bit_in_a_previews_folder_beside(
@@ -275,7 +277,7 @@ def test_previews_are_8bit_in_a_previews_folder_beside(
     w = SessionWriter(path, session_id, cameras, executor)
     w.add(make_frame("lwir", arr.tobytes(), 64, 48, "mono16"), POSE)
     w.add(make_frame("colour", rgb[..., ::-1].tobytes(), 20, 16, "bgr8"), POSE)
-    doc = w.finish({}, timeout=TIMEOUT)
+    doc = w.finish({}, timeout=TIMEOUT).to_json()
 
     with Image.open(path / "lwir" / "000001.png") as im:
         assert im.mode == "I;16" and np.array_equal(np.asarray(im), arr)  # the lossless file is intact
@@ -306,13 +308,16 @@ def test_session_json_lists_frames_in_arrival_order_and_is_written_last(
         time.sleep(0.002 * (40 - (frame.frame_index or 0)))
         return real_encode(frame, options, pixels)
 
-    def checked_write_json(target: Path, obj: Any) -> None:
-        files = [f["file"] for cam in obj["cameras"].values() for f in cam["frames"]]
+    written: list[Path] = []
+
+    def checked_write_manifest(folder: Path, manifest: SessionManifest) -> None:
+        files = [f.file for cam in manifest.cameras.values() for f in cam.frames]
         assert files and all((path / f).is_file() for f in files), "session.json before its frames"
-        write_json_atomic(target, obj)
+        write_manifest(folder, manifest)
+        written.append(folder)
 
     monkeypatch.setattr(writer_module, "_encode", slow_encode)
-    monkeypatch.setattr("camera.writer.write_json_atomic", checked_write_json)
+    monkeypatch.setattr(writer_module, "write_manifest", checked_write_manifest)
 
     cameras = {
         "swir": CameraWriteOptions(),
@@ -334,17 +339,21 @@ def test_session_json_lists_frames_in_arrival_order_and_is_written_last(
     manifest = {
         "session_id": session_id,
         "job_id": "job-1",
-        "status": "done",
+        "status": "complete",
         "request": {"commands": []},
         "record_started_at": 1_790_000_000.0,
         "record_ended_at": 1_790_000_040.0,
     }
-    doc = w.finish(manifest, timeout=TIMEOUT)
+    model = w.finish(manifest, timeout=TIMEOUT)
+    assert isinstance(model, SessionManifest) and written == [path]  # through the checked write, once
+    doc = model.to_json()
 
     on_disk = json.loads((path / "session.json").read_text(encoding="utf-8"))
     assert on_disk == doc
+    assert read_manifest(path) == model
     assert {k: doc[k] for k in manifest} == manifest
-    assert doc["write_errors"] == []
+    assert doc["format_version"] == FORMAT_VERSION == 2 and doc["problems"] == []
+    assert doc["write_errors"] == [] and doc["write_error_count"] == 0  # always present, 0 when none
     assert set(doc["cameras"]) == {"swir", "lwir", "idle"}
     assert doc["cameras"]["idle"] == {
         "frame_count": 0,
@@ -406,7 +415,7 @@ def test_decoded_message_to_files(session: tuple[str, Path], executor: ThreadPoo
     for r in rejections:
         assert r.camera_id is not None
         w.reject(r.camera_id, r.reason)
-    doc = w.finish({"status": "done"}, timeout=TIMEOUT)
+    doc = w.finish({"status": "complete"}, timeout=TIMEOUT).to_json()
     camera = doc["cameras"]["cameradevice_lwir_1"]
     assert (camera["frame_count"], camera["rejected_frames"]) == (1, 1)
     assert camera["rejection_reasons"] == ["mono16 frame 8x8 needs 128 bytes, got 5"]
@@ -457,7 +466,7 @@ def test_a_camera_folder_that_cannot_be_made_raises_write_error_and_does_not_han
 
     started = time.monotonic()
     with pytest.raises(WriteError) as caught:
-        w.finish({"status": "done"}, timeout=TIMEOUT)
+        w.finish({"status": "complete"}, timeout=TIMEOUT)
     assert time.monotonic() - started < TIMEOUT
     err = caught.value
     assert err.camera_id == "lwir"
@@ -468,7 +477,9 @@ def test_a_camera_folder_that_cannot_be_made_raises_write_error_and_does_not_han
     assert str(path / "lwir" / "000001.png") in str(err)
     assert not (path / "session.json").exists()  # raise_on_error: nothing claimed
 
-    doc = w.finish({"status": "failed"}, raise_on_error=False, timeout=TIMEOUT)
+    model = w.finish({"status": "failed"}, raise_on_error=False, timeout=TIMEOUT)
+    assert model.status == SessionStatus.FAILED
+    doc = model.to_json()
     on_disk = json.loads((path / "session.json").read_text(encoding="utf-8"))
     assert on_disk == doc and doc["status"] == "failed"
     assert doc["cameras"]["lwir"]["frame_count"] == 0 and doc["cameras"]["lwir"]["frames"] == []
@@ -498,9 +509,10 @@ def test_one_failed_file_leaves_the_others_listed(
         w.add(make_frame("swir", bytes([i]) * 4, 2, 2, "mono8", index=i), POSE)
     with pytest.raises(WriteError, match=r"000002\.png"):
         w.wait(TIMEOUT)
-    doc = w.finish({"status": "failed"}, raise_on_error=False, timeout=TIMEOUT)
+    doc = w.finish({"status": "failed"}, raise_on_error=False, timeout=TIMEOUT).to_json()
     assert [f["file"] for f in doc["cameras"]["swir"]["frames"]] == ["swir/000001.png", "swir/000003.png"]
     assert [e["file"] for e in doc["write_errors"]] == ["swir/000002.png"]
+    assert doc["write_error_count"] == 1
     assert not (path / "swir" / "previews" / "000002.png").exists()  # no half-written frame left
 
 
@@ -542,7 +554,7 @@ def test_add_checks_its_input(session: tuple[str, Path], executor: ThreadPoolExe
     assert w.progress() == (0, 0)
     w.reject("stranger", "unknown camera stranger")  # counted, listed with no frames
     doc = w.finish({}, timeout=TIMEOUT)
-    assert doc["cameras"]["stranger"]["rejected_frames"] == 1
+    assert doc.cameras["stranger"].rejected_frames == 1
 
 
 def test_memory_cap_spills_to_disk_and_loses_nothing(tmp_path: Path) -> None:
@@ -581,9 +593,9 @@ def test_memory_cap_spills_to_disk_and_loses_nothing(tmp_path: Path) -> None:
             gate.set()
         manifest = writer.finish({"status": "complete"})
     assert writer.spilled_frames >= 24
-    frames = manifest["cameras"]["cameradevice_lwir_1"]["frames"]
-    assert [f["frame_index"] for f in frames] == list(range(30))
+    frames = manifest.cameras["cameradevice_lwir_1"].frames
+    assert [f.frame_index for f in frames] == list(range(30))
     for f, arr in zip(frames, arrays, strict=True):
-        with Image.open(tmp_path / "s" / f["file"]) as img:
+        with Image.open(tmp_path / "s" / f.file) as img:
             assert np.array_equal(np.asarray(img), arr)
     assert not (spill_dir / "s.spill").exists(), "the spill file is removed after the session"

@@ -272,7 +272,7 @@ async function statusLoop() {
 
 function renderStatus(st) {
   const pose = st.pose || {};
-  const pantilt = state.info ? state.info.pantilt.device_id : "acikgoz_pantilt";
+  const pantilt = state.info ? state.info.pantilt.device_id : null;
   $("pose-pan").textContent = deg(pose.pan_deg_x100);
   $("pose-tilt").textContent = deg(pose.tilt_deg_x100);
   const dist = pose.distance_m;
@@ -371,7 +371,32 @@ async function liveLoop(camera, img, note) {
 }
 
 // -- the capture form --------------------------------------------------------------------------
+// The pan and tilt inputs with the command that drives each axis, from GET /cameras (commands are
+// the service's configuration; null when none is configured). Values are in hundredths of a degree.
+function axes() {
+  const pantilt = state.info.pantilt;
+  return [
+    { id: "f-pan", name: "Pan", spec: pantilt.pan, pose: "pan_deg_x100" },
+    { id: "f-tilt", name: "Tilt", spec: pantilt.tilt, pose: "tilt_deg_x100" },
+  ];
+}
+
+function buildAxes() {
+  const present = axes().filter((a) => a.spec);
+  for (const { id, spec } of axes()) {
+    const input = $(id);
+    input.closest("label").hidden = !spec;  // nothing drives this axis: nothing to enter
+    input.disabled = !spec;
+    for (const bound of ["min", "max"]) {
+      if (spec && spec[bound] !== null) input[bound] = spec[bound] / 100;
+      else input.removeAttribute(bound);
+    }
+  }
+  $("f-here").hidden = !present.length;
+}
+
 function buildForm() {
+  buildAxes();
   const zooms = $("f-zooms");
   zooms.replaceChildren();
   for (const cam of state.info.cameras.filter((c) => c.zoom)) {
@@ -395,8 +420,10 @@ function buildForm() {
 
 function fillCurrentPose() {
   const pose = (state.status || {}).pose || {};
-  if (typeof pose.pan_deg_x100 === "number") $("f-pan").value = (pose.pan_deg_x100 / 100).toFixed(2);
-  if (typeof pose.tilt_deg_x100 === "number") $("f-tilt").value = (pose.tilt_deg_x100 / 100).toFixed(2);
+  if (!state.info) return;
+  for (const a of axes()) {
+    if (a.spec && typeof pose[a.pose] === "number") $(a.id).value = (pose[a.pose] / 100).toFixed(2);
+  }
 }
 
 // Reads the form into a batch, or returns the list of problems in plain words.
@@ -404,23 +431,23 @@ function readForm(record) {
   const problems = [];
   const requests = [];
   const pantilt = state.info.pantilt;
-  const axis = (id, name, command, arg, range) => {
+  const axis = ({ id, name, spec }) => {
     const raw = $(id).value.trim();
-    if (raw === "") return;
+    if (!spec || raw === "") return;
     const value = Number(raw);
     if (!Number.isFinite(value)) {
       problems.push(`${name} must be a number of degrees.`);
       return;
     }
     const x100 = Math.round(value * 100);
-    if (range && (x100 < range[0] || x100 > range[1])) {
-      problems.push(`${name} ${value}° is outside ${range[0] / 100}° … ${range[1] / 100}°.`);
+    if ((spec.min !== null && x100 < spec.min) || (spec.max !== null && x100 > spec.max)) {
+      const bound = (b, none) => (b === null ? none : `${b / 100}°`);
+      problems.push(`${name} ${value}° is outside ${bound(spec.min, "−∞")} … ${bound(spec.max, "∞")}.`);
       return;
     }
-    requests.push({ target_id: "entity", device_id: pantilt.device_id, command_id: command, args: { [arg]: x100 } });
+    requests.push({ target_id: "entity", device_id: pantilt.device_id, command_id: spec.command_id, args: { [spec.arg]: x100 } });
   };
-  axis("f-pan", "Pan", "set_pan_position_degree", "pan_position_deg_x100", pantilt.pan_range_x100);
-  axis("f-tilt", "Tilt", "set_tilt_position_degree", "tilt_position_deg_x100", pantilt.tilt_range_x100);
+  axes().forEach(axis);
   for (const cam of state.info.cameras.filter((c) => c.zoom)) {
     const raw = $(`f-zoom-${cam.camera_id}`).value.trim();
     if (raw === "") continue;
@@ -692,9 +719,9 @@ function describeCommands(requests) {
   return requests.map((r) => {
     const args = r && r.args ? r.args : {};
     if (!r || typeof r !== "object") return "?";
-    if (r.command_id === "set_pan_position_degree") return `pan ${deg(args.pan_position_deg_x100)}`;
-    if (r.command_id === "set_tilt_position_degree") return `tilt ${deg(args.tilt_position_deg_x100)}`;
-    if (r.command_id === "start_recording_command") {
+    const axis = state.info && axes().find((a) => a.spec && a.spec.command_id === r.command_id);
+    if (axis) return `${axis.name.toLowerCase()} ${deg(args[axis.spec.arg])}`;
+    if (state.info && r.command_id === state.info.recording.command_id) {
       return `record ${args.duration_second} s (${(args.camera_ids || []).map(shortCam).join(", ")})`;
     }
     const value = Object.values(args)[0];

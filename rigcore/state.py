@@ -1,6 +1,6 @@
-"""Pure state logic: reading fields by dotted path and deciding "settled" (PROTOCOL §5).
+"""Pure state logic: reading fields by dotted path and deciding "settled" (docs/protocol.md §5).
 
-No sockets here; :mod:`mqtt_control.link` feeds :class:`StateSample` objects in.
+No sockets here; the MQTT adapter (:mod:`mqtt_control.link`) feeds :class:`StateSample` objects in.
 """
 
 from __future__ import annotations
@@ -56,6 +56,9 @@ class SettleTracker:
     window_s: float
     min_messages: int
     moving_field: str | None = None
+    # A retained message never proves a move ended (docs/protocol.md §5); a status display that only
+    # asks "is it still now?" may count it.
+    count_retained: bool = False
 
     counted: int = 0
     ignored_stale: int = 0
@@ -75,7 +78,7 @@ class SettleTracker:
         """Take one message; return True once the device is settled (it then stays settled)."""
         if self.settled:
             return True
-        if sample.retained or sample.received_mono < self.since_mono:
+        if (sample.retained and not self.count_retained) or sample.received_mono < self.since_mono:
             self.ignored_stale += 1
             return False
         values = tuple(get_path(sample.payload, f) for f in self.fields)

@@ -1,4 +1,4 @@
-"""Writing a recording session to disk (PROTOCOL §6).
+"""Writing a recording session to disk (docs/protocol.md §6).
 
 ``save_dir/<session_id>/<camera_id>/000001.<ext>`` — one file per frame, numbered per camera in
 arrival order — and ``session.json`` beside, written last and atomically.
@@ -46,9 +46,8 @@ from PIL import Image
 
 from camera.frames import Frame, encoded_kind
 from camera.pool import FramePool, PoolBuffer
-from service.atomic import write_json_atomic
+from sessions.manifest import MANIFEST_NAME, CameraRecord, FrameRecord, SessionManifest, write_manifest
 
-MANIFEST_NAME = "session.json"
 PREVIEW_DIR = "previews"
 MAX_REJECTION_REASONS = 5  # per camera, the first ones are kept
 MAX_WRITE_ERRORS_LISTED = 20  # in session.json; the total is in write_error_count
@@ -282,16 +281,7 @@ class SessionWriter:
         Raises KeyError for a camera not given to the writer, ValueError for a frame that
         :func:`camera.frames.decode_message` would not have accepted, RuntimeError after :meth:`finish`.
         """
-        if frame.pixel_format == "encoded":
-            ext = encoded_kind(frame.pixels)
-            if ext is None:
-                raise ValueError(f"encoded frame of camera {frame.camera_id} is neither JPEG nor PNG")
-            raw = False
-        elif frame.pixel_format in _PIL_MODES:
-            raw = True
-            ext = ""  # set below, from the camera's options
-        else:
-            raise ValueError(f"unknown pixel format {frame.pixel_format!r}")
+        ext = _encoded_ext(frame)
         # Into warm memory (see camera.pool), outside the lock: the message's bytes can then be freed.
         # The unlocked checks only spare a useless copy; the locked ones below decide.
         wanted = not self._closed and frame.camera_id in self._cameras
@@ -305,53 +295,65 @@ class SessionWriter:
             camera = self._cameras.get(frame.camera_id)
             if camera is None:
                 raise KeyError(f"camera {frame.camera_id!r} is not recorded in session {self.session_id}")
-            if raw:
-                ext = _IMAGE_FORMATS[camera.options.image_format][1]
-            camera.accepted += 1
-            name = f"{camera.accepted:06d}"
-            preview = (
-                f"{frame.camera_id}/{PREVIEW_DIR}/{name}.png" if raw and camera.options.previews else None
-            )
-            record: dict[str, Any] = {
-                "file": f"{frame.camera_id}/{name}.{ext}",
-                "received_at": frame.received_at,
-                "timestamp_ns": frame.timestamp_ns,
-                "frame_index": frame.frame_index,
-                "pose": dict(pose),
-            }
-            if preview is not None:
-                record["preview"] = preview
-            entry = _Entry(frame.camera_id, record["file"], preview, record, frame, len(frame.pixels))
-            camera.entries.append(entry)
-            self._submitted += 1
-            self._pending_bytes += entry.nbytes
+            entry = self._new_entry(camera, frame, pose, ext)
             if buffer is not None:
                 entry.buffer = buffer
                 entry.frame = dataclasses.replace(frame, pixels=b"")  # the buffer holds them now
-            if self._pool is not None:
-                # With a cap the pool is the memory the cap allows: no warm buffer means spill.
-                spill = buffer is None and self._cap is not None
-                self.warm_frames += buffer is not None
-                self.cold_frames += buffer is None and not spill
-            else:
-                spill = self._cap is not None and self._memory_bytes + entry.nbytes > self._cap
-            self._memory_bytes += entry.nbytes
-            self.peak_memory_bytes = max(self.peak_memory_bytes, self._memory_bytes)
-            # Backstop: if the spill thread itself falls behind by more than the spill queue, spill
-            # on the caller's thread, so memory stays bounded by the cap plus that queue.
-            inline = spill and self._spill_queued_bytes > max((self._cap or 0) // 50, SPILL_QUEUE_MIN_BYTES)
-            self.spilled_inline += inline
-            if spill and not inline:
-                self._spill_queued_bytes += entry.nbytes
-            if spill and self._spill_executor is None:
-                self._spill_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spill")
-        if inline:
+            route = self._route(entry, warm=buffer is not None)
+        if route == "inline":
             self._spill(entry, queued=False)
-        elif spill:
+        elif route == "spill":
             assert self._spill_executor is not None
             self._spill_executor.submit(self._spill, entry)
         else:
             self._submit(entry)
+
+    def _new_entry(self, camera: _Camera, frame: Frame, pose: Mapping[str, Any], ext: str | None) -> _Entry:
+        """Number a frame and make its manifest entry (lock held). ``ext`` None: a raw frame."""
+        raw = ext is None
+        if ext is None:
+            ext = _IMAGE_FORMATS[camera.options.image_format][1]
+        camera.accepted += 1
+        name = f"{camera.accepted:06d}"
+        preview = f"{frame.camera_id}/{PREVIEW_DIR}/{name}.png" if raw and camera.options.previews else None
+        record: dict[str, Any] = {
+            "file": f"{frame.camera_id}/{name}.{ext}",
+            "received_at": frame.received_at,
+            "timestamp_ns": frame.timestamp_ns,
+            "frame_index": frame.frame_index,
+            "pose": dict(pose),
+        }
+        if preview is not None:
+            record["preview"] = preview
+        entry = _Entry(frame.camera_id, record["file"], preview, record, frame, len(frame.pixels))
+        camera.entries.append(entry)
+        self._submitted += 1
+        self._pending_bytes += entry.nbytes
+        return entry
+
+    def _route(self, entry: _Entry, warm: bool) -> str:
+        """Where a new frame's pixels go (lock held): "write" now from memory, "spill" by the spill
+        thread, or "inline" to the spill file on the caller's thread."""
+        if self._pool is not None:
+            # With a cap the pool is the memory the cap allows: no warm buffer means spill.
+            spill = not warm and self._cap is not None
+            self.warm_frames += warm
+            self.cold_frames += not warm and not spill
+        else:
+            spill = self._cap is not None and self._memory_bytes + entry.nbytes > self._cap
+        self._memory_bytes += entry.nbytes
+        self.peak_memory_bytes = max(self.peak_memory_bytes, self._memory_bytes)
+        if not spill:
+            return "write"
+        # Backstop: if the spill thread itself falls behind by more than the spill queue, spill
+        # on the caller's thread, so memory stays bounded by the cap plus that queue.
+        if self._spill_queued_bytes > max((self._cap or 0) // 50, SPILL_QUEUE_MIN_BYTES):
+            self.spilled_inline += 1
+            return "inline"
+        self._spill_queued_bytes += entry.nbytes
+        if self._spill_executor is None:
+            self._spill_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spill")
+        return "spill"
 
     def _submit(self, entry: _Entry) -> None:
         # Submitted outside the lock: an executor that runs the job inline must not deadlock.
@@ -396,6 +398,18 @@ class SessionWriter:
             self._memory_bytes -= entry.nbytes
             self.spilled_frames += 1
             self.spilled_bytes += entry.nbytes
+
+    def memory_report(self) -> dict[str, int]:
+        """How the session's frames were held: peak bytes in memory, spilled, warm or cold."""
+        with self._cond:
+            return {
+                "peak_buffered_bytes": self.peak_memory_bytes,
+                "spilled_frames": self.spilled_frames,
+                "spilled_bytes": self.spilled_bytes,
+                "spilled_inline": self.spilled_inline,
+                "warm_frames": self.warm_frames,
+                "cold_frames": self.cold_frames,
+            }
 
     def memory_bytes(self) -> int:
         """Pixel bytes held in memory now (pending writes that were not spilled)."""
@@ -467,7 +481,7 @@ class SessionWriter:
 
     def finish(
         self, manifest: Mapping[str, Any], *, raise_on_error: bool = True, timeout: float | None = None
-    ) -> dict[str, Any]:
+    ) -> SessionManifest:
         """Stop accepting frames, wait for every write, then write ``session.json`` last and atomically.
 
         The manifest is ``manifest`` plus ``cameras`` (every camera, with ``frame_count``,
@@ -490,29 +504,28 @@ class SessionWriter:
             if raise_on_error:
                 raise
         with self._cond:
-            document: dict[str, Any] = dict(manifest)
-            document.setdefault("session_id", self.session_id)
-            document["cameras"] = {
-                camera_id: {
-                    "frame_count": camera.written,
-                    "rejected_frames": camera.rejected,
-                    "rejection_reasons": list(camera.rejection_reasons),
-                    "frames": [entry.record for entry in camera.entries if entry.state == _WRITTEN],
-                }
+            fields: dict[str, Any] = {"session_id": self.session_id, "status": "complete", **manifest}
+            fields["cameras"] = {
+                camera_id: CameraRecord(
+                    frame_count=camera.written,
+                    rejected_frames=camera.rejected,
+                    rejection_reasons=list(camera.rejection_reasons),
+                    frames=[FrameRecord(**e.record) for e in camera.entries if e.state == _WRITTEN],
+                )
                 for camera_id, camera in self._cameras.items()
             }
-            document["write_errors"] = [
+            fields["write_errors"] = [
                 {"camera_id": f.camera_id, "file": f.file, "error": _describe(f.cause)}
                 for f in self._failures[:MAX_WRITE_ERRORS_LISTED]
             ]
-            if self._failures:
-                document["write_error_count"] = len(self._failures)
+            fields["write_error_count"] = len(self._failures)
             folders = [self.session_dir / d for camera in self._cameras.values() for d in camera.dirs_made]
+        document = SessionManifest.model_validate(fields)
         if self._fsync:
             # The frames' directory entries reach the disk before the manifest that lists them.
             for folder in folders:
                 _fsync_dir(folder)
-        write_json_atomic(self.session_dir / MANIFEST_NAME, document)
+        write_manifest(self.session_dir, document)
         return document
 
     def _close_spill(self) -> None:
@@ -610,6 +623,19 @@ class SessionWriter:
                 camera.failed += 1
                 self._failures.append(failure)
             self._cond.notify_all()
+
+
+def _encoded_ext(frame: Frame) -> str | None:
+    """The file extension of an ``encoded`` frame (by its magic bytes); None for a raw frame.
+    ValueError for a frame no writer takes."""
+    if frame.pixel_format == "encoded":
+        ext = encoded_kind(frame.pixels)
+        if ext is None:
+            raise ValueError(f"encoded frame of camera {frame.camera_id} is neither JPEG nor PNG")
+        return ext
+    if frame.pixel_format not in _PIL_MODES:
+        raise ValueError(f"unknown pixel format {frame.pixel_format!r}")
+    return None
 
 
 def _encode(

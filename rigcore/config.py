@@ -1,7 +1,7 @@
 """Typed configuration loaded once from ``config.json``.
 
 Every model forbids unknown keys, so a typo in ``config.json`` stops the start with a message that
-names the key (PROTOCOL §7). Defaults live here; the shipped ``config.json`` only needs what differs.
+names the key (docs/protocol.md §7). Defaults live here; the shipped ``config.json`` only needs what differs.
 """
 
 from __future__ import annotations

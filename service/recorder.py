@@ -1,6 +1,7 @@
 """A recording: the frames of chosen cameras received inside [start, end), handed to a writer.
 
-Attached to the :class:`camera.router.FrameRouter` at the settle point; the writer encodes and
+Attached to the :class:`camera.router.FrameRouter` at the recording's start (which the router
+replays from its pre-roll when it lies a little in the past); the writer encodes and
 writes each frame in its thread pool while the recording runs (write-behind), so the loop only
 moves references and memory holds only the frames not yet written.
 """
@@ -11,10 +12,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from camera.frames import Frame, Rejection
-from camera.writer import SessionWriter
 from mqtt_control.hub import StateHub
-from mqtt_control.state import StateSample, get_path
-from service.config import Config
+from rigcore.rig import RigLayout
+from rigcore.state import StateSample
+from sessions.writer import SessionWriter
 
 # Telemetry samples kept per recording (pan-tilt and range finder at ~10-20 Hz); beyond this the
 # newest are dropped and the count of dropped samples is reported.
@@ -26,19 +27,20 @@ MAX_GAPS = 1000
 class Recorder:
     def __init__(
         self,
-        config: Config,
+        layout: RigLayout,
         cameras: Iterable[str],
         start_mono: float,
         end_mono: float,
         writer: SessionWriter,
         hub: StateHub,
     ) -> None:
-        self._cfg = config
+        self._layout = layout
         self.cameras = frozenset(cameras)
         self.start_mono = start_mono
         self.end_mono = end_mono
         self._writer = writer
         self._hub = hub
+        self.pose_at_start = hub.pose()
         self.frames_taken = 0
         self.frames_before_start = 0
         self.telemetry: list[dict[str, Any]] = []
@@ -48,6 +50,7 @@ class Recorder:
         # frame_index gaps seen inside the recording: frames the rig numbered but we never got.
         self.gaps: list[dict[str, Any]] = []
         self._last: dict[str, tuple[int, float]] = {}
+        self._taken: dict[str, int] = {}
 
     # -- FrameSink -----------------------------------------------------------------------------
     def on_frame(self, frame: Frame) -> None:
@@ -61,6 +64,7 @@ class Recorder:
         if self.first_frame_mono is None:
             self.first_frame_mono = frame.received_mono
         self.frames_taken += 1
+        self._taken[frame.camera_id] = self._taken.get(frame.camera_id, 0) + 1
         if frame.frame_index is not None:
             last = self._last.get(frame.camera_id)
             if last is not None and frame.frame_index > last[0] + 1 and len(self.gaps) < MAX_GAPS:
@@ -93,23 +97,14 @@ class Recorder:
     def on_state(self, sample: StateSample) -> None:
         if not self.start_mono <= sample.received_mono < self.end_mono:
             return
-        pt, rf = self._cfg.pantilt, self._cfg.rangefinder
-        if sample.device_id == pt.device_id:
-            entry = {
-                "received_at": sample.received_at,
-                "device_id": sample.device_id,
-                "pan_deg_x100": get_path(sample.payload, pt.pan_field),
-                "tilt_deg_x100": get_path(sample.payload, pt.tilt_field),
-            }
-        elif sample.device_id == rf.device_id:
-            entry = {
-                "received_at": sample.received_at,
-                "device_id": sample.device_id,
-                "distance_m": get_path(sample.payload, rf.distance_field),
-            }
-        else:
+        entry = self._layout.telemetry_entry(sample)
+        if entry is None:
             return
         if len(self.telemetry) >= MAX_TELEMETRY:
             self.telemetry_dropped += 1
             return
         self.telemetry.append(entry)
+
+    def frames_of(self, camera_id: str) -> int:
+        """Frames of ``camera_id`` taken so far."""
+        return self._taken.get(camera_id, 0)

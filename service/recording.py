@@ -1,0 +1,387 @@
+"""One recording step: a session folder, its writer and recorder, the timed window, the manifest.
+
+The order is what keeps every frame: the recorder is attached to the frame router (which hands it the
+pre-roll frames received since the start) *before* anything that can fail or wait; the command that
+tells the rig a recording starts runs alongside; whatever fails after that — the command, the MQTT
+link, a frame's write, ``images_data/`` — the session still gets a ``session.json`` listing every
+frame on disk and saying what failed (docs/protocol.md §6). If the process dies instead, the marker
+left in the folder lets the next start recover it (sessions.recovery).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mqtt_control.commands import CommandOutcome
+from rigcore.errors import JobCancelled, RecordingError
+from rigcore.memory import writer_cap_bytes
+from service.context import RunContext
+from service.job import BatchStopped, Job, JobPhase
+from service.plan import RecordStep
+from service.recorder import Recorder
+from sessions.manifest import (
+    ImagesDataRecord,
+    Problem,
+    RecordingMarker,
+    SessionManifest,
+    SessionStatus,
+    remove_marker,
+    write_images_data,
+    write_marker,
+)
+from sessions.writer import CameraWriteOptions, SessionWriter, create_session_dir
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 0.25
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What is known of a recording once its window closed and its writes are done."""
+
+    cancelled: bool
+    command: CommandOutcome
+    silent_cameras: Sequence[str]  # requested cameras that delivered no frame
+    failed_writes: Mapping[str, int]  # camera -> frame files that could not be written
+    outages: int
+    missing_frames: int
+    marker_error: str | None = None
+
+
+def judge(f: Findings, command_id: str) -> tuple[SessionStatus, list[Problem]]:
+    """The session's status and its problems (pure). Worst first: cancelled, failed, partial."""
+    problems: list[Problem] = []
+    if f.cancelled:
+        problems.append(
+            Problem(type="Cancelled", message="the operator cancelled the job; recording cut short")
+        )
+    if not f.command.ok:
+        problems.append(Problem(type="CommandFailed", message=f"{command_id} failed: {f.command.error}"))
+    problems += [
+        Problem(
+            type="WriteFailed",
+            camera_id=cam,
+            message=f"{n} frame file(s) of camera {cam} could not be written",
+        )
+        for cam, n in f.failed_writes.items()
+        if n
+    ]
+    if f.marker_error:
+        problems.append(
+            Problem(
+                type="MarkerFailed", message=f"the recording marker could not be written: {f.marker_error}"
+            )
+        )
+    problems += [
+        Problem(
+            type="NoFrames", camera_id=cam, message=f"camera {cam} delivered no frame during the recording"
+        )
+        for cam in f.silent_cameras
+    ]
+    if f.outages:
+        problems.append(
+            Problem(type="StreamOutage", message=f"{f.outages} stream outage(s) during the recording")
+        )
+    if f.missing_frames:
+        problems.append(
+            Problem(type="FramesMissing", message=f"{f.missing_frames} frame(s) missing by frame_index")
+        )
+    if f.cancelled:
+        return SessionStatus.CANCELLED, problems
+    if not f.command.ok or any(f.failed_writes.values()) or f.marker_error:
+        return SessionStatus.FAILED, problems
+    if f.silent_cameras or f.outages or f.missing_frames:
+        return SessionStatus.PARTIAL, problems
+    return SessionStatus.COMPLETE, problems
+
+
+class Recording:
+    def __init__(self, ctx: RunContext, job: Job, step: RecordStep, settle_point: float) -> None:
+        self._ctx, self._job, self._step = ctx, job, step
+        self.settle_point = settle_point
+        self.end_mono = -math.inf  # set once the window is open
+        self._marker_error: str | None = None
+
+    # -- the step ------------------------------------------------------------------------------------
+    async def run(self, start_mono: float) -> None:
+        """Record ``[start_mono, start_mono + duration)``, save, report; raise to stop the batch."""
+        ctx = self._ctx
+        self._phase(JobPhase.RECORDING)
+        session_id, folder = self._open_folder()
+        writer = self._make_writer(session_id, folder)
+        recorder = Recorder(
+            ctx.layout, self._step.cameras, start_mono, start_mono + self._step.duration_s, writer, ctx.hub
+        )
+        self._attach(recorder)
+        self.end_mono = recorder.end_mono
+        # Tell the rig a recording starts, while the frames already flow.
+        send = asyncio.ensure_future(ctx.send(self._step.command))
+        cancelled = False
+        try:
+            await self._write_marker(session_id, folder, recorder)
+            cancelled = await self._hold_window(recorder)
+        finally:
+            self._detach(recorder)
+            self.end_mono = recorder.end_mono
+        outcome = await send
+        manifest = await self._save(writer, recorder, outcome, cancelled)
+        summary = self._report(folder, manifest, outcome)
+        await self._write_images_data(manifest, summary)
+        _raise_for(manifest, outcome, self._step)
+
+    def _phase(self, phase: JobPhase) -> None:
+        if self._job.phase != phase:
+            self._job.phase = phase
+            self._ctx.on_change(self._job)
+
+    def _wall(self, mono: float) -> float:
+        return time.time() - (time.monotonic() - mono)
+
+    # -- before the window ---------------------------------------------------------------------------
+    def _open_folder(self) -> tuple[str, Path]:
+        save_dir = self._ctx.paths.save_dir
+        try:
+            return create_session_dir(save_dir)
+        except OSError as exc:
+            raise RecordingError(f"cannot create a session folder in {save_dir}: {exc}") from exc
+
+    def _make_writer(self, session_id: str, folder: Path) -> SessionWriter:
+        cfg = self._ctx.config
+        options = {
+            cam: CameraWriteOptions(
+                previews=cfg.cameras[cam].previews, image_format=cfg.cameras[cam].image_format
+            )
+            for cam in self._step.cameras
+        }
+        cap = writer_cap_bytes(cfg.recording.memory_cap_mb, self._ctx.router.preroll_bytes)
+        return SessionWriter(
+            folder,
+            session_id,
+            options,
+            self._ctx.executor,
+            memory_cap_bytes=cap,
+            spill_dir=self._ctx.paths.images_data_dir / "spill" if cap is not None else None,
+            pool=self._ctx.pool,
+        )
+
+    def _attach(self, recorder: Recorder) -> None:
+        ctx = self._ctx
+        ctx.router.attach(recorder, recorder.start_mono)
+        ctx.hub.add_listener(recorder.on_state)
+        for dev in (ctx.layout.pantilt_id, ctx.layout.rangefinder_id):
+            for sample in ctx.hub.history_since(dev, recorder.start_mono):
+                recorder.on_state(sample)
+
+    def _detach(self, recorder: Recorder) -> None:
+        self._ctx.router.detach(recorder)
+        self._ctx.hub.remove_listener(recorder.on_state)
+        # Saving wants the CPU the stream reader (and the rig) would spend on unrecorded frames.
+        self._ctx.router.want_full_rate(self._job.id, False)
+
+    async def _write_marker(self, session_id: str, folder: Path, recorder: Recorder) -> None:
+        """The crash-recovery marker, written (with fsync) off the loop once frames are flowing."""
+        marker = RecordingMarker(
+            session_id=session_id,
+            job_id=self._job.id,
+            request=self._job.body,
+            command=dict(self._step.command),
+            settled_at=self._wall(self.settle_point),
+            record_started_at=self._wall(recorder.start_mono),
+            duration_second=self._step.duration_s,
+        )
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, write_marker, folder, marker)
+        except OSError as exc:
+            # Not fatal: the frames are still taken; the session says the marker is missing.
+            self._marker_error = str(exc)
+            log.error("session %s: cannot write the recording marker: %s", session_id, exc)
+
+    # -- the window ------------------------------------------------------------------------------------
+    async def _hold_window(self, recorder: Recorder) -> bool:
+        """Wait until the window closes; True if the operator cancelled first (the window is cut)."""
+        job = self._job
+        while (remaining := recorder.end_mono - time.monotonic()) > 0:
+            job.progress = {"frames": recorder.frames_taken, "seconds_left": round(remaining, 1)}
+            self._ctx.on_change(job)
+            try:
+                async with asyncio.timeout(min(remaining, PROGRESS_EVERY_S)):
+                    await job.cancel_requested.wait()
+            except TimeoutError:
+                continue
+            recorder.cut_short(time.monotonic())
+            return True
+        return False
+
+    # -- after the window ------------------------------------------------------------------------------
+    async def _save(
+        self, writer: SessionWriter, recorder: Recorder, outcome: CommandOutcome, cancelled: bool
+    ) -> SessionManifest:
+        self._phase(JobPhase.SAVING)
+        await self._drain(writer, recorder)
+        counts = writer.camera_summary()
+        outages = [
+            o
+            for stream in self._ctx.streams
+            if stream.cameras & set(self._step.cameras)
+            for o in stream.outages_between(recorder.start_mono, recorder.end_mono)
+        ]
+        findings = Findings(
+            cancelled=cancelled,
+            command=outcome,
+            silent_cameras=[c for c in self._step.cameras if recorder.frames_of(c) == 0],
+            failed_writes={cam: c["failed_writes"] for cam, c in counts.items()},
+            outages=len(outages),
+            missing_frames=sum(g["missing_frames"] for g in recorder.gaps),
+            marker_error=self._marker_error,
+        )
+        status, problems = judge(findings, self._step.command["command_id"])
+        header = self._header(recorder, writer, status, problems, outages)
+        finish = functools.partial(writer.finish, header, raise_on_error=False)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, finish)
+        except OSError as exc:
+            # session.json itself could not be written: the marker stays, so the next start lists the
+            # frames on disk (sessions.recovery).
+            raise RecordingError(
+                f"session {writer.session_id}: session.json could not be written: {exc}"
+            ) from exc
+
+    async def _drain(self, writer: SessionWriter, recorder: Recorder) -> None:
+        """Wait for every frame write (a failed one is counted, never raised), reporting progress.
+
+        It waits on the default executor so that it does not hold a writer thread the encodes need.
+        """
+        loop = asyncio.get_running_loop()
+        waiting = loop.run_in_executor(None, _wait_quietly, writer)
+        while not waiting.done():
+            saved, total = writer.progress()
+            self._job.progress = {"frames": recorder.frames_taken, "saved": saved, "total": total}
+            self._ctx.on_change(self._job)
+            await asyncio.wait({waiting}, timeout=PROGRESS_EVERY_S)
+        await waiting
+
+    def _header(
+        self,
+        recorder: Recorder,
+        writer: SessionWriter,
+        status: SessionStatus,
+        problems: list[Problem],
+        outages: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        return {
+            "job_id": self._job.id,
+            "status": status,
+            "request": self._job.body,
+            "command": dict(self._step.command),
+            "settled_at": self._wall(self.settle_point),
+            "record_started_at": self._wall(recorder.start_mono),
+            "record_ended_at": self._wall(recorder.end_mono),
+            "duration_second": self._step.duration_s,
+            "settle_to_first_frame_s": (
+                round(recorder.first_frame_mono - self.settle_point, 4) if recorder.first_frame_mono else None
+            ),
+            "pose_at_start": dict(recorder.pose_at_start),
+            "problems": problems,
+            "gaps": recorder.gaps,
+            "stream_outages": outages,
+            "unreadable_messages": recorder.unreadable_messages,
+            "memory": writer.memory_report(),
+            "telemetry": recorder.telemetry,
+            "telemetry_dropped": recorder.telemetry_dropped,
+        }
+
+    def _report(self, folder: Path, manifest: SessionManifest, outcome: CommandOutcome) -> dict[str, Any]:
+        """The session in the job: its summary, and the recording command's result."""
+        remove_marker(folder)
+        summary = manifest.summary(folder).to_json()
+        job = self._job
+        job.sessions.append(summary)
+        if manifest.status is SessionStatus.PARTIAL and not any(
+            p.type == "NoFrames" for p in manifest.problems
+        ):
+            job.warnings.append(
+                f"session {manifest.session_id} is partial: {summary['stream_outages']} stream outage(s), "
+                f"{summary['missing_frames']} frame(s) missing by frame_index"
+            )
+        result = outcome.to_result(dict(self._step.command))
+        result["session_id"] = manifest.session_id
+        job.record_result(self._step.index, result)
+        self._ctx.on_change(job)
+        return summary
+
+    async def _write_images_data(self, manifest: SessionManifest, summary: dict[str, Any]) -> None:
+        record = ImagesDataRecord(
+            session_id=manifest.session_id,
+            job_id=self._job.id,
+            request=self._job.body,
+            command=dict(self._step.command),
+            summary={
+                **summary,
+                "pose_at_start": manifest.pose_at_start,
+                "duration_second": manifest.duration_second,
+            },
+        )
+        images_data_dir = self._ctx.paths.images_data_dir
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, write_images_data, images_data_dir, record)
+        except OSError as exc:
+            raise BatchStopped(
+                {
+                    "type": "RecordingError",
+                    "message": f"session {manifest.session_id} was saved, but images_data could not be "
+                    f"written in {images_data_dir}: {exc}",
+                }
+            ) from exc
+
+
+def _wait_quietly(writer: SessionWriter) -> None:
+    try:
+        writer.wait()
+    except Exception:
+        pass
+
+
+def _raise_for(manifest: SessionManifest, outcome: CommandOutcome, step: RecordStep) -> None:
+    """Stop the batch if the session is not whole (its files are already written)."""
+    sid, cmd = manifest.session_id, step.command
+    if manifest.status is SessionStatus.CANCELLED:
+        raise JobCancelled(manifest.job_id or "")
+    if not outcome.ok:
+        raise BatchStopped(
+            {
+                "type": "CommandFailed",
+                "message": f"{cmd['command_id']} to {cmd['device_id']} failed: {outcome.error}; "
+                f"the frames recorded meanwhile were saved in {sid}",
+                "index": step.index,
+            }
+        )
+    if manifest.write_error_count:
+        first = manifest.write_errors[0] if manifest.write_errors else {}
+        raise BatchStopped(
+            {
+                "type": "WriteFailed",
+                "message": f"{manifest.write_error_count} frame file(s) of session {sid} could not be "
+                f"written (first: {first.get('file')}: {first.get('error')}); every file written is "
+                "listed in its session.json",
+                "camera_id": first.get("camera_id"),
+            }
+        )
+    silent = [p.camera_id for p in manifest.problems if p.type == "NoFrames"]
+    if silent:
+        raise BatchStopped(
+            {
+                "type": "NoFrames",
+                "message": f"camera(s) {', '.join(str(c) for c in silent)} delivered no frame during the "
+                f"recording; session {sid} is partial",
+                "camera_ids": silent,
+            }
+        )

@@ -1,0 +1,1 @@
+"""Session storage: the session format (sessions.manifest), frame files (sessions.writer), recovery."""

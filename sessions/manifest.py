@@ -1,0 +1,256 @@
+"""The one owner of the session format: ``session.json``, the recording marker, ``images_data/<id>.json``.
+
+Every reader and writer of these files goes through the models here (the writer, crash recovery, the
+dashboard's session list and the CLI), so the keys of a session exist in one place only. The format is
+versioned: ``format_version`` 2 is written now; a file without the key is version 1 (written before
+this module existed) and still reads, with the fields it lacks left at their defaults. Unknown keys
+are kept (``extra="allow"``) so a reader never drops what a newer writer added. See
+``docs/protocol.md`` §6 for the layout of a session folder.
+
+The models::
+
+    SessionManifest      session.json: what was recorded, how, and what went wrong
+    ├── CameraRecord     one camera: counts and its frames in arrival order
+    │   └── FrameRecord  one frame file with its arrival time, camera time, index and pose
+    └── Problem          one thing that went wrong (names the camera where one is concerned)
+    RecordingMarker      .recording.json: present while a session is recorded or saved
+    ImagesDataRecord     images_data/<session_id>.json: the request and the session's summary
+    SessionSummary       the short form of a session, as jobs, history, the dashboard and the CLI show it
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rigcore.atomic import write_json_atomic
+
+FORMAT_VERSION = 2
+MANIFEST_NAME = "session.json"
+# Present in a session folder while it is being recorded or saved; a folder that still has it at the
+# next start was cut off (kill -9, power loss) and is recovered as "incomplete" (sessions.recovery).
+MARKER_NAME = ".recording.json"
+
+
+class ManifestError(Exception):
+    """A session file that is missing, not JSON, or not in the session format; names the file."""
+
+
+class SessionStatus(StrEnum):
+    COMPLETE = "complete"  # every requested camera recorded the whole window, nothing failed
+    PARTIAL = "partial"  # saved, but a camera sent nothing, a stream dropped or frames are missing
+    FAILED = "failed"  # something failed (a command, a write); every frame on disk is still listed
+    CANCELLED = "cancelled"  # the operator cancelled; the frames up to then are listed
+    INCOMPLETE = "incomplete"  # cut off by a crash; recovered at the next start from the files on disk
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class FrameRecord(_Doc):
+    file: str  # relative to the session folder
+    received_at: float | None
+    timestamp_ns: int | None
+    frame_index: int | None
+    pose: dict[str, Any] | None
+    # "preview" (the 8-bit display copy's file) appears only when one was written: an extra key.
+
+
+class CameraRecord(_Doc):
+    frame_count: int
+    rejected_frames: int = 0
+    rejection_reasons: list[str] = Field(default_factory=list)
+    frames: list[FrameRecord] = Field(default_factory=list)
+
+
+class Problem(_Doc):
+    type: str
+    message: str
+    camera_id: str | None = None
+
+
+class SessionManifest(_Doc):
+    format_version: int = FORMAT_VERSION
+    session_id: str
+    job_id: str | None = None
+    status: SessionStatus
+    request: Any = None
+    command: dict[str, Any] | None = None
+    # The settle point (when the rig was proven still) and the recording's start are two facts: the
+    # start is never before the settle point but may be later (docs/architecture.md, "Recording").
+    settled_at: float | None = None
+    record_started_at: float | None = None
+    record_ended_at: float | None = None
+    duration_second: float | None = None
+    pose_at_start: dict[str, Any] | None = None
+    settle_to_first_frame_s: float | None = None
+    problems: list[Problem] = Field(default_factory=list)
+    gaps: list[dict[str, Any]] = Field(default_factory=list)
+    stream_outages: list[dict[str, Any]] = Field(default_factory=list)
+    unreadable_messages: int = 0
+    write_errors: list[dict[str, Any]] = Field(default_factory=list)
+    write_error_count: int = 0
+    cameras: dict[str, CameraRecord] = Field(default_factory=dict)
+
+    @property
+    def missing_frames(self) -> int:
+        return sum(int(g.get("missing_frames", 0)) for g in self.gaps)
+
+    def summary(self, path: Path | str) -> SessionSummary:
+        return SessionSummary(
+            session_id=self.session_id,
+            path=str(path),
+            status=self.status,
+            settled_at=self.settled_at,
+            record_started_at=self.record_started_at,
+            record_ended_at=self.record_ended_at,
+            missing_frames=self.missing_frames,
+            stream_outages=len(self.stream_outages),
+            problems=self.problems,
+            cameras={
+                cam: CameraCount(frame_count=info.frame_count, rejected_frames=info.rejected_frames)
+                for cam, info in self.cameras.items()
+            },
+        )
+
+
+class CameraCount(_Doc):
+    frame_count: int
+    rejected_frames: int = 0
+
+
+class SessionSummary(_Doc):
+    """A session in a job's result, in history.json and in images_data/<id>.json."""
+
+    session_id: str
+    path: str
+    status: SessionStatus
+    settled_at: float | None = None
+    record_started_at: float | None = None
+    record_ended_at: float | None = None
+    missing_frames: int = 0
+    stream_outages: int = 0
+    problems: list[Problem] = Field(default_factory=list)
+    cameras: dict[str, CameraCount] = Field(default_factory=dict)
+
+
+class RecordingMarker(_Doc):
+    format_version: int = FORMAT_VERSION
+    session_id: str
+    job_id: str | None = None
+    request: Any = None
+    command: dict[str, Any] | None = None
+    settled_at: float | None = None
+    record_started_at: float | None = None
+    duration_second: float | None = None
+
+
+class ImagesDataRecord(_Doc):
+    format_version: int = FORMAT_VERSION
+    session_id: str
+    job_id: str | None = None
+    request: Any = None
+    command: dict[str, Any] | None = None
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def write_manifest(folder: Path, manifest: SessionManifest) -> None:
+    """Write ``session.json`` atomically (it is the last file of a session)."""
+    write_json_atomic(folder / MANIFEST_NAME, manifest.to_json())
+
+
+def read_manifest(folder: Path) -> SessionManifest:
+    """Read a session folder's ``session.json``; ManifestError names the file if it cannot be read.
+
+    A manifest reached through a symbolic link is refused: it could point out of the session.
+    """
+    path = folder / MANIFEST_NAME
+    try:
+        return SessionManifest.model_validate(_read(path))
+    except ValidationError as exc:
+        raise ManifestError(
+            f"{path} is not a session manifest: {exc.error_count()} problem(s), first: "
+            f"{'.'.join(str(p) for p in exc.errors()[0]['loc'])}: {exc.errors()[0]['msg']}"
+        ) from exc
+
+
+def write_marker(folder: Path, marker: RecordingMarker) -> None:
+    write_json_atomic(folder / MARKER_NAME, marker.to_json())
+
+
+def read_marker(folder: Path) -> RecordingMarker | None:
+    """The marker's content, or None when it is damaged (recovery then works from the folder alone)."""
+    try:
+        return RecordingMarker.model_validate(_read(folder / MARKER_NAME))
+    except (ManifestError, ValidationError):
+        return None
+
+
+def remove_marker(folder: Path) -> None:
+    (folder / MARKER_NAME).unlink(missing_ok=True)
+
+
+def has_marker(folder: Path) -> bool:
+    return (folder / MARKER_NAME).exists()
+
+
+def has_manifest(folder: Path) -> bool:
+    path = folder / MANIFEST_NAME
+    return path.is_file() and not path.is_symlink()
+
+
+def write_images_data(images_data_dir: Path, record: ImagesDataRecord) -> Path:
+    path = images_data_dir / f"{record.session_id}.json"
+    write_json_atomic(path, record.to_json())
+    return path
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if path.is_symlink():
+        raise ManifestError(f"{path.name} is a symbolic link; not followed out of the session")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ManifestError(f"{path} does not exist") from exc
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"{path} cannot be read: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path} is not a JSON object")
+    data.setdefault("format_version", 1)
+    return data
+
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "MARKER_NAME",
+    "CameraCount",
+    "CameraRecord",
+    "FrameRecord",
+    "ImagesDataRecord",
+    "ManifestError",
+    "Problem",
+    "RecordingMarker",
+    "SessionManifest",
+    "SessionStatus",
+    "SessionSummary",
+    "has_manifest",
+    "has_marker",
+    "read_manifest",
+    "read_marker",
+    "remove_marker",
+    "write_images_data",
+    "write_manifest",
+    "write_marker",
+]
