@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import socket
+from functools import cache
 from typing import Any
 
 from flask import Flask, current_app, jsonify, request
@@ -12,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from api.dashboard import bp as dashboard_bp
 from api.errors import error_body
 from api.routes import bp, reject
+from rigcore.config import ApiConfig
 from rigcore.errors import RigError
 from service.capture import CaptureService
 
@@ -19,6 +23,10 @@ from service.capture import CaptureService
 # data (the page asks for the token and sends it with every API call it makes).
 OPEN_PATHS = frozenset({"/healthz", "/", "/openapi.json"})
 OPEN_PREFIXES = ("/static/",)
+# Answered whatever the Host header says: probes often reach the service by a name of their own.
+HOST_OPEN_PATHS = frozenset({"/healthz"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
 
 
 def create_app(service: CaptureService, test_config: dict[str, Any] | None = None) -> Flask:
@@ -30,6 +38,8 @@ def create_app(service: CaptureService, test_config: dict[str, Any] | None = Non
     app.extensions["capture"] = service
     app.register_blueprint(bp)
     app.register_blueprint(dashboard_bp)
+    # The Host check comes first: a page that rebound its name to this machine learns nothing more.
+    app.before_request(_check_host)
     app.before_request(_check_token)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(RigError, _rig_error)
@@ -37,20 +47,89 @@ def create_app(service: CaptureService, test_config: dict[str, Any] | None = Non
     return app
 
 
+def _check_host() -> ResponseReturnValue | None:
+    """Refuse (421) a Host that is not one of this service's names: the guard against DNS rebinding.
+
+    A page on a name its owner controls can rebind that name to this machine's address; the browser
+    then sends that name as Host, which is how such a request is told apart from a real one.
+    """
+    if request.path in HOST_OPEN_PATHS:
+        return None
+    service: CaptureService = current_app.extensions["capture"]
+    name = host_name(request.headers.get("Host", ""))
+    if host_allowed(name, service.config.api):
+        return None
+    what = f"unknown Host {name!r}" if name else "no Host header"
+    message = (
+        f"{what}: this service answers only to its own names (a guard against DNS rebinding); "
+        f'to reach it by this name, add "{name or "<name>"}" to api.allowed_hosts in config.json'
+    )
+    return jsonify(error_body(message, host=name)), 421
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header: lower-case, without port, IPv6 brackets or trailing dot."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host[1:]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def host_allowed(name: str, api: ApiConfig) -> bool:
+    """Whether ``name`` (from :func:`host_name`) is one of this service's names."""
+    if not name:
+        return False
+    # An address cannot be rebound (rebinding needs a name), so any IP literal passes: this covers
+    # every address of this machine without listing its interfaces.
+    if _is_ip_address(name) or "*" in api.allowed_hosts or name in api.allowed_hosts:
+        return True
+    if name in LOOPBACK_NAMES or name in machine_names():
+        return True
+    return api.host.lower() not in WILDCARD_HOSTS and name == host_name(api.host)
+
+
+@cache
+def machine_names() -> frozenset[str]:
+    """This machine's host name and FQDN, looked up once (getfqdn may ask DNS)."""
+    names = (socket.gethostname(), socket.getfqdn())
+    return frozenset(host_name(n) for n in names if n)
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_token() -> ResponseReturnValue | None:
     service: CaptureService = current_app.extensions["capture"]
     token = service.config.api.token
     if not token or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
         return None
-    header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else ""
+    given = bearer_token(request.headers.get("Authorization", ""))
     # Constant-time comparison so the token cannot be guessed byte by byte from timings.
     if given and hmac.compare_digest(given.encode(), token.encode()):
         return None
-    resp = jsonify(error_body("missing or wrong token: send 'Authorization: Bearer <api.token>'"))
+    resp = jsonify(
+        error_body(
+            "missing or wrong token: send the header 'Authorization: Bearer <token>', where <token> "
+            "is api.token in the service's config.json"
+        )
+    )
     resp.status_code = 401
-    resp.headers["WWW-Authenticate"] = "Bearer"
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="rigcapture"'
     return resp
+
+
+def bearer_token(header: str) -> str:
+    """The token of an 'Authorization: Bearer <token>' header ('' if none); the scheme's case is free
+    (RFC 7235: auth schemes are case-insensitive)."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
@@ -60,7 +139,7 @@ def _http_error(exc: HTTPException) -> ResponseReturnValue:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         message = f"request body is larger than the limit of {limit} bytes (api.max_body_bytes)"
         if request.path in ("/process-request", "/process-requests"):
-            return reject(f"<{request.content_length} bytes, not kept>", 413, message)
+            return reject(413, f"{message}; nothing was executed", body_read=False)
     return jsonify(error_body(message)), code
 
 

@@ -284,7 +284,8 @@ def cameras() -> ResponseReturnValue:
     """What the capture form and the command-line client need to build a batch: for each axis and
     zoom, the configured positioning command that drives it (commands are configuration)."""
     service = _service()
-    cfg, layout = service.config, service.layout
+    in_force = service.in_force()
+    cfg, layout = in_force.config, in_force.layout
     pan = _positioning(cfg, layout.command_for(layout.pan_field))
     tilt = _positioning(cfg, layout.command_for(layout.tilt_field))
     out = [

@@ -31,8 +31,14 @@ SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+            "details_omitted": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "problems found beyond those listed (details holds at most 20)",
+            },
             "history_id": {"type": "string"},
             "type": {"type": "string"},
+            "host": {"type": "string", "description": "421: the Host name that was refused"},
         },
     },
     "Command": {
@@ -135,7 +141,11 @@ SCHEMAS: dict[str, Any] = {
             "message": {"type": "string"},
         },
     },
-    "Config": {"type": "object", "description": "the whole config.json (see README); api.token shows as ***"},
+    "Config": {
+        "type": "object",
+        "description": "config.json (see README); secrets show as ***: api.token, mqtt.password, and "
+        "credentials inside URLs (user:password@, ?token=…)",
+    },
 }
 
 
@@ -151,7 +161,25 @@ def _obj(description: str, schema: dict[str, Any] | None = None) -> dict[str, An
 
 
 ERR = "#/components/schemas/Error"
-AUTH_ERR = {"401": json_response(ERR, "missing or wrong token (only when api.token is set)")}
+AUTH_ERR = {
+    "401": {
+        **json_response(ERR, "missing or wrong token (only when api.token is set)"),
+        "headers": {
+            "WWW-Authenticate": {
+                "description": 'always Bearer realm="rigcapture"',
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
+# Every path answers 421 to a Host that is not one of the service's names (api._check_host), but these.
+HOST_OPEN_PATHS = frozenset({"/healthz"})
+WRONG_HOST = {
+    "421": json_response(
+        ERR, "the Host header is not one of the service's names (DNS-rebinding guard; see api.allowed_hosts)"
+    )
+}
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 
 PROCESS = {
     "summary": "Run a batch: move, wait until settled, record, save",
@@ -241,17 +269,40 @@ PATHS: dict[str, Any] = {
     },
     "/history": {
         "get": {
-            "summary": "history.json",
+            "summary": "A page of the request history, counted from the newest (archives included)",
             "parameters": [
-                {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer"}}
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "default": 100},
+                    "description": "entries in the page, at most 1000 (more gives 1000; 0 or none gives 100)",
+                },
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "default": 0},
+                    "description": "newest entries to skip: the newer page's next_offset (negative is 0)",
+                },
             ],
             "responses": {
                 "200": _obj(
-                    "every request received",
+                    "the page, oldest first as in history.json",
                     {
                         "type": "object",
-                        "required": ["requests"],
-                        "properties": {"requests": {"type": "array", "items": {"type": "object"}}},
+                        "required": ["requests", "total", "limit", "offset", "next_offset"],
+                        "properties": {
+                            "requests": {"type": "array", "items": {"type": "object"}},
+                            "total": {"type": "integer", "description": "entries in the whole history"},
+                            "limit": {"type": "integer"},
+                            "offset": {"type": "integer"},
+                            "next_offset": {
+                                "type": "integer",
+                                "nullable": True,
+                                "description": "the offset of the older page; null at the oldest",
+                            },
+                        },
                     },
                 ),
                 **AUTH_ERR,
@@ -291,10 +342,20 @@ PATHS: dict[str, Any] = {
     "/config": {
         "get": {
             "summary": "The configuration in force (secrets redacted)",
+            "description": "api.token, mqtt.password and credentials inside invoke_url and stream urls "
+            "show as ***; sent back by PUT they mean unchanged.",
             "responses": {"200": json_response("#/components/schemas/Config", "config"), **AUTH_ERR},
         },
         "put": {
-            "summary": "Validate, save atomically to config.json, apply from the next job",
+            "summary": "Merge into the configuration in force, validate, save to config.json, apply",
+            "description": "The body is merged into the configuration in force: objects key by key, "
+            "lists and scalars replace, null sets null (and removes an entry of cameras or "
+            "positioning_commands). The result is validated like config.json at start, saved "
+            "atomically and in force from the next job. A value sent as GET shows it (***) is "
+            "unchanged. api.token, api.host, api.port, api.allowed_hosts and storage_roots change "
+            "only in config.json itself (403); save_dir, images_data_dir and history_file must stay "
+            "inside the folder of config.json or a storage_roots folder and off the service's own "
+            "files (403). A refused request saves nothing; details name each key.",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Config"}}},
@@ -303,8 +364,9 @@ PATHS: dict[str, Any] = {
                 "200": _obj(
                     "saved", {"type": "object", "required": ["message", "changed", "restart_required"]}
                 ),
-                "400": json_response(ERR, "invalid configuration; nothing saved"),
-                "409": json_response(ERR, "started without a config file"),
+                "400": json_response(ERR, "invalid configuration or unknown key; nothing saved"),
+                "403": json_response(ERR, "a file-only key, or a path outside the allowed folders"),
+                "409": json_response(ERR, "no config file, or config.json on disk does not load"),
                 "413": json_response(ERR, "body too large"),
                 "415": json_response(ERR, "not JSON"),
                 **AUTH_ERR,
@@ -326,10 +388,25 @@ def spec(extra_paths: dict[str, Any] | None = None, token: bool = False) -> dict
             "description": "Drive the pan-tilt rig and record its cameras (see README.md).",
         },
         "servers": [{"url": "/"}],
-        "paths": {**PATHS, **(extra_paths or {})},
+        "paths": with_host_check({**PATHS, **(extra_paths or {})}),
         "components": {"schemas": SCHEMAS},
     }
     if token:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         doc["security"] = [{"bearer": []}]
     return doc
+
+
+def with_host_check(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with the 421 answer on every operation but those of HOST_OPEN_PATHS (copies: the
+    module's dicts, some shared between operations, stay as they are)."""
+    out: dict[str, Any] = {}
+    for path, item in paths.items():
+        if path in HOST_OPEN_PATHS:
+            out[path] = item
+            continue
+        out[path] = {
+            key: {**op, "responses": {**op["responses"], **WRONG_HOST}} if key in HTTP_METHODS else op
+            for key, op in item.items()
+        }
+    return out

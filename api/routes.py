@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
-from pydantic import ValidationError
 
 from api.errors import error_body
 from api.openapi import spec
-from api.validation import build_plan
-from rigcore.config import Config, describe_validation_error, validation_details
+from api.validation import build_plan, cap_details, clip, depth_problem
+from rigcore.config_policy import ConfigRefused
 from rigcore.errors import RigError
 from service.capture import CaptureService
 
 bp = Blueprint("api", __name__)
+HISTORY_PAGE = 100  # entries GET /history answers without ?limit
+HISTORY_MAX_PAGE = 1000  # the most it answers at once (?offset pages further back)
 
 
 def _service() -> CaptureService:
@@ -29,20 +31,38 @@ def client_info() -> dict[str, Any]:
 
 
 def _json_body() -> tuple[Any, tuple[int, str] | None]:
-    """The request's JSON body, or (status, message): 415 when not JSON, 400 when unparsable."""
+    """The request's JSON body, or (status, message): 415 when not JSON; 400 when nested deeper than
+    MAX_JSON_DEPTH (found on the raw bytes, before anything parses them), or not valid JSON."""
     if not request.is_json:
-        return None, (415, f"Content-Type must be application/json, got {request.content_type or 'none'}")
-    body = request.get_json(silent=True)
-    if body is None:
-        return None, (400, "request body is not valid JSON")
-    return body, None
+        return None, (
+            415,
+            f"Content-Type must be application/json, got {clip(request.content_type or 'none')}",
+        )
+    raw = request.get_data(cache=True)  # at most api.max_body_bytes (413 above)
+    too_deep = depth_problem(raw)
+    if too_deep is not None:
+        return None, (400, too_deep)
+    try:
+        return json.loads(raw, parse_constant=_not_json), None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None, (400, f"request body is not valid JSON: {clip(str(exc))}")
+
+
+def _not_json(name: str) -> Any:
+    # Python's json reads NaN and Infinity, but they are not JSON: no other reader would take them back.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def reject(
-    body: Any, status: int, message: str, details: list[dict[str, Any]] | None = None
+    status: int, message: str, details: list[dict[str, Any]] | None = None, *, body_read: bool = True
 ) -> ResponseReturnValue:
-    err = error_body(message, details)
-    entry = _service().record_rejected(body, client_info(), status, err)
+    """Answer a refused request and record it in history, both bounded: at most MAX_DETAILS details
+    (``details_omitted`` counts the rest); history keeps the body's size, SHA-256 and first characters
+    (nothing of a body not read, ``body_read`` False: a 413)."""
+    shown, omitted = cap_details(details or [])
+    err = error_body(message, shown, **({"details_omitted": omitted} if omitted else {}))
+    raw = request.get_data(cache=True) if body_read else None
+    entry = _service().record_rejected(raw, client_info(), status, err, declared_bytes=request.content_length)
     return jsonify({**err, "history_id": entry}), status
 
 
@@ -52,8 +72,7 @@ def process_request() -> ResponseReturnValue:
     service = _service()
     body, problem = _json_body()
     if problem is not None:
-        raw = request.get_data(cache=True).decode("utf-8", "replace")[:2000]
-        return reject(raw, problem[0], problem[1])
+        return reject(problem[0], f"{problem[1]}; nothing was executed")
     plan, problems = build_plan(body, service.config)
     if plan is None:
         first = problems[0]
@@ -62,12 +81,14 @@ def process_request() -> ResponseReturnValue:
         )
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return reject(
-            body, 400, f"invalid batch: {where}: {first['message']}{more}; nothing was executed", problems
+            400, f"invalid batch: {where}: {first['message']}{more}; nothing was executed", problems
         )
     try:
         view = service.submit(body, plan, client_info())
     except RigError as exc:
-        return reject(body, exc.http_status, f"{exc}; nothing was executed")
+        return reject(exc.http_status, f"{exc}; nothing was executed")
+    except OSError as exc:  # history could not be written: the job was not queued
+        return reject(500, f"history could not be written ({clip(str(exc))}); nothing was executed")
     job_id = view["job_id"]
     status_url = url_for("api.get_job", job_id=job_id)
     if request.args.get("wait", "true").lower() in ("false", "0", "no"):
@@ -89,7 +110,7 @@ def process_request() -> ResponseReturnValue:
 def get_job(job_id: str) -> ResponseReturnValue:
     view = _service().job_view(job_id)
     if view is None:
-        return jsonify(error_body(f"no job {job_id}")), 404
+        return jsonify(error_body(f"no job {clip(job_id)}")), 404
     return jsonify(view)
 
 
@@ -97,7 +118,7 @@ def get_job(job_id: str) -> ResponseReturnValue:
 def cancel_job(job_id: str) -> ResponseReturnValue:
     view = _service().cancel(job_id)
     if view is None:
-        return jsonify(error_body(f"no job {job_id}")), 404
+        return jsonify(error_body(f"no job {clip(job_id)}")), 404
     if view["phase"] == "done":
         return jsonify(error_body(f"job {job_id} already {view['status']}", job=view)), 409
     return jsonify({"message": "cancel requested", **view}), 202
@@ -110,8 +131,12 @@ def list_jobs() -> ResponseReturnValue:
 
 @bp.get("/history")
 def history() -> ResponseReturnValue:
-    limit = request.args.get("limit", type=int)
-    return jsonify({"requests": _service().history.entries(limit if limit and limit > 0 else None)})
+    """A page of history counted from the newest (``?limit=``, ``?offset=``; ``next_offset`` asks for
+    the page before), its entries oldest first as in history.json; archived entries included."""
+    limit = request.args.get("limit", type=int) or HISTORY_PAGE
+    offset = request.args.get("offset", type=int) or 0
+    page = _service().history.page(min(max(limit, 1), HISTORY_MAX_PAGE), max(offset, 0))
+    return jsonify(page)
 
 
 @bp.get("/status")
@@ -140,30 +165,23 @@ def openapi() -> ResponseReturnValue:
 
 @bp.get("/config")
 def get_config() -> ResponseReturnValue:
+    """The configuration in force, secrets (the token, passwords, credentials in URLs) as ***."""
     service = _service()
     return jsonify(service.config.to_json(redact=True))
 
 
 @bp.put("/config")
 def put_config() -> ResponseReturnValue:
+    """Merge the body into the configuration in force (rigcore.config_policy), save, apply."""
     service = _service()
     body, problem = _json_body()
     if problem is not None:
         return jsonify(error_body(problem[1])), problem[0]
-    if isinstance(body, dict):
-        # A GET → edit → PUT round trip must not replace secrets with their redaction.
-        for section, key in (("api", "token"), ("mqtt", "password")):
-            part = body.get(section)
-            if isinstance(part, dict) and part.get(key) == "***":
-                part[key] = getattr(getattr(service.config, section), key)
-    try:
-        new = Config.model_validate(body)
-    except ValidationError as exc:
-        details = [{"index": None, **d} for d in validation_details(exc)]
-        return jsonify(
-            error_body(f"invalid configuration: {describe_validation_error(exc)}; nothing saved", details)
-        ), 400
     if service.config_path is None:
         return jsonify(error_body("the service was started without a config file; nothing saved")), 409
-    outcome = service.update_config(new)
+    try:
+        outcome = service.update_config(body)
+    except ConfigRefused as exc:
+        details = [{"index": None, **d} for d in exc.details]
+        return jsonify(error_body(str(exc), details)), exc.status
     return jsonify({"message": "saved; in force from the next job", **outcome})

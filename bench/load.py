@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from werkzeug.serving import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import create_app
+from application import ApiServer
 from rigcore.config import Config
 from service.capture import CaptureService
 from simulator.config import SimConfig
@@ -258,7 +258,7 @@ def print_report(figures: dict[str, Any], problems: list[str]) -> None:
 def main() -> int:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # its "task queue depth" notes are the point here
 
     prefix = f"load_{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="rigcapture-load-"))
@@ -266,9 +266,11 @@ def main() -> int:
     rig.start()
     service = CaptureService(service_config(rig, prefix, args.queue_size, work), base_dir=work)
     service.start()
-    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
+    # The production server (waitress), so the figures are the service's own.
+    server = ApiServer(create_app(service), service.config.api)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    url = server.url
     try:
         if not service.wait_ready(15):
             print("service not ready", file=sys.stderr)
@@ -283,6 +285,8 @@ def main() -> int:
         jobs = done
     finally:
         server.shutdown()
+        serving.join(5)
+        server.close()
         service.stop()
         rig.stop()
 

@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,21 @@ log = logging.getLogger(__name__)
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
     """Write ``obj`` as JSON to ``path`` so that the file is either the old or the new content."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n"
+    write_bytes_atomic(path, [text.encode("utf-8")])
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to ``path`` atomically: a temp file in the same folder, fsync, ``os.replace``.
+
+    For content already encoded (history.json keeps each entry's JSON text, so a change re-encodes
+    one entry, not all of them)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=indent, ensure_ascii=False, default=str)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.writelines(chunks)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)

@@ -7,6 +7,8 @@ names the key (docs/protocol.md §7). Defaults live here; the shipped ``config.j
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 PixelFormat = Literal["encoded", "mono8", "mono16", "rgb8", "bgr8"]
 ImageFormat = Literal["png", "png-small", "tiff"]
+
+log = logging.getLogger(__name__)
+
+# What GET /config shows in place of a secret; sent back by PUT /config it means "unchanged".
+REDACTED = "***"
+# Query parameters whose value is a credential (?token=…, ?api_key=…), redacted like a password.
+_SECRET_QUERY = re.compile(
+    r"([?&](?:[^=&#]*[_-])?(?:token|key|apikey|secret|password|passwd|pass|pwd|auth|sig|signature)=)([^&#]+)",
+    re.IGNORECASE,
+)
 
 
 class ConfigError(Exception):
@@ -24,6 +36,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Request threads beyond the waiting POSTs (queue_size + the running job) for every other call.
+SPARE_THREADS = 8
+
+
 class ApiConfig(_Model):
     host: str = "0.0.0.0"
     port: int = Field(5000, ge=0, le=65535)
@@ -32,6 +48,31 @@ class ApiConfig(_Model):
     queue_size: int = Field(20, ge=1)
     # How long a waiting POST blocks beyond the job's own worst case before it answers 202.
     wait_margin_s: float = Field(30.0, ge=0)
+    # Host names (besides this machine's own) a browser may use to reach the API: the guard against
+    # DNS rebinding answers 421 to any other name. "*" turns the guard off (unsafe).
+    allowed_hosts: tuple[str, ...] = ()
+    # The HTTP server (waitress). Threads run requests; None means queue_size + 1 + SPARE_THREADS, so
+    # waiting POSTs (each holds a thread until its job ends) cannot starve other calls.
+    threads: int | None = Field(None, ge=1)
+    # Open connections at once (idle ones included); past it new connections wait in the backlog.
+    connection_limit: int = Field(500, ge=10)
+    # A connection with no request running is closed after this long without traffic (whole seconds:
+    # waitress takes an int).
+    channel_timeout_s: int = Field(30, ge=1)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _bare_host_names(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            if not host or any(c in host for c in "/@ \t") or re.fullmatch(r"[^:\[\]]+:\d*", host):
+                raise ValueError(
+                    f"{host!r}: give a bare host name such as 'rig.lab.example' (no scheme, port or "
+                    "path), or '*'"
+                )
+        return tuple(h.lower().rstrip(".") for h in hosts)
+
+    def worker_threads(self) -> int:
+        return self.threads or self.queue_size + 1 + SPARE_THREADS
 
 
 class MqttConfig(_Model):
@@ -192,6 +233,9 @@ class Config(_Model):
     positioning_commands: dict[str, PositioningCommand] = Field(default_factory=_default_positioning)
     settle: SettleConfig = SettleConfig()
     recording: RecordingConfig = RecordingConfig()
+    # Folders outside the folder of config.json where PUT /config may put save_dir, images_data_dir
+    # and history_file (relative to that folder). Set only in config.json: PUT /config refuses it.
+    storage_roots: tuple[str, ...] = ()
 
     @field_validator("invoke_url")
     @classmethod
@@ -246,17 +290,51 @@ class Config(_Model):
         except ValueError as exc:
             raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
         try:
-            return cls.model_validate(data)
+            config = cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(f"{path}: {describe_validation_error(exc)}") from exc
+        config.check_own_files(path)
+        return config
+
+    def check_own_files(self, config_path: Path) -> None:
+        """At start the operator's paths are taken as written (only warned about, see
+        rigcore.config_policy), but history_file must not be config.json: the history would
+        overwrite the configuration."""
+        config_file = config_path.resolve()
+        if self.resolve(config_file.parent).history_file.resolve() == config_file:
+            raise ConfigError(
+                f"{config_path}: history_file: names this configuration file itself; the request "
+                "history would overwrite it, choose another file"
+            )
+        # Imported here: rigcore.config_policy builds on this module.
+        from rigcore.config_policy import start_warnings
+
+        for warning in start_warnings(self, config_file):
+            log.warning("%s: %s", config_path, warning)
 
     def to_json(self, *, redact: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")
-        if redact and data["api"].get("token"):
-            data["api"]["token"] = "***"
-        if redact and data["mqtt"].get("password"):
-            data["mqtt"]["password"] = "***"
-        return data
+        return redact_secrets(data) if redact else data
+
+
+def redact_url(url: str) -> str:
+    """``ws://user:pass@host/x?token=t`` → ``ws://***@host/x?token=***``: credentials in a URL."""
+    scheme, sep, rest = url.partition("://")
+    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if sep and "@" in netloc:
+        url = f"{scheme}://{REDACTED}@{netloc.rpartition('@')[2]}{rest[len(netloc):]}"
+    return _SECRET_QUERY.sub(rf"\g<1>{REDACTED}", url)
+
+
+def redact_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """GET /config's view of ``Config.to_json()``: the token, passwords and URL credentials as ***."""
+    for section, key in (("api", "token"), ("mqtt", "password")):
+        if data[section].get(key):
+            data[section][key] = REDACTED
+    data["invoke_url"] = redact_url(data["invoke_url"])
+    for stream in data["streams"]:
+        stream["url"] = redact_url(stream["url"])
+    return data
 
 
 class ResolvedPaths(_Model):

@@ -24,7 +24,13 @@ def get_path(obj: Any, dotted: str) -> Any:
 
 
 def is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float that float arithmetic can use (every caller compares with floats)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond a float's range (JSON and MessagePack can carry one)
+        return False
 
 
 @dataclass(frozen=True, slots=True)

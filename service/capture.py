@@ -13,8 +13,9 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from camera.frames import Frame
 from camera.pool import FramePool, lower_thread_priority
@@ -25,12 +26,13 @@ from mqtt_control.hub import StateHub
 from mqtt_control.link import MqttLink
 from rigcore.atomic import write_json_atomic
 from rigcore.config import Config
+from rigcore.config_policy import Place, change_report, plan_change, read_file_only, with_file_only
 from rigcore.errors import QueueFull
 from rigcore.memory import MIB, pool_max_bytes
 from rigcore.rig import RigLayout
 from rigcore.runtime import LoopRuntime
 from service.context import RunContext
-from service.history import HistoryStore
+from service.history import HistoryStore, refused_request
 from service.job import Job, JobStatus, view_from_history
 from service.plan import Plan, RecordStep
 from service.runner import JobRunner
@@ -50,15 +52,20 @@ MAX_JOBS_KEPT = 500
 WRITER_NICE = 19
 
 
+@dataclass(frozen=True)
+class InForce:
+    config: Config
+    layout: RigLayout
+
+
 class CaptureService:
     def __init__(self, config: Config, base_dir: Path | None = None, config_path: Path | None = None) -> None:
-        self.config = config
+        self._in_force = InForce(config, RigLayout.from_config(config))
         self.base_dir = base_dir or Path.cwd()
         self.paths = config.resolve(self.base_dir)
         self.runtime = LoopRuntime()
         self.history = HistoryStore(self.paths.history_file)
         self.started_at = time.time()
-        self.layout = RigLayout.from_config(config)
         # Loop side: the live jobs. Flask side: ``_views``, a mapping the loop replaces whole after each
         # change (copy on write), so a view reads one consistent snapshot without a lock.
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -88,6 +95,7 @@ class CaptureService:
         self.recovered: list[SessionManifest] = []
         self.storage_warnings: list[str] = []
         self._history_marks: dict[str, tuple[str, int]] = {}
+        self._reserved: set[str] = set()  # jobs accepted, their entry being written (loop only)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -117,7 +125,8 @@ class CaptureService:
             if entry is not None and manifest.job_id:
                 summary = manifest.summary(self.paths.save_dir / manifest.session_id).to_json()
                 self.history.update(manifest.job_id, sessions=[*entry.get("sessions", []), summary])
-        for entry in self.history.entries():
+        # Only recent entries can be unfinished (history never archives them): this reads no archive.
+        for entry in self.history.unfinished():
             if entry.get("status") in (JobStatus.QUEUED, JobStatus.RUNNING):
                 self.history.update(
                     str(entry["id"]),
@@ -168,23 +177,66 @@ class CaptureService:
     def submit(self, body: dict[str, Any], plan: Plan, client: dict[str, Any]) -> dict[str, Any]:
         """Queue a validated batch and its plan; return the job's view.
 
-        Raises BrokerUnavailable or QueueFull (nothing queued then). The history entry is on disk before
-        the caller hears "accepted".
+        Raises BrokerUnavailable, QueueFull, or OSError when history cannot be written: nothing is
+        registered, queued or run then. Whatever can fail comes first — the job's history entry (a copy
+        of the whole body), a place in the queue, the entry on disk — and only then is the job registered
+        and queued, in one step on the loop: no job is ever listed without being queued. The history
+        entry is on disk before the caller hears "accepted".
         """
         self.link.require_connected()
+        outcome: Future[dict[str, Any]] = Future()
+        self.runtime.submit(self._accept(body, plan, client, outcome), timeout=10)
+        try:
+            return outcome.result(timeout=40)
+        except TimeoutError:
+            if outcome.cancel():  # not queued yet, and now it never will be (see _enqueue)
+                raise
+            return outcome.result(timeout=10)  # being queued this very moment
 
-        async def enqueue() -> tuple[dict[str, Any], Future[None]]:
-            job = Job(Job.new_id(), body, plan, client)
-            added = self._enqueue(job)
-            return self._views[job.id], added
-
-        view, added = self.runtime.submit(enqueue(), timeout=10)
-        added.result(timeout=30)
-        return view
-
-    def _enqueue(self, job: Job) -> Future[None]:
-        if self._queue.full():
+    async def _accept(
+        self, body: dict[str, Any], plan: Plan, client: dict[str, Any], outcome: Future[dict[str, Any]]
+    ) -> None:
+        """Keep a place in the queue and write the job's entry; the job is queued once it is written."""
+        if self._queue.qsize() + len(self._reserved) >= self._queue.maxsize:
             raise QueueFull(self._queue.maxsize)
+        job = Job(Job.new_id(), body, plan, client)
+        entry = job.history_entry(self.config.command_transport)  # may fail: nothing is kept yet
+        loop = asyncio.get_running_loop()
+
+        def written(added: Future[None]) -> None:
+            # The one history thread writes in submission order, and the loop runs these calls in the
+            # order they come: jobs are queued in the order they were accepted.
+            try:
+                loop.call_soon_threadsafe(self._enqueue, job, added, outcome)
+            except RuntimeError as exc:  # the loop has stopped: the service is shutting down
+                if outcome.set_running_or_notify_cancel():
+                    outcome.set_exception(exc)
+
+        added = self._history_io.submit(self.history.add, entry)
+        self._reserved.add(job.id)  # given back by _enqueue, which runs after this returns
+        added.add_done_callback(written)
+
+    def _enqueue(self, job: Job, added: Future[None], outcome: Future[dict[str, Any]]) -> None:
+        """(loop) Queue and register a job whose entry is written, or give its place back."""
+        self._reserved.discard(job.id)
+        if not outcome.set_running_or_notify_cancel():  # the caller gave up waiting: never run it
+            if added.exception() is None:
+                job.finish(JobStatus.FAILED, {"type": "NotQueued", "message": "the request timed out"})
+                entry = job.history_entry(self.config.command_transport)
+                entry.pop("id")
+                self._history_io.submit(self._update_history, job.id, entry)
+            return
+        try:
+            added.result()
+            # Queued first: if that failed, nothing would be registered. It cannot: _accept kept a place.
+            self._queue.put_nowait(job)
+            self._register(job)
+        except BaseException as exc:
+            outcome.set_exception(exc)
+            return
+        outcome.set_result(self._views[job.id])
+
+    def _register(self, job: Job) -> None:
         self._jobs[job.id] = job
         while len(self._jobs) > MAX_JOBS_KEPT:
             oldest = next(iter(self._jobs))
@@ -194,12 +246,7 @@ class CaptureService:
             self._done_events.pop(oldest, None)
         self._done_events[job.id] = job.done
         self._publish(job)
-        # Queued on the one history thread before the job can run, so every later update of this
-        # job finds its entry (that thread writes in submission order).
-        added = self._history_io.submit(self.history.add, job.history_entry(self.config.command_transport))
         self._history_marks[job.id] = (job.status, len(job.sessions))
-        self._queue.put_nowait(job)
-        return added
 
     def _publish(self, job: Job) -> None:
         """Replace the views with a new mapping holding the job's new view (loop thread only)."""
@@ -212,10 +259,8 @@ class CaptureService:
         view = self._views.get(job_id)
         if view is not None:
             return view
-        entry = self.history.get(job_id)
-        if entry is None or job_id.startswith("rej-"):
-            return None
-        return view_from_history(entry)
+        entry = None if job_id.startswith("rej-") else self.history.get(job_id)  # may read an archive
+        return None if entry is None else view_from_history(entry)
 
     def job_views(self) -> list[dict[str, Any]]:
         """The jobs in memory, newest first (any thread)."""
@@ -226,19 +271,31 @@ class CaptureService:
         event = self._done_events.get(job_id)
         return event.wait(timeout) if event is not None else True
 
-    def record_rejected(self, body: Any, client: dict[str, Any], status: int, error: dict[str, Any]) -> str:
+    def record_rejected(
+        self,
+        raw: bytes | None,
+        client: dict[str, Any],
+        status: int,
+        error: dict[str, Any],
+        declared_bytes: int | None = None,
+    ) -> str:
+        """Record a refused request as a bounded entry: the body's size, SHA-256 and first characters
+        (``raw`` None: the body was not read), never the whole body. A history that cannot be written
+        does not change the answer: it is logged."""
         entry_id = time.strftime("rej-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
-        self.history.add(
-            {
-                "id": entry_id,
-                "received_at": time.time(),
-                "client": client,
-                "request": body,
-                "status": "rejected",
-                "http_status": status,
-                "error": error,
-            }
-        )
+        entry = {
+            "id": entry_id,
+            "received_at": time.time(),
+            "client": client,
+            **refused_request(raw, declared_bytes),
+            "status": "rejected",
+            "http_status": status,
+            "error": error,
+        }
+        try:
+            self.history.add(entry)
+        except OSError:
+            log.exception("could not record the refused request %s in history", entry_id)
         return entry_id
 
     def _job_changed(self, job: Job) -> None:
@@ -285,7 +342,8 @@ class CaptureService:
     async def _run(self, job: Job) -> None:
         # Built per job so that a configuration saved through PUT /config is in force from the next job
         # on (keys that need a reconnect are reported by PUT as restart_required).
-        config = self.config
+        in_force = self._in_force
+        config = in_force.config
         transport: CommandTransport = (
             HttpTransport(config.invoke_url, config.http)
             if config.command_transport == "http"
@@ -293,7 +351,7 @@ class CaptureService:
         )
         ctx = RunContext(
             config=config,
-            layout=self.layout,
+            layout=in_force.layout,
             paths=self.paths,
             hub=self.hub,
             router=self.router,
@@ -322,38 +380,50 @@ class CaptureService:
 
         return self.runtime.submit(request_cancel(), timeout=5)
 
-    def update_config(self, new: Config) -> dict[str, list[str]]:
-        """Save ``new`` to config.json atomically and apply it from the next job.
+    # One PUT /config at a time (read, merge, check, write, apply as one step), so that concurrent
+    # calls cannot interleave and leave config.json and the configuration in force disagreeing. On
+    # the class so that it needs nothing from __init__; services sharing a process share it, harmlessly.
+    _config_lock: ClassVar[threading.Lock] = threading.Lock()
 
-        Returns which top-level keys were applied and which need a restart to take effect.
+    def update_config(self, patch: Any) -> dict[str, list[str]]:
+        """Merge ``patch`` into the configuration in force and check it (rigcore.config_policy), save
+        it to config.json atomically, then apply it from the next job.
+
+        Raises ConfigRefused (nothing saved). Returns which top-level keys changed and which need a
+        restart to take effect.
         """
         if self.config_path is None:
             raise RuntimeError("the service was started without a config file")
-        old_data, new_data = self.config.to_json(), new.to_json()
-        changed = sorted(k for k in new_data if new_data[k] != old_data.get(k))
-        live = {
-            "command_transport",
-            "invoke_url",
-            "http",
-            "positioning_commands",
-            "settle",
-            "recording",
-            "extra_devices",
-        }
-        api_live = {"token"}
-        restart = [k for k in changed if k not in live and k != "api"]
-        if "api" in changed:
-            api_changed = {k for k in new_data["api"] if new_data["api"][k] != old_data["api"].get(k)}
-            restart += [f"api.{k}" for k in sorted(api_changed - api_live)]
-        # The writer threads are made once, at start.
-        if new_data["recording"]["writer_threads"] != old_data["recording"]["writer_threads"]:
-            restart.append("recording.writer_threads")
-        write_json_atomic(self.config_path, new_data)
-        self.config = new
-        self.pool.configure(pool_max_bytes(new.recording.memory_cap_mb), new.recording.warm_buffer_s)
-        self.layout = RigLayout.from_config(new)
-        self.hub.reconfigure(self.layout, new.settle)
-        return {"changed": changed, "restart_required": restart}
+        with self._config_lock:
+            owned = (self.history.journal_path, self.history.archive_dir)
+            place = Place(self.config_path.resolve(), self.base_dir, self.paths, owned)
+            new = plan_change(self.config, patch, place)
+            file_only = read_file_only(self.config_path)
+            report = change_report(self.config, new)
+            write_json_atomic(self.config_path, with_file_only(new.to_json(), file_only))
+            in_force = InForce(new, RigLayout.from_config(new))
+            self._in_force = in_force  # one reference: readers never see a new config with an old layout
+            self.pool.configure(pool_max_bytes(new.recording.memory_cap_mb), new.recording.warm_buffer_s)
+            if self._started:
+                self.runtime.submit(self._reconfigure_hub(in_force), timeout=5)
+        return report
+
+    async def _reconfigure_hub(self, in_force: InForce) -> None:
+        # The hub is loop-only: its devices and settle rule change between two messages, never mid-one.
+        self.hub.reconfigure(in_force.layout, in_force.config.settle)
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force (replaced whole by PUT /config)."""
+        return self._in_force.config
+
+    @property
+    def layout(self) -> RigLayout:
+        return self._in_force.layout
+
+    def in_force(self) -> InForce:
+        """The configuration and its rig layout, as one consistent pair."""
+        return self._in_force
 
     def job_timeout(self, plan: Plan) -> float:
         """Worst case for one job: each command's timeouts, each settle, each recording, saving."""
@@ -378,10 +448,12 @@ class CaptureService:
 
     # -- status --------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        config = self.config
+
         async def snapshot() -> dict[str, Any]:
             return {
                 "broker": self.link.status(),
-                "devices": self.hub.status(self.config.state_devices()),
+                "devices": self.hub.status(config.state_devices()),
                 "pose": self.hub.pose(),
                 "streams": [s.status() for s in self.streams],
                 "cameras": self.router.status(),
@@ -389,12 +461,12 @@ class CaptureService:
                 "unreadable_messages": self.router.unreadable_messages,
                 # "idle": no job needs frames, so the streams are answered late (camera.router).
                 "stream_rate": "idle"
-                if self.config.stream_client.idle_ack_delay_s > 0 and not self.router.full_rate.is_set()
+                if config.stream_client.idle_ack_delay_s > 0 and not self.router.full_rate.is_set()
                 else "full",
             }
 
         data = self.runtime.submit(snapshot(), timeout=5)
-        data["command_transport"] = self.config.command_transport
+        data["command_transport"] = config.command_transport
         data["queue_length"] = self.queue_length()
         data["history_warning"] = self.history.warning
         data["storage_warnings"] = self.storage_warnings

@@ -399,6 +399,10 @@ class SessionWriter:
             self.spilled_frames += 1
             self.spilled_bytes += entry.nbytes
 
+    def _failures_in_order(self) -> list[_Failure]:
+        """The failed writes in arrival order (writes finish in any order on the pool; lock held)."""
+        return sorted(self._failures, key=lambda f: f.file)
+
     def memory_report(self) -> dict[str, int]:
         """How the session's frames were held: peak bytes in memory, spilled, warm or cold."""
         with self._cond:
@@ -472,7 +476,7 @@ class SessionWriter:
                     f"session {self.session_id}: {self._submitted - self._completed} writes "
                     f"still pending after {timeout} s"
                 )
-            failures = list(self._failures)
+            failures = self._failures_in_order()
         if failures:
             first = failures[0]
             raise WriteError(
@@ -516,7 +520,7 @@ class SessionWriter:
             }
             fields["write_errors"] = [
                 {"camera_id": f.camera_id, "file": f.file, "error": _describe(f.cause)}
-                for f in self._failures[:MAX_WRITE_ERRORS_LISTED]
+                for f in self._failures_in_order()[:MAX_WRITE_ERRORS_LISTED]
             ]
             fields["write_error_count"] = len(self._failures)
             folders = [self.session_dir / d for camera in self._cameras.values() for d in camera.dirs_made]

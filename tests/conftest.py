@@ -12,6 +12,7 @@ run when the broker is missing. Plain ``pytest`` (what .ci/run runs) runs both.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -25,9 +26,9 @@ from typing import Any
 import pytest
 import requests
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from api import create_app
+from application import ApiServer
 from rigcore.config import Config
 from service.capture import CaptureService
 from simulator.config import SimConfig
@@ -212,13 +213,67 @@ def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
 
 @contextmanager
 def serve(service: CaptureService) -> Iterator[str]:
-    """The app on a real HTTP server on a free loopback port; yields its base URL."""
-    server = make_server("127.0.0.1", 0, create_app(service), threaded=True)
+    """The app on the production server (application.ApiServer) on a free loopback port; yields its
+    base URL."""
+    api = service.config.api.model_copy(update={"host": "127.0.0.1", "port": 0})
+    server = ApiServer(create_app(service), api)
     thread = threading.Thread(target=server.serve_forever, name="test http server", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield server.url
     finally:
         server.shutdown()
         thread.join(5)
-        server.server_close()
+        server.close()
+
+
+class PrivateBroker:
+    """A Mosquitto process of one test alone, on a free loopback port (outage and link-loss tests
+    stop or kill it without disturbing the shared broker on 1883)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.conf = folder / "mosquitto.conf"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = shutil.which("mosquitto")
+        assert exe is not None
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + scaled(10)
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("private mosquitto did not start")
+
+    def stop(self) -> None:
+        """SIGTERM: a clean shutdown."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: the link goes down at once, no clean disconnect."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    """A private Mosquitto, not started yet; skipped where the mosquitto binary is missing."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto binary not installed")
+    broker = PrivateBroker(tmp_path)
+    try:
+        yield broker
+    finally:
+        broker.kill()

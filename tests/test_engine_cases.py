@@ -26,11 +26,8 @@ import errno
 import json
 import os
 import resource
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +37,7 @@ from api import create_app
 from service.capture import CaptureService
 from simulator.config import CameraSim, SimConfig
 from simulator.rig import SentFrame, SimRig
-from tests.conftest import free_port, scaled, wait_job
+from tests.conftest import PrivateBroker, scaled, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -383,53 +380,6 @@ def check_format(manifest: dict[str, Any], job: dict[str, Any], cameras: tuple[s
     assert manifest["duration_second"] == manifest["command"]["args"]["duration_second"]
 
 
-# -- a private broker (as tests/test_broker_faults.py) -----------------------------------------------
-
-
-class PrivateBroker:
-    """A Mosquitto process of this test alone, on a free loopback port."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        exe = shutil.which("mosquitto")
-        assert exe is not None
-        self.proc = subprocess.Popen(
-            [exe, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + scaled(10)
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("private mosquitto did not start")
-
-    def kill(self) -> None:
-        """SIGKILL: the link goes down at once, no clean disconnect."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-
-@pytest.fixture
-def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
-    if shutil.which("mosquitto") is None:
-        pytest.skip("mosquitto binary not installed")
-    broker = PrivateBroker(tmp_path)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.kill()
-
-
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.01) -> Any:
     deadline = time.monotonic() + scaled(timeout)
     while time.monotonic() < deadline:
@@ -591,6 +541,7 @@ def test_silent_camera_fails_the_job_and_keeps_the_other_cameras(
 def test_link_lost_during_the_recording_command_keeps_every_frame(
     private_broker: PrivateBroker, sim_config: SimConfig, request: pytest.FixtureRequest
 ) -> None:
+    private_broker.start()
     sim_config.mqtt_port = private_broker.port
     sim_config.faults.mqtt_respond = False  # the start command waits its whole response time
     sim: SimRig = request.getfixturevalue("sim")

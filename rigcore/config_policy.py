@@ -1,0 +1,358 @@
+"""What ``PUT /config`` may change: the pure rules. ``CaptureService.update_config`` applies them.
+
+- The body is a patch merged into the configuration in force (:func:`merge_patch`): objects merge key
+  by key, lists and scalars replace, ``null`` sets null where the model allows it and removes an
+  entry of ``cameras`` or ``positioning_commands``. The result is validated like config.json at
+  start (unknown key or wrong type: 400 naming the dotted key).
+- A value sent back as ``GET /config`` shows it (``***``, a URL with ``***`` for its credentials)
+  means "unchanged" (:func:`restore_redacted`).
+- Keys that widen access (:data:`FILE_ONLY_KEYS`) change only in config.json itself: 403.
+- A stored credential is not carried to a new destination (``mqtt.password`` to another broker): 403.
+- ``save_dir``, ``images_data_dir`` and ``history_file`` stay inside the folder of config.json or a
+  ``storage_roots`` folder, and never name a file the service owns: 403 (400 when not a path).
+
+At start the operator's config.json is taken as written: the path rules only warn
+(:func:`start_warnings`), except that history_file may never be config.json (Config.load refuses).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rigcore.config import REDACTED, Config, ResolvedPaths, validation_details
+
+# Keys that decide who may reach the service, and from where, or where it may write: a caller of
+# the API must not be able to widen its own access. (api.allowed_hosts: the DNS-rebinding guard.)
+FILE_ONLY_KEYS = ("api.token", "api.host", "api.port", "api.allowed_hosts", "storage_roots")
+# Objects keyed by the operator's names: there ``null`` removes the entry.
+MAP_KEYS = frozenset({"cameras", "positioning_commands"})
+# A stored credential goes only where it went before; moving it needs the credential sent in full.
+CREDENTIAL_DESTINATIONS = {"mqtt.password": ("mqtt.host", "mqtt.port")}
+# Keys whose value GET /config may show redacted (list indices left out: streams.url).
+REDACTABLE_KEYS = frozenset({"api.token", "mqtt.password", "invoke_url", "streams.url"})
+DATA_DIRS = ("save_dir", "images_data_dir")
+PATH_KEYS = (*DATA_DIRS, "history_file")
+
+Detail = dict[str, str]
+# (HTTP status, dotted key, what is wrong)
+Problem = tuple[int, str, str]
+
+
+class ConfigRefused(Exception):
+    """PUT /config refused, nothing saved: ``status`` 400 (malformed), 403 (not allowed over the
+    API) or 409 (config.json on disk does not load); ``details`` name each key."""
+
+    def __init__(self, status: int, message: str, details: list[Detail] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.details = details or []
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where config.json is, what relative paths start from, and the paths in force (written to
+    until the next start, whatever config.json says by then)."""
+
+    config_file: Path
+    base_dir: Path
+    in_force: ResolvedPaths
+    # Further files and folders the service keeps beside history_file (its journal, its archives).
+    owned: tuple[Path, ...] = ()
+
+
+def plan_change(current: Config, patch: Any, place: Place) -> Config:
+    """The configuration ``patch`` makes of ``current``, or ConfigRefused saying why not."""
+    if not isinstance(patch, dict):
+        raise ConfigRefused(
+            400, f"the configuration must be a JSON object, got {type(patch).__name__}; nothing saved"
+        )
+    restored = restore_redacted(patch, current)
+    new = _validated(merge_patch(current.to_json(), restored))
+    problems = [
+        *file_only_changes(current, new),
+        *moved_credentials(current, new, patch),
+        *path_problems(current, new, place),
+    ]
+    if problems:
+        # Any key the API may not change makes it 403; only malformed values make it 400.
+        status = 403 if any(p[0] == 403 for p in problems) else 400
+        details = [{"field": key, "message": message} for _, key, message in problems]
+        raise _refusal(status, "refused" if status == 403 else "invalid configuration", details)
+    return new
+
+
+def merge_patch(base: dict[str, Any], patch: dict[str, Any], path: str = "") -> dict[str, Any]:
+    out = dict(base)
+    for key, value in patch.items():
+        if value is None and path in MAP_KEYS:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_patch(out[key], value, f"{path}.{key}" if path else key)
+        else:
+            out[key] = value
+    return out
+
+
+def restore_redacted(patch: dict[str, Any], current: Config) -> dict[str, Any]:
+    """``patch`` with each value shown redacted by GET /config put back as it is in force."""
+    kept: dict[tuple[str, str], str | None] = {}
+    _redactions(current.to_json(), current.to_json(redact=True), "", kept)
+    problems: list[Detail] = []
+    restored = _restore(patch, "", "", kept, problems)
+    if problems:
+        raise _refusal(400, "invalid configuration", problems)
+    out: dict[str, Any] = restored
+    return out
+
+
+def _redactions(full: Any, shown: Any, path: str, kept: dict[tuple[str, str], str | None]) -> None:
+    """Map (key, shown value) → value in force for every value GET /config redacts; None where two
+    different values look the same redacted (then neither is guessed)."""
+    if isinstance(full, dict) and isinstance(shown, dict):
+        for key, value in full.items():
+            _redactions(value, shown.get(key), f"{path}.{key}" if path else key, kept)
+    elif isinstance(full, list) and isinstance(shown, list):
+        for value, seen in zip(full, shown, strict=True):
+            _redactions(value, seen, path, kept)
+    elif isinstance(full, str) and isinstance(shown, str) and full != shown:
+        kept[(path, shown)] = full if kept.get((path, shown), full) == full else None
+
+
+def _restore(
+    value: Any, path: str, where: str, kept: dict[tuple[str, str], str | None], problems: list[Detail]
+) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _restore(v, f"{path}.{k}" if path else k, f"{where}.{k}" if where else k, kept, problems)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_restore(v, path, f"{where}.{i}", kept, problems) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        original = kept.get((path, value))
+        if original is not None:
+            return original
+        if path in REDACTABLE_KEYS and REDACTED in value:
+            problems.append(
+                {
+                    "field": where,
+                    "message": f"{REDACTED!r} stands for a value GET /config hides, and this is not one "
+                    "in force here (same key, same URL); send the value in full",
+                }
+            )
+    return value
+
+
+def _validated(data: dict[str, Any]) -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise _refusal(400, "invalid configuration", validation_details(exc)) from exc
+
+
+def _refusal(status: int, what: str, details: list[Detail]) -> ConfigRefused:
+    text = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return ConfigRefused(status, f"{what}: {text}; nothing saved", details)
+
+
+def _lookup(data: Any, dotted: str) -> tuple[bool, Any]:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return False, None
+        data = data[part]
+    return True, data
+
+
+def file_only_changes(current: Config, new: Config) -> list[Problem]:
+    old, fresh = current.to_json(), new.to_json()
+    return [
+        (403, key, "can be changed only in config.json itself, not over the API")
+        for key in FILE_ONLY_KEYS
+        if _lookup(old, key) != _lookup(fresh, key)
+    ]
+
+
+def moved_credentials(current: Config, new: Config, patch: dict[str, Any]) -> list[Problem]:
+    old, fresh = current.to_json(), new.to_json()
+    problems: list[Problem] = []
+    for secret, destination in CREDENTIAL_DESTINATIONS.items():
+        stored = _lookup(old, secret)[1]
+        sent = _lookup(patch, secret)[1]
+        moved = [key for key in destination if _lookup(old, key) != _lookup(fresh, key)]
+        if stored and _lookup(fresh, secret)[1] == stored and moved and sent in (None, REDACTED):
+            problems.append(
+                (
+                    403,
+                    secret,
+                    f"the stored value is not sent to a new {' / '.join(moved)}: send {secret} in full "
+                    "with the change, or make it in config.json",
+                )
+            )
+    return problems
+
+
+def _resolve(value: str, base: Path) -> Path:
+    path = Path(value)
+    return (path if path.is_absolute() else base / path).resolve()
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def allowed_roots(config: Config, config_file: Path) -> list[Path]:
+    """The folder of config.json and each usable storage_roots folder, resolved."""
+    roots = [config_file.parent]
+    for root in config.storage_roots:
+        try:
+            roots.append(_resolve(root, config_file.parent))
+        except (OSError, RuntimeError, ValueError):
+            continue  # reported at start by start_warnings; an unusable root admits nothing
+    return roots
+
+
+def _resolved(config: Config, base: Path) -> tuple[dict[str, Path], list[Problem]]:
+    resolved: dict[str, Path] = {}
+    problems: list[Problem] = []
+    for key in PATH_KEYS:
+        try:
+            resolved[key] = _resolve(getattr(config, key), base)
+        except (OSError, RuntimeError, ValueError) as exc:  # a NUL byte, a symlink loop
+            problems.append((400, key, f"not a usable path: {exc}"))
+    return resolved, problems
+
+
+def path_problems(current: Config, new: Config, place: Place) -> list[Problem]:
+    """save_dir, images_data_dir, history_file: those that change must stay inside the allowed
+    folders, and together they must not make the service write or serve its own files."""
+    changed = [key for key in PATH_KEYS if getattr(current, key) != getattr(new, key)]
+    if not changed:
+        return []
+    resolved, problems = _resolved(new, place.base_dir)
+    if problems:
+        return problems
+    roots = allowed_roots(new, place.config_file)
+    for key in changed:
+        if not any(_inside(resolved[key], root) for root in roots):
+            problems.append(
+                (
+                    403,
+                    key,
+                    f"{resolved[key]} is outside the folder of config.json ({place.config_file.parent}) and "
+                    "every storage_roots folder; set it in config.json itself",
+                )
+            )
+    if problems:
+        return problems
+    in_force = [place.in_force.save_dir.resolve(), place.in_force.images_data_dir.resolve()]
+    problems += [(403, k, m) for k, m in _collisions(resolved, place.config_file, in_force) if k in changed]
+    if "history_file" in changed:
+        problems += _not_a_history_file(resolved["history_file"])
+        if any(_inside(resolved["history_file"], owned.resolve()) for owned in place.owned):
+            problems.append((403, "history_file", "names a journal or archive of the history in force"))
+    return problems
+
+
+def _collisions(resolved: dict[str, Path], config_file: Path, in_force: list[Path]) -> list[tuple[str, str]]:
+    """(key, why) for each way these paths would have the service overwrite or serve its own files."""
+    out: list[tuple[str, str]] = []
+    history = resolved["history_file"]
+    if history == config_file:
+        out.append(("history_file", "names config.json; the request history would overwrite it"))
+    for key in DATA_DIRS:
+        if _inside(config_file, resolved[key]):
+            out.append((key, "would contain config.json; the service writes into this folder and serves it"))
+        if _inside(history, resolved[key]):
+            out.append(("history_file", f"is inside {key}, a folder the service writes into and serves"))
+            out.append((key, "would contain history_file"))
+    if any(_inside(history, folder) for folder in in_force):
+        out.append(("history_file", "is inside the save_dir or images_data_dir in force until the restart"))
+    return out
+
+
+def _not_a_history_file(path: Path) -> list[Problem]:
+    """An existing file is taken as history_file only if it is one: at the next start the service
+    would rewrite (or, unparsable, move aside) whatever file it names."""
+    if path.is_dir():
+        return [(400, "history_file", f"{path} is a folder, not a file")]
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, list) or (isinstance(data, dict) and isinstance(data.get("requests"), list)):
+        return []
+    why = f"{path} exists and is not a request history; the service would overwrite it"
+    return [(403, "history_file", why)]
+
+
+def start_warnings(config: Config, config_file: Path) -> list[str]:
+    """What PUT /config would refuse in the operator's own config.json: logged at start, not fatal."""
+    resolved, problems = _resolved(config, config_file.parent)
+    warnings = [f"{key}: {message}" for _, key, message in problems]
+    warnings += [
+        f"storage_roots: {root!r} is not a usable path; ignored"
+        for root in config.storage_roots
+        if "\0" in root
+    ]
+    roots = allowed_roots(config, config_file)
+    for key, path in resolved.items():
+        if not any(_inside(path, root) for root in roots):
+            warnings.append(f"{key}: {path} is outside the folder of config.json and storage_roots")
+    if len(resolved) == len(PATH_KEYS):
+        warnings += [f"{key}: {why}" for key, why in _collisions(resolved, config_file, [])]
+    return warnings
+
+
+def read_file_only(config_file: Path) -> dict[str, Any]:
+    """The file-only keys as config.json on disk has them (defaults filled in), or 409: a PUT never
+    overwrites a config.json that does not load (the operator may be editing it)."""
+    try:
+        on_disk = Config.model_validate(json.loads(config_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:  # ValidationError is a ValueError
+        raise ConfigRefused(
+            409, f"{config_file.name} on disk does not load ({exc}); fix it first; nothing saved"
+        ) from exc
+    data = on_disk.to_json()
+    return {key: value for key in FILE_ONLY_KEYS for found, value in [_lookup(data, key)] if found}
+
+
+def with_file_only(data: dict[str, Any], file_only: dict[str, Any]) -> dict[str, Any]:
+    """``data`` to write, its file-only keys as on disk: config.json owns them, so neither a
+    ``--host``/``--port`` given at start nor the value in force overwrites an edit made there."""
+    for dotted, value in file_only.items():
+        *parents, last = dotted.split(".")
+        target = data
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    return data
+
+
+def change_report(old: Config, new: Config) -> dict[str, list[str]]:
+    """Which top-level keys change, and which of them need a restart to take effect."""
+    old_data, new_data = old.to_json(), new.to_json()
+    changed = sorted(k for k in new_data if new_data[k] != old_data.get(k))
+    live = {
+        "command_transport",
+        "invoke_url",
+        "http",
+        "positioning_commands",
+        "settle",
+        "recording",
+        "extra_devices",
+    }
+    restart = [k for k in changed if k not in live and k != "api"]
+    if "api" in changed:
+        api_changed = {k for k in new_data["api"] if new_data["api"][k] != old_data["api"].get(k)}
+        restart += [f"api.{k}" for k in sorted(api_changed)]
+    # The writer threads are made once, at start.
+    if new_data["recording"]["writer_threads"] != old_data["recording"]["writer_threads"]:
+        restart.append("recording.writer_threads")
+    return {"changed": changed, "restart_required": restart}
