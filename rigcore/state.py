@@ -111,6 +111,31 @@ class SettleTracker:
             return True
         return False
 
+    def proof(self) -> dict[str, Any]:
+        """What shows the device settled (call once it has): how long it took from the moment its
+        state started to count, the residual error to each target, and the steady run that decided."""
+        assert self.settled_mono is not None and self.last_values is not None
+        residual = {
+            name: round(float(value) - target, 6)
+            for name, target in self.targets.items()
+            if target is not None and is_number(value := self.last_values.get(name))
+        }
+        return {
+            "time_to_settle_s": round(self.settled_mono - self.since_mono, 3)
+            if math.isfinite(self.since_mono)
+            else None,
+            "values": dict(self.last_values),
+            "targets": {k: v for k, v in self.targets.items() if v is not None},
+            "residual": residual,
+            "steady_messages": self._run_count,
+            "steady_window_s": round(self.settled_mono - self._run_start, 3),
+        }
+
+    @property
+    def steady_since_mono(self) -> float:
+        """When the run of equal values that settled the device began."""
+        return self._run_start
+
     def _within_tolerance(self) -> bool:
         assert self.last_values is not None
         for name, target in self.targets.items():

@@ -105,9 +105,17 @@ def judge(f: Findings, command_id: str) -> tuple[SessionStatus, list[Problem]]:
 
 
 class Recording:
-    def __init__(self, ctx: RunContext, job: Job, step: RecordStep, settle_point: float) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        job: Job,
+        step: RecordStep,
+        settle_point: float,
+        settle_proof: dict[str, Any] | None = None,
+    ) -> None:
         self._ctx, self._job, self._step = ctx, job, step
         self.settle_point = settle_point
+        self.settle_proof = settle_proof
         self.end_mono = -math.inf  # set once the window is open
         self._marker_error: str | None = None
 
@@ -283,6 +291,7 @@ class Recording:
             "request": self._job.body,
             "command": dict(self._step.command),
             "settled_at": self._wall(self.settle_point),
+            "settle": self.settle_proof,
             "record_started_at": self._wall(recorder.start_mono),
             "record_ended_at": self._wall(recorder.end_mono),
             "duration_second": self._step.duration_s,

@@ -24,6 +24,7 @@ from typing import Any
 
 from mqtt_control.hub import SettleSpec
 from rigcore.errors import JobCancelled, RigError
+from rigcore.state import SettleTracker, is_number
 from service.context import RunContext
 from service.job import BatchStopped, Job, JobPhase, JobStatus
 from service.plan import DeviceSettle, RecordStep, SendStep, SettleStep
@@ -39,6 +40,7 @@ class RunState:
     batch_start: float
     last_sent: dict[str, float] = field(default_factory=dict)  # device -> last positioning command
     settle_point: float | None = None  # of the latest settle step, until a recording uses it
+    settle_proof: dict[str, Any] | None = None  # what proved it (rigcore.state.SettleTracker.proof)
     last_record_end: float = -math.inf
 
     def counts_from(self, device_id: str) -> float:
@@ -123,16 +125,20 @@ class JobRunner:
     async def _settle(self, job: Job, step: SettleStep, state: RunState) -> None:
         self._set_phase(job, JobPhase.SETTLING)
         specs = [self._spec(device, state) for device in step.devices]
-        state.settle_point = await self._wait_settled(job, specs)
+        trackers = await self._wait_settled(job, specs)
+        settled = [t.settled_mono for t in trackers.values() if t.settled_mono is not None]
+        state.settle_point = max(settled) if settled else time.monotonic()
+        state.settle_proof = self._proof(trackers, state.settle_point)
         if step.purpose == "final":
             # The batch moved the rig and recorded nothing afterwards: report where it came to rest.
             job.final_pose = dict(self._ctx.hub.pose())
 
     async def _record(self, job: Job, step: RecordStep, state: RunState) -> None:
         settle_point, state.settle_point = state.settle_point, None  # each recording settles anew
+        proof, state.settle_proof = state.settle_proof, None
         assert settle_point is not None, "a recording step follows its settle step"
         start = recording_start(settle_point, state.last_record_end, self._ctx.router.preroll_horizon())
-        recording = Recording(self._ctx, job, step, settle_point)
+        recording = Recording(self._ctx, job, step, settle_point, proof)
         try:
             await recording.run(start)
         finally:
@@ -148,8 +154,8 @@ class JobRunner:
             state.counts_from(device.device_id),
         )
 
-    async def _wait_settled(self, job: Job, specs: list[SettleSpec]) -> float:
-        """Wait for every spec; return the settle point (monotonic). Cancellable."""
+    async def _wait_settled(self, job: Job, specs: list[SettleSpec]) -> dict[str, SettleTracker]:
+        """Wait for every spec; return the settled trackers by device. Cancellable."""
         wait = asyncio.ensure_future(self._ctx.hub.wait_settled(specs, self._ctx.config.settle.timeout_s))
         cancel = asyncio.ensure_future(job.cancel_requested.wait())
         try:
@@ -159,6 +165,33 @@ class JobRunner:
         if not wait.done():
             wait.cancel()
             raise JobCancelled(job.id)
-        trackers = wait.result()
-        settled = [t.settled_mono for t in trackers.values() if t.settled_mono is not None]
-        return max(settled) if settled else time.monotonic()
+        return wait.result()
+
+    def _proof(self, trackers: dict[str, SettleTracker], settle_point: float) -> dict[str, Any]:
+        """The settle proof a session keeps: per device, and the range finder over the steady window."""
+        ctx = self._ctx
+        since = min((t.steady_since_mono for t in trackers.values()), default=settle_point)
+        samples = ctx.hub.history_since(ctx.layout.rangefinder_id, since)
+        distances = [
+            d
+            for s in samples
+            if s.received_mono <= settle_point
+            and is_number(d := (ctx.layout.telemetry_entry(s) or {}).get("distance_m"))
+            and d > 0
+        ]
+        return {
+            "settled_at": time.time() - (time.monotonic() - settle_point),
+            "devices": {dev: t.proof() for dev, t in trackers.items()},
+            "range_m": _spread(distances),
+        }
+
+
+def _spread(values: list[float]) -> dict[str, float | int] | None:
+    if not values:
+        return None
+    return {
+        "readings": len(values),
+        "min": min(values),
+        "max": max(values),
+        "mean": round(sum(values) / len(values), 4),
+    }

@@ -87,6 +87,9 @@ class SessionManifest(_Doc):
     # The settle point (when the rig was proven still) and the recording's start are two facts: the
     # start is never before the settle point but may be later (docs/architecture.md, "Recording").
     settled_at: float | None = None
+    # The settle proof: per device the time from "state counts" to settled, the residual error to
+    # each target, the steady run that decided; the range finder over that run (service.runner).
+    settle: dict[str, Any] | None = None
     record_started_at: float | None = None
     record_ended_at: float | None = None
     duration_second: float | None = None

@@ -80,6 +80,15 @@ def test_pan_tilt_record_saves_every_frame_at_the_target_pose(
     assert manifest["status"] == "complete" and manifest["job_id"] == body["job_id"]
     assert body["session"]["cameras"]["cameradevice_swir_1"]["frame_count"] > 0
     check_session(sim, path, manifest, 4500, -1000)
+    # The settle proof: how long the pan-tilt took, how close it came, the steady run, the range.
+    proof = manifest["settle"]
+    assert proof["settled_at"] == pytest.approx(manifest["settled_at"], abs=1e-3)
+    pantilt = proof["devices"]["acikgoz_pantilt"]
+    assert pantilt["targets"] == {"pan_deg_x100": 4500, "tilt_deg_x100": -1000}
+    assert all(abs(v) <= TOL for v in pantilt["residual"].values()) and len(pantilt["residual"]) == 2
+    assert pantilt["steady_messages"] >= 5 and pantilt["steady_window_s"] >= 0.5
+    assert 0.5 <= pantilt["time_to_settle_s"] < 20
+    assert proof["range_m"]["readings"] >= 3 and 0 < proof["range_m"]["min"] <= proof["range_m"]["max"]
     # Commands reached the rig in order over the chosen transport.
     got = [(c["command"]["command_id"], c["transport"]) for c in sim.commands_received()]
     assert [g[0] for g in got] == [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rigcore.state import SettleTracker, StateSample, get_path
 
 
@@ -90,3 +92,29 @@ def test_moving_flag_blocks_settle_while_true() -> None:
         assert not tr.feed(StateSample("pt", {"p": 1, "moving": True}, i * 0.1, 0.0, False))
     got = [tr.feed(StateSample("pt", {"p": 1, "moving": False}, 1.0 + i * 0.1, 0.0, False)) for i in range(6)]
     assert got == [False] * 5 + [True]
+
+
+def test_a_settled_tracker_proves_it_time_residual_and_steady_run() -> None:
+    tracker = SettleTracker(
+        "acikgoz_pantilt",
+        ("pan_deg_x100", "tilt_deg_x100"),
+        {"pan_deg_x100": 4500, "tilt_deg_x100": None},
+        {"pan_deg_x100": 5},
+        since_mono=10.0,
+        window_s=0.5,
+        min_messages=5,
+    )
+    for i in range(8):
+        pan = 4400 + 40 * i if i < 2 else 4503
+        sample = StateSample(
+            "acikgoz_pantilt", {"pan_deg_x100": pan, "tilt_deg_x100": -10}, 10.1 + 0.1 * i, 0, False
+        )
+        tracker.feed(sample)
+    assert tracker.settled
+    proof = tracker.proof()
+    assert proof["residual"] == {"pan_deg_x100": 3.0} and proof["targets"] == {"pan_deg_x100": 4500}
+    # Steady from the third message (10.3 s); the sixth equal one spans the 0.5 s window (10.8 s).
+    assert proof["steady_messages"] == 6 and proof["steady_window_s"] == pytest.approx(0.5)
+    assert proof["time_to_settle_s"] == pytest.approx(0.8) and tracker.steady_since_mono == pytest.approx(
+        10.3
+    )
