@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from api.dashboard import bp as dashboard_bp
 from api.errors import error_body
+from api.presets import bp as presets_bp
 from api.routes import bp, reject
 from rigcore.config import ApiConfig
 from rigcore.errors import RigError
@@ -38,6 +39,7 @@ def create_app(service: CaptureService, test_config: dict[str, Any] | None = Non
     app.extensions["capture"] = service
     app.register_blueprint(bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(presets_bp)
     # The Host check comes first: a page that rebound its name to this machine learns nothing more.
     app.before_request(_check_host)
     app.before_request(_check_token)

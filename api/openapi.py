@@ -378,6 +378,144 @@ PATHS: dict[str, Any] = {
     },
 }
 
+# -- presets (api/presets.py) ---------------------------------------------------------------------
+PRESET_REF = "#/components/schemas/Preset"
+SCHEMAS["PresetValues"] = {
+    "type": "object",
+    "required": ["pan_deg_x100", "tilt_deg_x100"],
+    "properties": {
+        "pan_deg_x100": {"type": "number", "example": 4500, "description": "within the pan command's limits"},
+        "tilt_deg_x100": {
+            "type": "number",
+            "example": -1000,
+            "description": "within the tilt command's limits",
+        },
+        "zoom": {
+            "type": "object",
+            "additionalProperties": {"type": "number"},
+            "description": "camera id (a camera with a zoom) → zoom value, within its zoom command's limits",
+            "example": {"cameradevice_swir_1": 200},
+        },
+    },
+    "additionalProperties": False,
+}
+SCHEMAS["Preset"] = {
+    "type": "object",
+    "required": ["name", "pan_deg_x100", "tilt_deg_x100", "zoom"],
+    "properties": {
+        "name": {"type": "string"},
+        "pan_deg_x100": {"type": "number"},
+        "tilt_deg_x100": {"type": "number"},
+        "zoom": {"type": "object", "additionalProperties": {"type": "number"}},
+        "saved_at": NUM_OR_NULL,
+        "message": {"type": "string"},
+    },
+}
+PRESET_NAME = [
+    {
+        "name": "name",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$", "example": "gate"},
+        "description": "1 to 64 characters of A-Z, a-z, 0-9, _ . -",
+    }
+]
+PRESET_SAVED = {
+    "201": json_response(PRESET_REF, "stored under a new name"),
+    "200": json_response(PRESET_REF, "replaced the preset of that name"),
+}
+PRESET_PATHS: dict[str, Any] = {
+    "/presets": {
+        "get": {
+            "summary": "Every preset, by name",
+            "responses": {
+                "200": _obj(
+                    "the presets (warning: presets.json was damaged and set aside at start)",
+                    {
+                        "type": "object",
+                        "required": ["presets"],
+                        "properties": {
+                            "presets": {"type": "array", "items": {"$ref": PRESET_REF}},
+                            "warning": {"type": "string"},
+                        },
+                    },
+                ),
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/presets/{name}": {
+        "get": {
+            "summary": "One preset",
+            "parameters": PRESET_NAME,
+            "responses": {
+                "200": json_response(PRESET_REF, "the preset"),
+                "404": json_response(ERR, "no such preset"),
+                **AUTH_ERR,
+            },
+        },
+        "put": {
+            "summary": "Store a pose under a name (presets.json)",
+            "description": "Values are checked against the limits of the configured positioning commands; "
+            "zoom keys must be cameras with a zoom. A refused request saves nothing.",
+            "parameters": PRESET_NAME,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PresetValues"}}},
+            },
+            "responses": {
+                **PRESET_SAVED,
+                "400": json_response(
+                    ERR, "invalid name, body or value (details name the field); nothing saved"
+                ),
+                "404": json_response(ERR, "the name holds '/': no such path"),
+                "413": json_response(ERR, "body too large"),
+                "415": json_response(ERR, "not JSON"),
+                "500": json_response(ERR, "presets.json could not be written; nothing saved"),
+                **AUTH_ERR,
+            },
+        },
+        "post": {
+            "summary": "Store the pose the rig holds now under a name (?from=current)",
+            "parameters": [
+                *PRESET_NAME,
+                {
+                    "name": "from",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["current"]},
+                },
+            ],
+            "responses": {
+                **PRESET_SAVED,
+                "400": json_response(ERR, "invalid name, or ?from=current missing; nothing saved"),
+                "404": json_response(ERR, "the name holds '/': no such path"),
+                "409": json_response(ERR, "the pose is not known yet, or outside the limits; nothing saved"),
+                "500": json_response(ERR, "presets.json could not be written; nothing saved"),
+                **AUTH_ERR,
+            },
+        },
+        "delete": {
+            "summary": "Delete a preset",
+            "parameters": PRESET_NAME,
+            "responses": {
+                "200": _obj(
+                    "deleted",
+                    {
+                        "type": "object",
+                        "required": ["message", "name"],
+                        "properties": {"message": {"type": "string"}, "name": {"type": "string"}},
+                    },
+                ),
+                "404": json_response(ERR, "no such preset"),
+                "500": json_response(ERR, "presets.json could not be written; nothing deleted"),
+                **AUTH_ERR,
+            },
+        },
+    },
+}
+PATHS.update(PRESET_PATHS)
+
 
 def spec(extra_paths: dict[str, Any] | None = None, token: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = {

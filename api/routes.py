@@ -30,7 +30,7 @@ def client_info() -> dict[str, Any]:
     return {"address": request.remote_addr, "user_agent": request.headers.get("User-Agent")}
 
 
-def _json_body() -> tuple[Any, tuple[int, str] | None]:
+def json_body() -> tuple[Any, tuple[int, str] | None]:
     """The request's JSON body, or (status, message): 415 when not JSON; 400 when nested deeper than
     MAX_JSON_DEPTH (found on the raw bytes, before anything parses them), or not valid JSON."""
     if not request.is_json:
@@ -70,10 +70,10 @@ def reject(
 @bp.post("/process-requests")
 def process_request() -> ResponseReturnValue:
     service = _service()
-    body, problem = _json_body()
+    body, problem = json_body()
     if problem is not None:
         return reject(problem[0], f"{problem[1]}; nothing was executed")
-    plan, problems = build_plan(body, service.config)
+    plan, problems = build_plan(body, service.config, service.presets.all())
     if plan is None:
         first = problems[0]
         where = (
@@ -174,7 +174,7 @@ def get_config() -> ResponseReturnValue:
 def put_config() -> ResponseReturnValue:
     """Merge the body into the configuration in force (rigcore.config_policy), save, apply."""
     service = _service()
-    body, problem = _json_body()
+    body, problem = json_body()
     if problem is not None:
         return jsonify(error_body(problem[1])), problem[0]
     if service.config_path is None:

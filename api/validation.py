@@ -7,13 +7,20 @@ the item index and the field, so an operator can fix a batch in one go.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from itertools import accumulate
 from typing import Any
 
+from rigcore.checks import MAX_ECHO as MAX_ECHO
+from rigcore.checks import clip as clip
+from rigcore.checks import echo as echo
+from rigcore.checks import fmt_bound, target_problem
+from rigcore.checks import json_type as json_type
 from rigcore.config import Config, PositioningCommand
 from rigcore.rig import RigLayout
 from rigcore.state import is_number
 from service.plan import Plan, compile_plan
+from service.presets import GOTO_PRESET, PRESET_ARG, Preset, expand_presets
 
 MAX_COMMANDS = 100
 COMMAND_KEYS = ("target_id", "device_id", "command_id")
@@ -22,7 +29,7 @@ COMMAND_KEYS = ("target_id", "device_id", "command_id")
 MAX_JSON_DEPTH = 32  # objects and arrays nested in a body; checked on the raw bytes, before parsing
 MAX_ITEMS = 1000  # items in any list, keys in any object of a body
 MAX_DETAILS = 20  # problems listed in one error answer; the rest are counted in "details_omitted"
-MAX_ECHO = 80  # characters of a client's value repeated in a message (then "…")
+# MAX_ECHO, clip, echo, json_type and the limit check live in rigcore/checks.py (service/ uses them too).
 
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _OPEN_CLOSE = bytes.maketrans(b"{}", b"[]")
@@ -32,20 +39,6 @@ _DEPTH_STEP[ord("[")], _DEPTH_STEP[ord("]")] = 1, -1
 
 def _problem(index: int | None, field: str, message: str) -> dict[str, Any]:
     return {"index": index, "field": clip(field), "message": message}
-
-
-def clip(text: str, limit: int = MAX_ECHO) -> str:
-    """``text`` cut to ``limit`` characters, "…" marking the cut."""
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def echo(value: Any) -> str:
-    """A client's value as a message repeats it: quoted if a string, and at most MAX_ECHO characters."""
-    try:
-        text = repr(value) if isinstance(value, str) else str(value)
-    except ValueError:  # an integer with more digits than Python will print
-        text = f"<an integer of about {value.bit_length() * 0.30103:.0f} digits>"
-    return clip(text)
 
 
 def json_depth(raw: bytes, enough: int = MAX_JSON_DEPTH) -> int:
@@ -105,20 +98,32 @@ def _located(path: str, message: str) -> dict[str, Any]:
     return _problem(int(match[1]), match[2] or f"requests[{match[1]}]", message)
 
 
-def build_plan(body: Any, config: Config) -> tuple[Plan | None, list[dict[str, Any]]]:
-    """Validate a batch and compile it: ``(plan, [])``, or ``(None, problems)`` when it may not run."""
-    problems = validate_batch(body, config)
+def build_plan(
+    body: Any, config: Config, presets: Mapping[str, Preset] | None = None
+) -> tuple[Plan | None, list[dict[str, Any]]]:
+    """Validate a batch and compile it: ``(plan, [])``, or ``(None, problems)`` when it may not run.
+
+    Each goto_preset command is expanded here into the positioning commands of its preset
+    (service.presets), so the plan — and what the rig receives — holds those, while the job keeps the
+    batch as sent. The preset's values are taken now: a preset changed later does not change the job."""
+    problems = validate_batch(body, config, presets)
     if problems:
         return None, problems
-    return compile_plan(body["requests"], RigLayout.from_config(config), config.recording.command_id), []
+    layout = RigLayout.from_config(config)
+    commands = expand_presets(body["requests"], presets or {}, layout)
+    return compile_plan(commands, layout, config.recording.command_id), []
 
 
-def validate_batch(body: Any, config: Config) -> list[dict[str, Any]]:
+def validate_batch(
+    body: Any, config: Config, presets: Mapping[str, Preset] | None = None
+) -> list[dict[str, Any]]:
     """Return every problem with ``body``; an empty list means the batch may run."""
     too_big = oversized(body)  # first: the checks below then do work bounded by MAX_ITEMS per list
     if too_big:
         return too_big
-    return _name_known_once(_validate_body(body, config), config)
+    problems = _validate_body(body, config) + _goto_preset_problems(body, config, presets or {})
+    problems.sort(key=lambda p: -1 if p["index"] is None else p["index"])  # stable: item by item
+    return _name_known_once(problems, config)
 
 
 def _name_known_once(problems: list[dict[str, Any]], config: Config) -> list[dict[str, Any]]:
@@ -202,14 +207,8 @@ def _check_target(i: int, args: dict[str, Any], spec: PositioningCommand) -> lis
     field = f"args.{spec.arg}"
     if spec.arg not in args:
         return [_problem(i, field, "missing")]
-    value = args[spec.arg]
-    if spec.integer and not (isinstance(value, int) and not isinstance(value, bool)):
-        return [_problem(i, field, f"must be an integer, got {json_type(value)}")]
-    if not is_number(value):
-        return [_problem(i, field, f"must be a number, got {json_type(value)}")]
-    if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
-        return [_problem(i, field, f"{echo(value)} is out of range [{_fmt(spec.min)}, {_fmt(spec.max)}]")]
-    return []
+    message = target_problem(args[spec.arg], spec)
+    return [] if message is None else [_problem(i, field, message)]
 
 
 def _check_duration(i: int, args: dict[str, Any], config: Config) -> list[dict[str, Any]]:
@@ -222,7 +221,7 @@ def _check_duration(i: int, args: dict[str, Any], config: Config) -> list[dict[s
     if duration <= 0:
         return [_problem(i, where, f"must be greater than 0, got {echo(duration)}")]
     if duration > max_s:
-        return [_problem(i, where, f"{echo(duration)} is above the maximum of {_fmt(max_s)} s")]
+        return [_problem(i, where, f"{echo(duration)} is above the maximum of {fmt_bound(max_s)} s")]
     return []
 
 
@@ -252,21 +251,84 @@ def _check_cameras(i: int, args: dict[str, Any], config: Config) -> list[dict[st
     return out
 
 
-def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number" if is_number(value) else "a number out of range (NaN, Infinity or beyond ±1.8e308)"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+# -- presets (service/presets.py) -------------------------------------------------------------------
+PRESET_KEYS = frozenset({"pan_deg_x100", "tilt_deg_x100", "zoom"})
 
 
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "∞"
-    return str(int(value)) if float(value).is_integer() else str(value)
+def preset_problems(data: Any, config: Config) -> list[dict[str, Any]]:
+    """Every problem with a preset's values ``data`` against the configured positioning commands'
+    limits (index None; field names the key, e.g. ``zoom.cameradevice_rgb_1``)."""
+    if not isinstance(data, dict):
+        return [
+            _problem(None, "(body)", 'must be a JSON object like {"pan_deg_x100": 4500, "tilt_deg_x100": 0}')
+        ]
+    layout = RigLayout.from_config(config)
+    allowed = ", ".join(sorted(PRESET_KEYS))
+    out = [_problem(None, k, f"unknown key; allowed: {allowed}") for k in sorted(set(data) - PRESET_KEYS)]
+    for key, axis in (("pan_deg_x100", layout.pan_field), ("tilt_deg_x100", layout.tilt_field)):
+        if key not in data:
+            out.append(_problem(None, key, "missing"))
+        else:
+            out.extend(_limit_problems(key, data[key], axis, layout))
+    zoom = data.get("zoom", {})
+    if not isinstance(zoom, dict):
+        return [*out, _problem(None, "zoom", f"must be an object of camera id: zoom, got {json_type(zoom)}")]
+    with_zoom = ", ".join(sorted(layout.zoom_fields)) or "none"
+    for cam, value in zoom.items():
+        where = f"zoom.{clip(cam, 40)}"
+        fld = layout.zoom_fields.get(cam)
+        if fld is None:
+            out.append(
+                _problem(None, where, f"{echo(cam)} is not a camera with a zoom; those with one: {with_zoom}")
+            )
+        else:
+            out.extend(_limit_problems(where, value, fld, layout))
+    return out
+
+
+def _limit_problems(where: str, value: Any, fld: str, layout: RigLayout) -> list[dict[str, Any]]:
+    """``value`` checked as the target of the positioning command that drives ``fld``."""
+    command_id = layout.command_for(fld)
+    if command_id is None:
+        return [_problem(None, where, f"no command in positioning_commands drives {fld!r}")]
+    spec = layout.positioning[command_id]
+    return [{**p, "index": None, "field": where} for p in _check_target(0, {spec.arg: value}, spec)]
+
+
+def _goto_preset_problems(body: Any, config: Config, presets: Mapping[str, Preset]) -> list[dict[str, Any]]:
+    """The goto_preset commands of a batch: sent to the pan-tilt, naming a preset that exists and
+    still fits the configuration."""
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, list) or len(requests) > MAX_COMMANDS:
+        return []  # reported by _validate_body
+    out = []
+    for i, item in enumerate(requests):
+        if isinstance(item, dict) and item.get("command_id") == GOTO_PRESET:
+            out.extend(_check_goto_preset(i, item, config, presets))
+    return out
+
+
+def _check_goto_preset(
+    i: int, item: dict[str, Any], config: Config, presets: Mapping[str, Preset]
+) -> list[dict[str, Any]]:
+    pantilt, device, args = config.pantilt.device_id, item.get("device_id"), item.get("args", {})
+    if device in config.known_devices() and device != pantilt:
+        return [_problem(i, "device_id", f"{GOTO_PRESET} moves the pan-tilt: send it to {pantilt!r}")]
+    if not isinstance(args, dict):
+        return []  # reported by _check_shape
+    out = [_problem(i, f"args.{clip(k, 40)}", "unknown key") for k in sorted(set(args) - {PRESET_ARG})]
+    where, name = f"args.{PRESET_ARG}", args.get(PRESET_ARG)
+    if PRESET_ARG not in args:
+        return [*out, _problem(i, where, "missing: the name of a preset (GET /presets)")]
+    if not isinstance(name, str):
+        return [*out, _problem(i, where, f"must be a string, got {json_type(name)}")]
+    preset = presets.get(name)
+    if preset is None:
+        return [*out, _problem(i, where, f"unknown preset {echo(name)}; GET /presets lists them")]
+    stale = preset_problems(preset.model_dump(exclude={"saved_at"}), config)
+    return out + [
+        _problem(
+            i, where, f"preset {echo(name)} does not fit the configuration: {p['field']}: {p['message']}"
+        )
+        for p in stale
+    ]

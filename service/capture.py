@@ -35,6 +35,7 @@ from service.context import RunContext
 from service.history import HistoryStore, refused_request
 from service.job import Job, JobStatus, view_from_history
 from service.plan import Plan, RecordStep
+from service.presets import PresetStore, presets_path
 from service.runner import JobRunner
 from sessions.manifest import SessionManifest
 from sessions.recovery import recover_sessions
@@ -91,6 +92,7 @@ class CaptureService:
         self.streams: list[StreamClient] = []
         self._queue: asyncio.Queue[Job]
         self.config_path = config_path
+        self.presets = PresetStore(presets_path(config_path, self.base_dir))
         self._started = False
         self.recovered: list[SessionManifest] = []
         self.storage_warnings: list[str] = []
@@ -443,6 +445,14 @@ class CaptureService:
 
         async def get() -> Frame | None:
             return self.router.latest.get(camera_id)
+
+        return self.runtime.submit(get(), timeout=5)
+
+    def pose(self) -> dict[str, Any]:
+        """The pose the rig holds now, as the state hub knows it (read on the loop)."""
+
+        async def get() -> dict[str, Any]:
+            return dict(self.hub.pose())
 
         return self.runtime.submit(get(), timeout=5)
 

@@ -1,0 +1,137 @@
+"""Named presets over HTTP: store, list, read, delete, and save the pose the rig holds now.
+
+The presets themselves live in service/presets.py (``PresetStore``, ``presets.json``); their values
+are checked here against the configured positioning commands' limits (api/validation.py
+``preset_problems``). A refused request saves nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from api.errors import error_body
+from api.routes import json_body
+from api.validation import clip, preset_problems
+from rigcore.state import is_number
+from service.capture import CaptureService
+from service.presets import Preset, name_problem
+
+bp = Blueprint("presets", __name__)
+
+
+def _service() -> CaptureService:
+    service: CaptureService = current_app.extensions["capture"]
+    return service
+
+
+def _view(name: str, preset: Preset) -> dict[str, Any]:
+    return {"name": name, **preset.model_dump(mode="json")}
+
+
+def _refused(status: int, what: str, problems: list[dict[str, Any]]) -> ResponseReturnValue:
+    """An answer naming the first problem (and counting the others); nothing was saved."""
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    message = f"{what}: {first['field']}: {first['message']}{more}; nothing saved"
+    return jsonify(error_body(message, problems)), status
+
+
+def _bad_name(name: str) -> ResponseReturnValue | None:
+    problem = name_problem(name)
+    if problem is None:
+        return None
+    return _refused(
+        400, f"invalid preset name {clip(repr(name))}", [{"index": None, "field": "name", "message": problem}]
+    )
+
+
+@bp.get("/presets")
+def list_presets() -> ResponseReturnValue:
+    store = _service().presets
+    body: dict[str, Any] = {"presets": [_view(n, p) for n, p in sorted(store.all().items())]}
+    if store.warning:
+        body["warning"] = store.warning
+    return jsonify(body)
+
+
+@bp.get("/presets/<name>")
+def get_preset(name: str) -> ResponseReturnValue:
+    preset = _service().presets.get(name)
+    if preset is None:
+        return jsonify(error_body(f"no preset {clip(repr(name))}")), 404
+    return jsonify(_view(name, preset))
+
+
+@bp.put("/presets/<name>")
+def put_preset(name: str) -> ResponseReturnValue:
+    """Store the preset in the body under ``name``: 201 when new, 200 when it replaced one."""
+    bad = _bad_name(name)
+    if bad is not None:
+        return bad
+    body, problem = json_body()
+    if problem is not None:
+        return jsonify(error_body(f"{problem[1]}; nothing saved")), problem[0]
+    problems = preset_problems(body, _service().config)
+    if problems:
+        return _refused(400, "invalid preset", problems)
+    return _store(name, Preset.model_validate(body))
+
+
+@bp.post("/presets/<name>")
+def save_current(name: str) -> ResponseReturnValue:
+    """``?from=current``: store the pose the rig holds now (pan, tilt, the zooms known) as ``name``."""
+    bad = _bad_name(name)
+    if bad is not None:
+        return bad
+    if request.args.get("from") != "current":
+        message = (
+            "POST /presets/<name> stores the rig's pose and needs ?from=current (PUT stores given values)"
+        )
+        return jsonify(error_body(f"{message}; nothing saved")), 400
+    service = _service()
+    pose = service.pose()
+    if pose["pan_deg_x100"] is None or pose["tilt_deg_x100"] is None:
+        message = "the rig's pose is not known yet (no pan and tilt from the pan-tilt's state); nothing saved"
+        return jsonify(error_body(message)), 409
+    data = {
+        "pan_deg_x100": _whole(pose["pan_deg_x100"]),
+        "tilt_deg_x100": _whole(pose["tilt_deg_x100"]),
+        "zoom": {cam: _whole(v) for cam, v in pose["zooms"].items() if cam in service.layout.zoom_fields},
+    }
+    problems = preset_problems(data, service.config)
+    if problems:
+        return _refused(409, "the rig's pose does not fit the configured limits", problems)
+    return _store(name, Preset.model_validate(data))
+
+
+def _whole(value: Any) -> Any:
+    # A rig may report 4500.0 for an integer position; the command that goes back there wants 4500.
+    return int(value) if is_number(value) and float(value).is_integer() else value
+
+
+def _store(name: str, preset: Preset) -> ResponseReturnValue:
+    store = _service().presets
+    try:
+        created = store.put(name, preset)
+    except OSError as exc:
+        message = f"{store.path.name} could not be written ({clip(str(exc))}); nothing saved"
+        return jsonify(error_body(message)), 500
+    saved = store.get(name) or preset
+    message = "created" if created else "replaced"
+    return jsonify({"message": message, **_view(name, saved)}), 201 if created else 200
+
+
+@bp.delete("/presets/<name>")
+def delete_preset(name: str) -> ResponseReturnValue:
+    store = _service().presets
+    try:
+        deleted = store.delete(name)
+    except OSError as exc:
+        message = f"{store.path.name} could not be written ({clip(str(exc))}); nothing deleted"
+        return jsonify(error_body(message)), 500
+    if not deleted:
+        return jsonify(error_body(f"no preset {clip(repr(name))}")), 404
+    return jsonify({"message": "deleted", "name": name})
