@@ -16,6 +16,7 @@ from api.dashboard import bp as dashboard_bp
 from api.errors import error_body
 from api.presets import bp as presets_bp
 from api.routes import bp, reject
+from api.scans import bp as scans_bp
 from rigcore.config import ApiConfig
 from rigcore.errors import RigError
 from service.capture import CaptureService
@@ -40,6 +41,7 @@ def create_app(service: CaptureService, test_config: dict[str, Any] | None = Non
     app.register_blueprint(bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(presets_bp)
+    app.register_blueprint(scans_bp)
     # The Host check comes first: a page that rebound its name to this machine learns nothing more.
     app.before_request(_check_host)
     app.before_request(_check_token)

@@ -548,3 +548,190 @@ def with_host_check(paths: dict[str, Any]) -> dict[str, Any]:
             for key, op in item.items()
         }
     return out
+
+
+# -- scans (api/scans.py) -------------------------------------------------------------------------
+SCAN_REF = "#/components/schemas/Scan"
+AXIS_RANGE = {
+    "type": "object",
+    "required": ["from", "to", "step"],
+    "properties": {"from": {"type": "integer"}, "to": {"type": "integer"}, "step": {"type": "integer"}},
+    "description": "whole hundredths of a degree; from first, to only if a step lands on it",
+}
+SCHEMAS["ScanRequest"] = {
+    "type": "object",
+    "required": ["cameras", "duration_second"],
+    "description": "give poses or grid (not both); checked whole before anything moves",
+    "properties": {
+        "cameras": {"type": "array", "items": {"type": "string"}, "description": "configured camera ids"},
+        "duration_second": {"type": "number", "description": "recorded at each pose"},
+        "poses": {
+            "type": "array",
+            "maxItems": 500,
+            "items": {
+                "type": "object",
+                "description": '{"pan_deg_x100", "tilt_deg_x100", "zoom"?} or {"preset": name}',
+            },
+        },
+        "grid": {
+            "type": "object",
+            "properties": {
+                "pan_deg_x100": AXIS_RANGE,
+                "tilt_deg_x100": AXIS_RANGE,
+                "order": {"type": "string", "enum": ["serpentine", "rows"]},
+            },
+            "description": "at most 500 poses",
+        },
+        "on_pose_failure": {"type": "string", "enum": ["abort", "skip"], "default": "abort"},
+        "retries": {"type": "integer", "minimum": 0, "maximum": 5, "default": 0},
+        "label": {"type": "string", "maxLength": 200},
+    },
+}
+SCHEMAS["Scan"] = {
+    "type": "object",
+    "required": ["scan_id", "label", "status", "progress", "poses"],
+    "properties": {
+        "scan_id": {"type": "string"},
+        "job_id": STR_OR_NULL,
+        "label": STR_OR_NULL,
+        "status": {
+            "type": "string",
+            "enum": ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"],
+        },
+        "created_at": NUM_OR_NULL,
+        "started_at": NUM_OR_NULL,
+        "finished_at": NUM_OR_NULL,
+        "error": {"type": "object", "nullable": True},
+        "progress": {
+            "type": "object",
+            "required": ["done", "total"],
+            "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},
+        },
+        "poses": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["index", "target", "status", "session_id", "path", "settle", "error"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "target": {"type": "object", "required": ["pan_deg_x100", "tilt_deg_x100", "zoom"]},
+                    "preset": STR_OR_NULL,
+                    "status": {"type": "string", "enum": ["pending", "running", "done", "failed", "skipped"]},
+                    "attempts": {"type": "integer"},
+                    "session_id": STR_OR_NULL,
+                    "path": STR_OR_NULL,
+                    "settle": {"type": "object", "nullable": True},
+                    "error": {"type": "object", "nullable": True},
+                },
+            },
+        },
+        "message": {"type": "string"},
+    },
+}
+SCAN_ID = [{"name": "scan_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+SCAN_PATHS: dict[str, Any] = {
+    "/scans": {
+        "post": {
+            "summary": "Start a scan: record the same cameras at each pose of a list or grid",
+            "description": "One job in the queue; each pose is its own session folder (session.json "
+            "carries scan_id and pose_index); the scan manifest is images_data/scans/<scan_id>.json.",
+            "parameters": [
+                {
+                    "name": "wait",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "boolean", "default": False},
+                    "description": "true: answer 200 with the scan once it finished",
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScanRequest"}}},
+            },
+            "responses": {
+                "200": json_response(SCAN_REF, "?wait=true: the scan finished (status says how)"),
+                "202": _obj(
+                    "queued; follow status_url",
+                    {
+                        "type": "object",
+                        "required": ["scan_id", "status_url"],
+                        "properties": {
+                            "scan_id": {"type": "string"},
+                            "status_url": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                ),
+                "400": json_response(
+                    ERR, "invalid scan (details name pose index and field); nothing executed"
+                ),
+                "413": json_response(ERR, "body over api.max_body_bytes"),
+                "415": json_response(ERR, "Content-Type is not application/json"),
+                "500": json_response(ERR, "history could not be written; nothing was executed"),
+                "503": json_response(ERR, "broker not connected or queue full; nothing was executed"),
+                **AUTH_ERR,
+            },
+        },
+        "get": {
+            "summary": "Every scan (in memory or in a scan manifest), newest first",
+            "responses": {
+                "200": _obj(
+                    "scans",
+                    {
+                        "type": "object",
+                        "required": ["scans"],
+                        "properties": {"scans": {"type": "array", "items": {"$ref": SCAN_REF}}},
+                    },
+                ),
+                **AUTH_ERR,
+            },
+        },
+    },
+    "/scans/{scan_id}": {
+        "get": {
+            "summary": "One scan: its status, progress and poses",
+            "parameters": SCAN_ID,
+            "responses": {
+                "200": json_response(SCAN_REF, "the scan"),
+                "404": json_response(ERR, "no such scan"),
+                **AUTH_ERR,
+            },
+        },
+        "delete": {
+            "summary": "Cancel a scan (the pose being recorded is saved, the rest skipped)",
+            "parameters": SCAN_ID,
+            "responses": {
+                "202": json_response(SCAN_REF, "cancel requested"),
+                "404": json_response(ERR, "no such scan"),
+                "409": json_response(ERR, "already finished"),
+                **AUTH_ERR,
+            },
+        },
+    },
+}
+SCAN_PATHS["/scans/{scan_id}/resume"] = {
+    "post": {
+        "summary": "Run the poses not done of a finished scan again, under the same scan id",
+        "parameters": [*SCAN_ID, SCAN_PATHS["/scans"]["post"]["parameters"][0]],
+        "responses": {
+            **{k: v for k, v in SCAN_PATHS["/scans"]["post"]["responses"].items() if k not in ("413", "415")},
+            "404": json_response(ERR, "no such scan"),
+            "409": json_response(ERR, "still running, every pose done, or no longer fits the configuration"),
+        },
+    }
+}
+SCAN_PATHS["/scans/{scan_id}/papywizard.xml"] = {
+    "get": {
+        "summary": "The scan's poses as a Papywizard XML shoot file (yaw = pan, pitch = tilt, degrees)",
+        "parameters": SCAN_ID,
+        "responses": {
+            "200": {
+                "description": "Papywizard XML",
+                "content": {"application/xml": {"schema": {"type": "string"}}},
+            },
+            "404": json_response(ERR, "no such scan"),
+            **AUTH_ERR,
+        },
+    }
+}
+PATHS.update(SCAN_PATHS)

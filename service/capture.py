@@ -37,8 +37,16 @@ from service.job import Job, JobStatus, view_from_history
 from service.plan import Plan, RecordStep
 from service.presets import PresetStore, presets_path
 from service.runner import JobRunner
+from service.scan_run import ScanRun, interrupted, scan_view
+from service.scan_runner import ScanRunner
 from sessions.manifest import SessionManifest
 from sessions.recovery import recover_sessions
+from sessions.scan_manifest import (
+    ScanManifest,
+    list_scan_manifests,
+    read_scan_manifest,
+    write_scan_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,7 @@ class CaptureService:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._views: dict[str, dict[str, Any]] = {}
         self._done_events: dict[str, threading.Event] = {}  # set once a job's outcome is in history
+        self._scan_views: dict[str, dict[str, Any]] = {}  # scans in memory, copy on write like _views
         workers = config.recording.writer_threads or (os.cpu_count() or 2)
         # One thread: history writes land in the order they were made.
         self._history_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
@@ -127,6 +136,7 @@ class CaptureService:
             if entry is not None and manifest.job_id:
                 summary = manifest.summary(self.paths.save_dir / manifest.session_id).to_json()
                 self.history.update(manifest.job_id, sessions=[*entry.get("sessions", []), summary])
+        self._recover_scans()
         # Only recent entries can be unfinished (history never archives them): this reads no archive.
         for entry in self.history.unfinished():
             if entry.get("status") in (JobStatus.QUEUED, JobStatus.RUNNING):
@@ -176,7 +186,9 @@ class CaptureService:
         return False
 
     # -- jobs ----------------------------------------------------------------------------------------
-    def submit(self, body: dict[str, Any], plan: Plan, client: dict[str, Any]) -> dict[str, Any]:
+    def submit(
+        self, body: dict[str, Any], plan: Plan, client: dict[str, Any], scan: ScanRun | None = None
+    ) -> dict[str, Any]:
         """Queue a validated batch and its plan; return the job's view.
 
         Raises BrokerUnavailable, QueueFull, or OSError when history cannot be written: nothing is
@@ -187,7 +199,7 @@ class CaptureService:
         """
         self.link.require_connected()
         outcome: Future[dict[str, Any]] = Future()
-        self.runtime.submit(self._accept(body, plan, client, outcome), timeout=10)
+        self.runtime.submit(self._accept(body, plan, client, outcome, scan), timeout=10)
         try:
             return outcome.result(timeout=40)
         except TimeoutError:
@@ -196,12 +208,19 @@ class CaptureService:
             return outcome.result(timeout=10)  # being queued this very moment
 
     async def _accept(
-        self, body: dict[str, Any], plan: Plan, client: dict[str, Any], outcome: Future[dict[str, Any]]
+        self,
+        body: dict[str, Any],
+        plan: Plan,
+        client: dict[str, Any],
+        outcome: Future[dict[str, Any]],
+        scan: ScanRun | None = None,
     ) -> None:
         """Keep a place in the queue and write the job's entry; the job is queued once it is written."""
         if self._queue.qsize() + len(self._reserved) >= self._queue.maxsize:
             raise QueueFull(self._queue.maxsize)
-        job = Job(Job.new_id(), body, plan, client)
+        job = Job(Job.new_id(), body, plan, client, scan=scan)
+        if scan is not None:
+            scan.job_id = job.id
         entry = job.history_entry(self.config.command_transport)  # may fail: nothing is kept yet
         loop = asyncio.get_running_loop()
 
@@ -215,6 +234,8 @@ class CaptureService:
                     outcome.set_exception(exc)
 
         added = self._history_io.submit(self.history.add, entry)
+        if scan is not None:
+            self._history_io.submit(self._write_scan, scan)
         self._reserved.add(job.id)  # given back by _enqueue, which runs after this returns
         added.add_done_callback(written)
 
@@ -255,6 +276,11 @@ class CaptureService:
         views = {jid: self._views[jid] for jid in self._jobs if jid in self._views and jid != job.id}
         views[job.id] = job.view()
         self._views = {jid: views[jid] for jid in self._jobs if jid in views}
+        if job.scan is not None:
+            live = {j.scan.id for j in self._jobs.values() if j.scan is not None}
+            scans = {sid: v for sid, v in self._scan_views.items() if sid in live}
+            scans[job.scan.id] = job.scan.view()
+            self._scan_views = scans
 
     def job_view(self, job_id: str) -> dict[str, Any] | None:
         """A job's view (any thread): live from memory, else from history.json, else None."""
@@ -335,6 +361,9 @@ class CaptureService:
                         JobStatus.CANCELLED,
                         {"type": "JobCancelled", "message": f"job {job.id} was cancelled while queued"},
                     )
+                    if job.scan is not None:
+                        job.scan.follow(job)
+                        self._history_io.submit(self._write_scan, job.scan)
                     self._job_changed(job)
                     continue
                 await self._run(job)
@@ -364,7 +393,10 @@ class CaptureService:
             on_change=self._job_changed,
         )
         try:
-            await JobRunner(ctx).run(job)
+            if job.scan is not None:
+                await ScanRunner(ctx).run(job)
+            else:
+                await JobRunner(ctx).run(job)
         finally:
             if isinstance(transport, HttpTransport):
                 transport.close()
@@ -381,6 +413,50 @@ class CaptureService:
             return self._views.get(job_id)
 
         return self.runtime.submit(request_cancel(), timeout=5)
+
+    # -- scans ---------------------------------------------------------------------------------------
+    def _recover_scans(self) -> None:
+        """Scans a killed process left queued or running: marked ``interrupted`` in their manifest."""
+        folder = self.paths.images_data_dir
+        for manifest in list_scan_manifests(folder):
+            if manifest.status in ("queued", "running"):
+                try:
+                    write_scan_manifest(folder, interrupted(manifest, time.time()))
+                except OSError:
+                    log.exception("could not mark scan %s interrupted", manifest.scan_id)
+
+    def _write_scan(self, scan: ScanRun) -> None:
+        try:
+            write_scan_manifest(self.paths.images_data_dir, scan.manifest())
+        except OSError:
+            log.exception("could not write the manifest of scan %s", scan.id)
+
+    def scan_view(self, scan_id: str) -> dict[str, Any] | None:
+        """A scan (any thread): live from memory, else from its scan manifest, else None."""
+        view = self._scan_views.get(scan_id)
+        if view is not None:
+            return view
+        manifest = read_scan_manifest(self.paths.images_data_dir, scan_id)
+        return None if manifest is None else scan_view(manifest)
+
+    def scan_manifest(self, scan_id: str) -> ScanManifest | None:
+        """A scan's manifest as on disk (None: none, or not readable)."""
+        return read_scan_manifest(self.paths.images_data_dir, scan_id)
+
+    def scan_views(self) -> list[dict[str, Any]]:
+        """Every scan, in memory or in a scan manifest, newest first (any thread)."""
+        live = dict(self._scan_views)
+        found = {m.scan_id: scan_view(m) for m in list_scan_manifests(self.paths.images_data_dir)}
+        found.update(live)
+        return sorted(found.values(), key=lambda v: (v.get("created_at") or 0, v["scan_id"]), reverse=True)
+
+    def cancel_scan(self, scan_id: str) -> dict[str, Any] | None:
+        """Ask a scan to stop (its job's cancel); return its view (None: no such scan in memory)."""
+        view = self._scan_views.get(scan_id)
+        if view is None or view.get("job_id") is None or self.cancel(view["job_id"]) is None:
+            return None
+        latest: dict[str, Any] = self._scan_views.get(scan_id, view)
+        return latest
 
     # One PUT /config at a time (read, merge, check, write, apply as one step), so that concurrent
     # calls cannot interleave and leave config.json and the configuration in force disagreeing. On

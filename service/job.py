@@ -22,6 +22,7 @@ from typing import Any
 
 from rigcore.errors import JobCancelled
 from service.plan import Plan
+from service.scan_run import ScanRun
 
 
 class JobStatus(StrEnum):
@@ -74,6 +75,10 @@ class Job:
     # Set (from the loop) once the job is finished and its history entry is written.
     done: threading.Event = field(default_factory=threading.Event)
     cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # A scan job (POST /scans) runs its poses one after another (service.scan_runner); ``plan`` and
+    # ``results`` are then those of the pose being run, and ``session_tags`` go into its session.json.
+    scan: ScanRun | None = None
+    session_tags: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def new_id() -> str:

@@ -306,6 +306,7 @@ class Recording:
             "memory": writer.memory_report(),
             "telemetry": recorder.telemetry,
             "telemetry_dropped": recorder.telemetry_dropped,
+            **self._job.session_tags,  # a scan's pose: scan_id, pose_index
         }
 
     def _report(self, folder: Path, manifest: SessionManifest, outcome: CommandOutcome) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from rigcore.errors import JobCancelled, RigError
 from rigcore.state import SettleTracker, is_number
 from service.context import RunContext
 from service.job import BatchStopped, Job, JobPhase, JobStatus
-from service.plan import DeviceSettle, RecordStep, SendStep, SettleStep
+from service.plan import DeviceSettle, RecordStep, SendStep, SettleStep, Step
 from service.recording import Recording
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class RunState:
     settle_point: float | None = None  # of the latest settle step, until a recording uses it
     settle_proof: dict[str, Any] | None = None  # what proved it (rigcore.state.SettleTracker.proof)
     last_record_end: float = -math.inf
+    recorded_proof: dict[str, Any] | None = None  # the settle proof of the latest recording (scans)
 
     def counts_from(self, device_id: str) -> float:
         """State of ``device_id`` counts for a settle only if received at or after this time."""
@@ -77,13 +78,17 @@ class JobRunner:
             ctx.router.want_full_rate(job.id, False)
             ctx.on_change(job)
 
+    async def run_steps(self, job: Job, steps: Sequence[Step], state: RunState) -> None:
+        """Run ``steps`` in order; raise what stops them (the job is not finished here)."""
+        for step in steps:
+            job.raise_if_cancelled()
+            # Full rate for every step (idempotent): a recording lets go of it while it saves.
+            self._ctx.router.want_full_rate(job.id, True)
+            await self._handlers[type(step)](job, step, state)
+
     async def _run_steps(self, job: Job, state: RunState) -> None:
         try:
-            for step in job.plan.steps:
-                job.raise_if_cancelled()
-                # Full rate for every step (idempotent): a recording lets go of it while it saves.
-                self._ctx.router.want_full_rate(job.id, True)
-                await self._handlers[type(step)](job, step, state)
+            await self.run_steps(job, job.plan.steps, state)
         except BatchStopped as exc:
             job.finish(JobStatus.FAILED, exc.error)
         except JobCancelled as exc:
@@ -136,6 +141,7 @@ class JobRunner:
     async def _record(self, job: Job, step: RecordStep, state: RunState) -> None:
         settle_point, state.settle_point = state.settle_point, None  # each recording settles anew
         proof, state.settle_proof = state.settle_proof, None
+        state.recorded_proof = proof
         assert settle_point is not None, "a recording step follows its settle step"
         start = recording_start(settle_point, state.last_record_end, self._ctx.router.preroll_horizon())
         recording = Recording(self._ctx, job, step, settle_point, proof)

@@ -102,6 +102,9 @@ class SessionManifest(_Doc):
     write_errors: list[dict[str, Any]] = Field(default_factory=list)
     write_error_count: int = 0
     cameras: dict[str, CameraRecord] = Field(default_factory=dict)
+    # A session recorded by a scan (POST /scans): the scan and the pose (sessions/scan_manifest.py).
+    scan_id: str | None = None
+    pose_index: int | None = None
 
     @property
     def missing_frames(self) -> int:
