@@ -16,7 +16,7 @@ from api.validation import clip
 from rigcore.errors import RigError
 from service.capture import CaptureService
 from service.plan import Plan
-from service.scan_plan import ScanSpec, parse_scan
+from service.scan_plan import parse_scan
 from service.scan_run import ScanRun, papywizard_xml, resumed
 
 bp = Blueprint("scans", __name__)
@@ -59,17 +59,9 @@ def _queue(service: CaptureService, scan: ScanRun) -> ResponseReturnValue:
     status_url = url_for("scans.get_scan", scan_id=scan.id)
     if not _wants_wait():
         return jsonify({"scan_id": scan.id, "status_url": status_url}), 202
-    if not service.wait_job(scan.job_id or "", _scan_timeout(service, spec)):
+    if not service.wait_job(scan.job_id or "", service.scan_timeout(spec)):
         return jsonify({"scan_id": scan.id, "status_url": status_url, "message": "still running"}), 202
     return jsonify(service.scan_view(scan.id) or scan.view()), 200
-
-
-def _scan_timeout(service: CaptureService, spec: ScanSpec) -> float:
-    """Worst case: every attempt at every pose takes the worst case of a pose's batch."""
-    cfg = service.config
-    per_command = cfg.http.connect_timeout_s + cfg.http.read_timeout_s + cfg.mqtt.response_timeout_s
-    per_pose = per_command * 4 + 2 * cfg.settle.timeout_s + spec.duration_s * 3
-    return per_pose * len(spec.poses) * (spec.retries + 1) + cfg.api.wait_margin_s
 
 
 @bp.get("/scans")

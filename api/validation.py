@@ -158,13 +158,15 @@ def _validate_body(body: Any, config: Config) -> list[dict[str, Any]]:
         return [*problems, _problem(None, "requests", "must not be empty")]
     if len(requests) > MAX_COMMANDS:
         return [*problems, _problem(None, "requests", f"at most {MAX_COMMANDS} commands per batch")]
-    known = config.known_devices()
+    known, layout = config.known_devices(), RigLayout.from_config(config)
     for i, item in enumerate(requests):
-        problems.extend(_validate_command(i, item, config, known))
+        problems.extend(_validate_command(i, item, config, known, layout))
     return problems
 
 
-def _validate_command(i: int, item: Any, config: Config, known: set[str]) -> list[dict[str, Any]]:
+def _validate_command(
+    i: int, item: Any, config: Config, known: set[str], layout: RigLayout
+) -> list[dict[str, Any]]:
     if not isinstance(item, dict):
         return [_problem(i, f"requests[{i}]", f"must be an object, got {type(item).__name__}")]
     out = _check_shape(i, item)
@@ -179,7 +181,7 @@ def _validate_command(i: int, item: Any, config: Config, known: set[str]) -> lis
     spec = config.positioning_commands.get(command_id)
     if spec is None:
         return []  # passed through to the device unchanged (docs/protocol.md §3)
-    if spec.field not in RigLayout.from_config(config).reported_fields(device_id):
+    if spec.field not in layout.reported_fields(device_id):
         return [
             _problem(i, "device_id", f"{command_id} moves {spec.field!r}, which {device_id} does not report")
         ]

@@ -34,9 +34,10 @@ from rigcore.runtime import LoopRuntime
 from service.context import RunContext
 from service.history import HistoryStore, refused_request
 from service.job import Job, JobStatus, view_from_history
-from service.plan import Plan, RecordStep
+from service.plan import Plan, RecordStep, compile_plan
 from service.presets import PresetStore, presets_path
 from service.runner import JobRunner
+from service.scan_plan import ScanSpec, scan_batch
 from service.scan_run import ScanRun, interrupted, scan_view
 from service.scan_runner import ScanRunner
 from sessions.manifest import SessionManifest
@@ -245,9 +246,7 @@ class CaptureService:
         if not outcome.set_running_or_notify_cancel():  # the caller gave up waiting: never run it
             if added.exception() is None:
                 job.finish(JobStatus.FAILED, {"type": "NotQueued", "message": "the request timed out"})
-                entry = job.history_entry(self.config.command_transport)
-                entry.pop("id")
-                self._history_io.submit(self._update_history, job.id, entry)
+                self._job_changed(job)  # its history entry says so; it was never registered
             return
         try:
             added.result()
@@ -273,9 +272,12 @@ class CaptureService:
 
     def _publish(self, job: Job) -> None:
         """Replace the views with a new mapping holding the job's new view (loop thread only)."""
-        views = {jid: self._views[jid] for jid in self._jobs if jid in self._views and jid != job.id}
-        views[job.id] = job.view()
-        self._views = {jid: views[jid] for jid in self._jobs if jid in views}
+        view = job.view()
+        self._views = {
+            jid: view if jid == job.id else self._views[jid]
+            for jid in self._jobs
+            if jid == job.id or jid in self._views
+        }
         if job.scan is not None:
             live = {j.scan.id for j in self._jobs.values() if j.scan is not None}
             scans = {sid: v for sid, v in self._scan_views.items() if sid in live}
@@ -504,14 +506,30 @@ class CaptureService:
         return self._in_force
 
     def job_timeout(self, plan: Plan) -> float:
-        """Worst case for one job: each command's timeouts, each settle, each recording, saving."""
+        """How long a waiting POST waits for one job: its worst case plus ``api.wait_margin_s``."""
+        return self._worst_case(plan) + self.config.api.wait_margin_s
+
+    def scan_timeout(self, spec: ScanSpec) -> float:
+        """The same for a scan: every attempt at every pose taking its batch's worst case."""
+        in_force = self._in_force
+        command = in_force.config.recording.command_id
+        poses = sum(
+            self._worst_case(
+                compile_plan(scan_batch(spec, pose, in_force.layout, command), in_force.layout, command)
+            )
+            for pose in spec.poses
+        )
+        return poses * (spec.retries + 1) + in_force.config.api.wait_margin_s
+
+    def _worst_case(self, plan: Plan) -> float:
+        """Each command's timeouts, each settle, each recording and its saving."""
         cfg = self.config
         per_command = cfg.http.connect_timeout_s + cfg.http.read_timeout_s + cfg.mqtt.response_timeout_s
         total = per_command * len(plan.commands)
         for step in plan.steps:
             if isinstance(step, RecordStep):
                 total += cfg.settle.timeout_s + step.duration_s * 3
-        return total + cfg.settle.timeout_s + cfg.api.wait_margin_s
+        return total + cfg.settle.timeout_s
 
     def queue_length(self) -> int:
         return sum(1 for v in self._views.values() if v["status"] == JobStatus.QUEUED)

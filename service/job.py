@@ -85,10 +85,6 @@ class Job:
         return time.strftime("job-%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
     @property
-    def commands(self) -> tuple[dict[str, Any], ...]:
-        return tuple(dict(c) for c in self.plan.commands)
-
-    @property
     def finished(self) -> bool:
         return self.status.finished
 
