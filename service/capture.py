@@ -31,6 +31,7 @@ from rigcore.errors import QueueFull
 from rigcore.memory import MIB, pool_max_bytes
 from rigcore.rig import RigLayout
 from rigcore.runtime import LoopRuntime
+from service.aftercare import Aftercare
 from service.context import RunContext
 from service.history import HistoryStore, refused_request
 from service.job import Job, JobStatus, view_from_history
@@ -108,6 +109,8 @@ class CaptureService:
         self.storage_warnings: list[str] = []
         self._history_marks: dict[str, tuple[str, int]] = {}
         self._reserved: set[str] = set()  # jobs accepted, their entry being written (loop only)
+        # Work after a session is saved (derived files, catalog, uploads), off the recording path.
+        self.aftercare = Aftercare()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -173,6 +176,7 @@ class CaptureService:
         self.runtime.stop()
         self._history_io.shutdown(wait=True)
         self.executor.shutdown(wait=True)
+        self.aftercare.stop()
         self.pool.close()
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
@@ -393,6 +397,7 @@ class CaptureService:
             executor=self.executor,
             pool=self.pool if config.recording.warm_buffer_s > 0 else None,
             on_change=self._job_changed,
+            on_session_saved=self.aftercare.session_saved,
         )
         try:
             if job.scan is not None:
@@ -429,9 +434,12 @@ class CaptureService:
 
     def _write_scan(self, scan: ScanRun) -> None:
         try:
-            write_scan_manifest(self.paths.images_data_dir, scan.manifest())
+            manifest = scan.manifest()
+            path = write_scan_manifest(self.paths.images_data_dir, manifest)
         except OSError:
             log.exception("could not write the manifest of scan %s", scan.id)
+            return
+        self.aftercare.scan_written(manifest, path)
 
     def scan_view(self, scan_id: str) -> dict[str, Any] | None:
         """A scan (any thread): live from memory, else from its scan manifest, else None."""

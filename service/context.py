@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from camera.pool import FramePool
@@ -14,6 +15,7 @@ from mqtt_control.commands import CommandOutcome, CommandTransport
 from mqtt_control.hub import StateHub
 from rigcore.config import Config, ResolvedPaths
 from rigcore.rig import RigLayout
+from sessions.manifest import SessionManifest
 
 if TYPE_CHECKING:
     from service.job import Job
@@ -31,6 +33,8 @@ class RunContext:
     executor: Executor  # the writer threads
     pool: FramePool | None
     on_change: Callable[[Job], None]  # publish the job's new state (view and history)
+    # A session is saved (its session.json written): queue the work that follows it (service.aftercare).
+    on_session_saved: Callable[[SessionManifest, Path], None]
 
     async def send(self, command: Any) -> CommandOutcome:
         """Deliver one command; never raises: a transport that breaks gives a failed outcome."""

@@ -142,6 +142,7 @@ class Recording:
             self.end_mono = recorder.end_mono
         outcome = await send
         manifest = await self._save(writer, recorder, outcome, cancelled)
+        ctx.on_session_saved(manifest, folder)
         summary = self._report(folder, manifest, outcome)
         await self._write_images_data(manifest, summary)
         _raise_for(manifest, outcome, self._step)
