@@ -1,7 +1,7 @@
 """Named presets over HTTP: store, list, read, delete, and save the pose the rig holds now.
 
 The presets themselves live in service/presets.py (``PresetStore``, ``presets.json``); their values
-are checked here against the configured positioning commands' limits (api/validation.py
+are checked here against the configured positioning commands' limits (service/validation.py
 ``preset_problems``). A refused request saves nothing.
 """
 
@@ -14,10 +14,10 @@ from flask.typing import ResponseReturnValue
 
 from api.errors import error_body
 from api.routes import json_body
-from api.validation import clip, preset_problems
 from rigcore.state import is_number
 from service.capture import CaptureService
 from service.presets import Preset, name_problem
+from service.validation import clip, preset_problems
 
 bp = Blueprint("presets", __name__)
 

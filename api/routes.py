@@ -10,10 +10,10 @@ from flask.typing import ResponseReturnValue
 
 from api.errors import error_body
 from api.openapi import spec
-from api.validation import build_plan, cap_details, clip, depth_problem
 from rigcore.config_policy import ConfigRefused
 from rigcore.errors import RigError
 from service.capture import CaptureService
+from service.validation import build_plan, cap_details, clip, depth_problem
 
 bp = Blueprint("api", __name__)
 HISTORY_PAGE = 100  # entries GET /history answers without ?limit

@@ -12,12 +12,12 @@ from flask.typing import ResponseReturnValue
 
 from api.errors import error_body
 from api.routes import client_info, json_body, reject
-from api.validation import clip
 from rigcore.errors import RigError
 from service.capture import CaptureService
 from service.plan import Plan
 from service.scan_plan import parse_scan
 from service.scan_run import ScanRun, papywizard_xml, resumed
+from service.validation import clip
 
 bp = Blueprint("scans", __name__)
 

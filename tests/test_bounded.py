@@ -12,9 +12,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.validation import MAX_DETAILS, MAX_ITEMS, MAX_JSON_DEPTH, json_depth, validate_batch
 from rigcore.config import Config
 from service.capture import CaptureService
+from service.validation import MAX_DETAILS, MAX_ITEMS, MAX_JSON_DEPTH, json_depth, validate_batch
 from simulator.rig import SimRig
 from tests.conftest import batch, wait_job
 

@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api import create_app
-from api.validation import build_plan, validate_batch
 from camera.frames import Frame, Rejection, decode_message
 from camera.router import FrameRouter
 from rigcore.config import Config
@@ -26,6 +25,7 @@ from rigcore.rig import EMPTY_POSE, RigLayout
 from rigcore.state import SettleTracker, StateSample, is_number
 from service.capture import CaptureService
 from service.plan import Plan, RecordStep
+from service.validation import build_plan, validate_batch
 
 CFG = Config()
 CAMERAS = sorted(CFG.cameras)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from api.validation import build_plan
 from rigcore.config import Config
 from rigcore.rig import RigLayout
 from service.plan import RecordStep, SendStep, SettleStep, compile_plan
 from service.runner import RunState, recording_start
+from service.validation import build_plan
 
 CFG = Config()
 LAYOUT = RigLayout.from_config(CFG)

@@ -16,7 +16,6 @@ import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
-from api.validation import build_plan, preset_problems
 from rigcore.config import Config, PositioningCommand
 from rigcore.rig import RigLayout
 from service.capture import CaptureService
@@ -30,6 +29,7 @@ from service.presets import (
     name_problem,
     presets_path,
 )
+from service.validation import build_plan, preset_problems
 from simulator.rig import SimRig
 from tests.conftest import scaled
 

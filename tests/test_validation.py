@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from api.validation import validate_batch
 from rigcore.config import Config
+from service.validation import validate_batch
 
 CFG = Config()
 
