@@ -14,9 +14,11 @@ from werkzeug.exceptions import HTTPException
 
 from api.dashboard import bp as dashboard_bp
 from api.errors import error_body
+from api.exports import bp as exports_bp
 from api.presets import bp as presets_bp
 from api.routes import bp, reject
 from api.scans import bp as scans_bp
+from api.schedules import bp as schedules_bp
 from rigcore.config import ApiConfig
 from rigcore.errors import RigError
 from service.capture import CaptureService
@@ -40,8 +42,10 @@ def create_app(service: CaptureService, test_config: dict[str, Any] | None = Non
     app.extensions["capture"] = service
     app.register_blueprint(bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(exports_bp)
     app.register_blueprint(presets_bp)
     app.register_blueprint(scans_bp)
+    app.register_blueprint(schedules_bp)
     # The Host check comes first: a page that rebound its name to this machine learns nothing more.
     app.before_request(_check_host)
     app.before_request(_check_token)

@@ -17,13 +17,15 @@ Paths are checked before any file is opened: a session id must name a folder dir
 ``save_dir`` (not a symlink), and a file must resolve to a regular file inside that folder, so
 ``..``, absolute paths and symlinks pointing out are refused. Errors use the one error shape.
 
-Mono frames are shown with the 2nd–98th percentile stretch of :func:`sessions.writer.preview_8bit`;
+Mono frames are shown through :func:`camera.display.display_8bit` with the camera's ``display``
+settings (a fixed range and colour map) or, without them, the 2nd–98th percentile stretch;
 encoded (JPEG/PNG) live frames no larger than the requested size are passed through byte for byte.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import threading
@@ -37,15 +39,28 @@ from typing import Any, NoReturn
 import cv2
 import numpy as np
 import numpy.typing as npt
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from PIL import Image
 
+from api.errors import error_body
 from api.openapi import AUTH_ERR, ERR, json_response
+from camera.display import display_8bit
 from camera.frames import Frame, encoded_kind
-from rigcore.config import Config
+from rigcore.config import Config, DisplayConfig
 from service.capture import CaptureService
+from sessions.catalog import CatalogUnavailable, FilterError, Page, SessionRow, query_from_params
 from sessions.manifest import (
     MANIFEST_NAME,
     CameraRecord,
@@ -54,7 +69,8 @@ from sessions.manifest import (
     has_manifest,
     read_manifest,
 )
-from sessions.writer import frame_to_array, preview_8bit
+from sessions.report import REPORT_NAME, refresh_report
+from sessions.writer import frame_to_array, read_tiff
 
 bp = Blueprint("dashboard", __name__)
 
@@ -105,6 +121,29 @@ def _query_int(name: str, description: str) -> dict[str, Any]:
         "schema": {"type": "integer"},
     }
 
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+# GET /sessions's filters (sessions.catalog.query_from_params); an empty value is no filter.
+_SESSION_FILTERS = [
+    _query("camera", "sessions that recorded this camera", type="string", example="cameradevice_lwir_1"),
+    _query(
+        "status",
+        "session status",
+        type="string",
+        enum=["complete", "partial", "failed", "cancelled", "incomplete", "unreadable"],
+    ),
+    _query("since", "recording started at or after (epoch s)", type="number"),
+    _query("until", "recording started before (epoch s)", type="number"),
+    _query("scan_id", "sessions of this scan", type="string"),
+    _query("pan_min", "pan at the start >= (degrees x100)", type="integer"),
+    _query("pan_max", "pan at the start <= (degrees x100)", type="integer"),
+    _query("tilt_min", "tilt at the start >= (degrees x100)", type="integer"),
+    _query("tilt_max", "tilt at the start <= (degrees x100)", type="integer"),
+    _query("q", "a substring of the session id or its label (case-insensitive)", type="string"),
+]
 
 _SESSION_PARAM = _path_param("session_id", "a folder name in save_dir", example="20261123-203016-412")
 _FILE_PARAM = _path_param(
@@ -166,6 +205,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "parameters": [
                 _query_int("limit", "page size (1-200, default 20)"),
                 _query_int("offset", "skip"),
+                *_SESSION_FILTERS,
             ],
             "responses": {
                 "200": {
@@ -177,26 +217,40 @@ OPENAPI_PATHS: dict[str, Any] = {
                                 "required": ["sessions", "total", "offset", "limit"],
                                 "properties": {
                                     "sessions": {"type": "array", "items": {"type": "object"}},
-                                    "total": {"type": "integer"},
+                                    "total": {"type": "integer", "description": "sessions matching"},
+                                    "catalog": {
+                                        "type": "string",
+                                        "enum": ["building", "refreshing", "ready", "unavailable"],
+                                    },
+                                    "partial": {
+                                        "type": "boolean",
+                                        "description": "true while the catalog is first built",
+                                    },
                                 },
                             }
                         }
                     },
                 },
+                "400": json_response(ERR, "a filter that is not valid (details name it)"),
+                "503": json_response(ERR, "filters asked while the catalog is rebuilt after damage"),
                 **AUTH_ERR,
             },
         }
     },
     "/sessions/{session_id}": {
         "get": {
-            "summary": "The session's session.json",
+            "summary": "The session's session.json, with its upload state to the object store",
             "parameters": [_SESSION_PARAM],
             "responses": {
                 "200": {
-                    "description": "the manifest",
+                    "description": 'the manifest as written, plus "upload": null (never queued) or '
+                    "{state: pending | uploading | uploaded | failed | local-deleted, attempts, last_error, "
+                    "queued_at, finished_at, next_attempt_at, objects, bytes, location}",
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
-                "404": json_response(ERR, "no such session, or no manifest yet"),
+                "404": json_response(
+                    ERR, 'no such session, no manifest yet, or deleted here after its upload (then "upload")'
+                ),
                 **AUTH_ERR,
             },
         }
@@ -242,6 +296,19 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         }
     },
+    "/sessions/{session_id}/report": {
+        "get": {
+            "summary": "The session's report: one self-contained HTML page of plots (also report.html in "
+            "the folder, written after each session; made here when missing or older than session.json)",
+            "parameters": [_SESSION_PARAM],
+            "responses": {
+                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                "404": json_response(ERR, "no such session, or no manifest yet"),
+                "409": json_response(ERR, "session.json cannot be read"),
+                **AUTH_ERR,
+            },
+        }
+    },
     "/sessions/{session_id}.zip": {
         "get": {
             "summary": "The session folder as a zip, streamed, files stored uncompressed",
@@ -270,11 +337,16 @@ def _service() -> CaptureService:
 @bp.get("/")
 def page() -> ResponseReturnValue:
     static = Path(current_app.static_folder or "")
-    # A version in the asset URLs, so a browser never runs a new page with an old script.
-    stamps = [
-        int(p.stat().st_mtime) for p in (static / "dashboard.js", static / "dashboard.css") if p.exists()
-    ]
-    resp = Response(render_template("dashboard.html", version=max(stamps, default=0)))
+    # A version in the asset URLs, so a browser never runs a new page with an old script: the
+    # page's import map gives every module (static/js/*.js) its versioned URL.
+    scripts = sorted((static / "js").glob("*.js"))
+    stamps = [int(p.stat().st_mtime) for p in [static / "dashboard.css", *scripts] if p.exists()]
+    version = max(stamps, default=0)
+    modules = {
+        url_for("static", filename=f"js/{p.name}"): url_for("static", filename=f"js/{p.name}", v=version)
+        for p in scripts
+    }
+    resp = Response(render_template("dashboard.html", version=version, modules=modules))
     resp.headers["Cache-Control"] = "no-cache"
     return resp
 
@@ -330,9 +402,10 @@ def _positioning(cfg: Config, command_id: str | None) -> dict[str, Any] | None:
 
 
 # -- live thumbnails -------------------------------------------------------------------------------
-# Which frame a cached thumbnail was made from. Frames of one message share their arrival time, so
-# the camera's own index and timestamp tell them apart.
-_FrameKey = tuple[float, int | None, int | None]
+# Which frame a cached thumbnail was made from, and with which display settings (PUT /config may
+# change them). Frames of one message share their arrival time, so the camera's own index and
+# timestamp tell them apart.
+_FrameKey = tuple[float, int | None, int | None, DisplayConfig | None]
 
 
 class _LiveCache:
@@ -374,10 +447,11 @@ def live(camera_id: str, ext: str) -> ResponseReturnValue:
         _fail(404, f"no frame received from {camera_id} yet")
     max_side = _size_arg("max", LIVE_MAX_DEFAULT)
     key = (camera_id, ext, max_side)
-    which = (frame.received_mono, frame.frame_index, frame.timestamp_ns)
+    display = service.config.cameras[camera_id].display
+    which = (frame.received_mono, frame.frame_index, frame.timestamp_ns, display)
     cached = _live_cache.get(key, which)
     if cached is None:
-        cached = _live_image(frame, ext, max_side)
+        cached = _live_image(frame, ext, max_side, display)
         _live_cache.put(key, which, *cached)
     data, mimetype = cached
     resp = Response(data, mimetype=mimetype)
@@ -390,18 +464,18 @@ def live(camera_id: str, ext: str) -> ResponseReturnValue:
     return resp
 
 
-def _live_image(frame: Frame, ext: str, max_side: int) -> tuple[bytes, str]:
+def _live_image(frame: Frame, ext: str, max_side: int, display: DisplayConfig | None) -> tuple[bytes, str]:
     if frame.pixel_format == "encoded":
         kind = encoded_kind(frame.pixels)
         if kind is not None and max(frame.width, frame.height) <= max_side:
             return frame.pixels, _MIMETYPES[f".{kind}"]  # passed through, byte for byte
         img = _decode(frame.pixels, reduce_to=max_side)
-        return _encode(_for_display(_fit(img, max_side)), ext)
+        return _encode(_for_display(_fit(img, max_side), display), ext)
     arr = frame_to_array(frame)  # RGB order for colour
     small = _fit(arr, max_side)
     if small.ndim == 3:
         small = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)  # cv2 encodes BGR
-    return _encode(preview_8bit(small), ext)
+    return _encode(display_8bit(small, display, bgr=True), ext)
 
 
 # -- sessions --------------------------------------------------------------------------------------
@@ -542,24 +616,92 @@ def _session_names(save_dir: Path) -> list[str]:
 
 @bp.get("/sessions")
 def sessions() -> ResponseReturnValue:
-    """Sessions in ``save_dir``, newest first, one page of summaries."""
-    save_dir = _service().paths.save_dir
+    """Sessions in ``save_dir``, newest first, one page of summaries, filtered (``?camera=``,
+    ``?status=``, ``?since=``, ``?until=``, ``?scan_id=``, ``?pan_min=`` …, ``?q=``); ``total`` counts
+    the sessions matching. Answered from the catalog (sessions.catalog); while the catalog is first
+    built, an unfiltered page is listed from the folders as before, and a filtered one comes from the
+    part indexed so far with ``"partial": true``. ``"catalog"`` says which."""
+    service = _service()
+    save_dir = service.paths.save_dir
     limit = request.args.get("limit", SESSIONS_PAGE_DEFAULT, type=int)
     offset = request.args.get("offset", 0, type=int)
     limit = min(max(limit, 1), SESSIONS_PAGE_MAX)
     offset = max(offset, 0)
-    names = _session_names(save_dir)
-    page = [_summaries.summary(save_dir / name) for name in names[offset : offset + limit]]
-    return jsonify({"sessions": page, "total": len(names), "offset": offset, "limit": limit})
+    try:
+        filters = query_from_params(request.args)
+    except FilterError as exc:
+        details = [{"index": None, "field": exc.param, "message": str(exc)}]
+        return jsonify(error_body(f"bad filter {exc}", details)), 400
+    catalog = service.catalog
+    page: Page | None = None
+    if catalog.state != "building" or filters.filtered():
+        try:
+            page = catalog.query(filters, limit, offset)
+        except CatalogUnavailable as exc:
+            if filters.filtered():
+                resp = jsonify(error_body(f"sessions cannot be filtered now: {exc}; try again shortly"))
+                resp.headers["Retry-After"] = "5"
+                return resp, 503
+    if page is None:  # the folders, as before the catalog
+        names = _session_names(save_dir)
+        listed = [_summaries.summary(save_dir / name) for name in names[offset : offset + limit]]
+        return jsonify(
+            {
+                "sessions": listed,
+                "total": len(names),
+                "offset": offset,
+                "limit": limit,
+                "catalog": catalog.state,
+            }
+        )
+    listed = [{**_summaries.summary(save_dir / row.session_id), **_catalog_fields(row)} for row in page.rows]
+    return jsonify(
+        {
+            "sessions": listed,
+            "total": page.total,
+            "offset": offset,
+            "limit": limit,
+            "catalog": catalog.state,
+            "partial": catalog.state == "building",
+        }
+    )
+
+
+def _catalog_fields(row: SessionRow) -> dict[str, Any]:
+    """What the catalog adds to a session's summary in the list."""
+    return {
+        "scan_id": row.scan_id,
+        "pose_index": row.pose_index,
+        "label": row.label,
+        "bytes": row.bytes,
+        "upload_state": row.upload_state,
+    }
 
 
 @bp.get("/sessions/<session_id>")
 def session_manifest(session_id: str) -> ResponseReturnValue:
+    """session.json as written (its keys in its order), with "upload": the session's upload state
+    (service.uploads; null when it was never queued for the object store)."""
+    service = _service()
+    upload = service.uploads.session_state(session_id) if _SESSION_ID.fullmatch(session_id) else None
+    gone = not (service.paths.save_dir / session_id).exists()
+    if upload is not None and upload["state"] == "local-deleted" and gone:
+        where = upload.get("location") or "the object store"
+        message = f"session {session_id} was deleted here after its upload to {where}"
+        return jsonify(error_body(message, upload=upload)), 404
     folder = _session_dir(session_id)
     if not has_manifest(folder):  # never served through a link out of the session
         _fail(404, f"session {session_id} has no {MANIFEST_NAME} yet (still recording, or interrupted)")
-    # Served as written: the file is the format (sessions.manifest reads it; readers may too).
-    return send_file(folder / MANIFEST_NAME, mimetype="application/json", conditional=True, max_age=0)
+    try:
+        data = json.loads((folder / MANIFEST_NAME).read_bytes())
+    except (OSError, ValueError):
+        data = None
+    if not isinstance(data, dict):  # not the format: served as it is, for the reader to see
+        return send_file(folder / MANIFEST_NAME, mimetype="application/json", conditional=True, max_age=0)
+    data["upload"] = upload
+    resp = Response(json.dumps(data, ensure_ascii=False), mimetype="application/json")
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
 
 
 @bp.get("/sessions/<session_id>/files/<path:file>")
@@ -570,29 +712,33 @@ def session_file(session_id: str, file: str) -> ResponseReturnValue:
     if request.args.get("view") in ("1", "true") and suffix in _MIMETYPES and suffix != ".json":
         if suffix in _BROWSER_IMAGES:
             return _send(path, suffix)
-        data, mimetype = _encode(_for_display(_read_image(path)), "png")
+        data, mimetype = _encode(_for_display(_read_image(path), _display_of(file)), "png")
         resp = Response(data, mimetype=mimetype)
         resp.headers["Cache-Control"] = "private, max-age=3600"
         return resp
     return _send(path, suffix)
 
 
+# A gallery thumbnail's file, mtime, size and the display settings it was made with.
+_ThumbKey = tuple[str, int, int, DisplayConfig | None]
+
+
 class _ThumbCache:
-    """Gallery thumbnails by (file, mtime, size); bounded in bytes, least recently used dropped."""
+    """Gallery thumbnails by (file, mtime, size, display); bounded in bytes, least recently used dropped."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: OrderedDict[tuple[str, int, int], bytes] = OrderedDict()
+        self._items: OrderedDict[_ThumbKey, bytes] = OrderedDict()
         self._bytes = 0
 
-    def get(self, key: tuple[str, int, int]) -> bytes | None:
+    def get(self, key: _ThumbKey) -> bytes | None:
         with self._lock:
             data = self._items.get(key)
             if data is not None:
                 self._items.move_to_end(key)
             return data
 
-    def put(self, key: tuple[str, int, int], data: bytes) -> None:
+    def put(self, key: _ThumbKey, data: bytes) -> None:
         with self._lock:
             if key in self._items:
                 return
@@ -613,14 +759,34 @@ def session_thumb(session_id: str, file: str) -> ResponseReturnValue:
         _fail(404, f"{file} is not an image")
     size = _size_arg("size", THUMB_SIZE_DEFAULT)
     st = path.stat()
-    key = (str(path), st.st_mtime_ns, size)
+    display = _display_of(file)
+    key = (str(path), st.st_mtime_ns, size, display)
     data = _thumbs.get(key)
     if data is None:
-        data, _ = _encode(_for_display(_fit(_read_image(path, reduce_to=size), size)), "jpg")
+        data, _ = _encode(_for_display(_fit(_read_image(path, reduce_to=size), size), display), "jpg")
         _thumbs.put(key, data)
     resp = Response(data, mimetype="image/jpeg")
     # Frame files never change once written: the browser may keep the thumbnail.
     resp.headers["Cache-Control"] = "private, max-age=86400"
+    return resp
+
+
+@bp.get("/sessions/<session_id>/report")
+def session_report(session_id: str) -> ResponseReturnValue:
+    """The session's report page (sessions.report): ``report.html`` from the folder when it is there and
+    no older than ``session.json``, else built now and written there for the next time."""
+    folder = _session_dir(session_id)
+    if not has_manifest(folder):
+        _fail(404, f"session {session_id} has no {MANIFEST_NAME} yet (still recording, or interrupted)")
+    try:
+        page = refresh_report(folder)
+    except ManifestError as exc:
+        _fail(409, f"session {session_id} has no report: {exc}")
+    if page is None:  # report.html is current
+        resp = send_file(folder / REPORT_NAME, mimetype="text/html", conditional=True, max_age=0)
+    else:
+        resp = Response(page, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-cache"
     return resp
 
 
@@ -772,6 +938,10 @@ def _decode(data: bytes, reduce_to: int | None = None) -> npt.NDArray[Any]:
         else:
             if factor >= 2:
                 flags = cv2.IMREAD_REDUCED_COLOR_2
+    tiff = read_tiff(data)  # None unless a TIFF: OpenCV's libtiff cannot decode "fast" (Zstandard) ones
+    if tiff is not None:
+        bgr: npt.NDArray[Any] = cv2.cvtColor(tiff, cv2.COLOR_RGB2BGR) if tiff.shape[2:] == (3,) else tiff
+        return bgr
     img = cv2.imdecode(buf, flags)
     if img is None:
         raise ValueError("not a readable image")
@@ -786,11 +956,22 @@ def _read_image(path: Path, reduce_to: int | None = None) -> npt.NDArray[Any]:
         _fail(415, f"{path.name} is not an image this service can show")
 
 
-def _for_display(img: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
-    """8 bits for a browser: mono (any depth) and 16-bit colour stretched, 8-bit colour as it is."""
+def _for_display(img: npt.NDArray[Any], display: DisplayConfig | None = None) -> npt.NDArray[np.uint8]:
+    """8 bits for a browser (BGR, as cv2 encodes): mono through the camera's ``display`` settings or
+    stretched, 16-bit colour stretched, 8-bit colour as it is."""
     if img.ndim == 3 and img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return preview_8bit(img)
+    return display_8bit(img, display, bgr=True)
+
+
+def _display_of(file: str) -> DisplayConfig | None:
+    """The display settings of the camera a session file belongs to (``<camera_id>/…``); None for a
+    preview (already an 8-bit display copy) or a folder that names no configured camera."""
+    camera_id, _, rest = file.partition("/")
+    camera = _service().config.cameras.get(camera_id)
+    if camera is None or rest.startswith("previews/"):
+        return None
+    return camera.display
 
 
 def _fit(img: npt.NDArray[Any], max_side: int) -> npt.NDArray[Any]:

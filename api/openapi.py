@@ -219,6 +219,7 @@ PROCESS = {
         "413": json_response(ERR, "body over api.max_body_bytes"),
         "415": json_response(ERR, "Content-Type is not application/json"),
         "503": json_response(ERR, "broker not connected or queue full; nothing was executed"),
+        "507": json_response(ERR, "would leave less than storage.min_free_mb free; nothing was executed"),
         **AUTH_ERR,
     },
 }
@@ -311,7 +312,9 @@ PATHS: dict[str, Any] = {
     },
     "/status": {
         "get": {
-            "summary": "Broker, devices (latest state, age, settled), streams, cameras",
+            "summary": "Broker, devices (latest state, age, settled), streams, cameras, the upload queue "
+            "(uploads: sessions_pending, bytes_pending, rate_mb_s, last_error), the save folder's free space "
+            "(disk: folder, free_mb, total_mb, min_free_mb, warning), the session catalog (catalog: state)",
             "responses": {
                 "200": _obj(
                     "rig status", {"type": "object", "required": ["broker", "devices", "streams", "cameras"]}
@@ -669,6 +672,7 @@ SCAN_PATHS: dict[str, Any] = {
                 "415": json_response(ERR, "Content-Type is not application/json"),
                 "500": json_response(ERR, "history could not be written; nothing was executed"),
                 "503": json_response(ERR, "broker not connected or queue full; nothing was executed"),
+                "507": json_response(ERR, "the poses would leave less than storage.min_free_mb free"),
                 **AUTH_ERR,
             },
         },
@@ -735,3 +739,113 @@ SCAN_PATHS["/scans/{scan_id}/papywizard.xml"] = {
     }
 }
 PATHS.update(SCAN_PATHS)
+
+
+# -- schedules (api/schedules.py) -----------------------------------------------------------------
+SCHEDULE_REF = "#/components/schemas/Schedule"
+SCHEMAS["ScheduleRequest"] = {
+    "type": "object",
+    "description": "exactly one of scan and batch, exactly one of every_s and cron; checked whole",
+    "properties": {
+        "scan": {"$ref": "#/components/schemas/ScanRequest"},
+        "batch": {"type": "object", "description": "a POST /process-request body"},
+        "every_s": {"type": "number", "minimum": 1, "description": "seconds between runs"},
+        "cron": {"type": "string", "description": "five fields, in the service machine's local time"},
+        "label": {"type": "string", "maxLength": 200},
+    },
+}
+SCHEMAS["Schedule"] = {
+    "type": "object",
+    "required": ["schedule_id", "kind", "request", "created_at", "next_run_at", "last_run", "runs"],
+    "properties": {
+        "schedule_id": {"type": "string"},
+        "label": STR_OR_NULL,
+        "kind": {"type": "string", "enum": ["scan", "batch"]},
+        "request": {"type": "object"},
+        "every_s": NUM_OR_NULL,
+        "cron": STR_OR_NULL,
+        "created_at": {"type": "number"},
+        "next_run_at": {"type": "number", "description": "epoch seconds"},
+        "last_run": {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "at": {"type": "number"},
+                "due_at": {"type": "number"},
+                "status": {"type": "string"},
+                "job_id": STR_OR_NULL,
+                "scan_id": STR_OR_NULL,
+                "error": {"type": "object", "nullable": True},
+            },
+        },
+        "runs": {"type": "integer", "description": "runs queued"},
+        "skipped": {"type": "integer", "description": "slots not queued: the previous run was unfinished"},
+        "message": {"type": "string"},
+    },
+}
+SCHEDULE_ID = [{"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+PATHS["/schedules"] = {
+    "post": {
+        "summary": "Run a scan or a batch every N seconds or on a cron expression",
+        "description": "Runs are queued like any job (never overlapping a capture); kept in "
+        "schedules.json; a run that fell due while the service was down runs once at the next start.",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScheduleRequest"}}},
+        },
+        "responses": {
+            "201": _obj(
+                "stored",
+                {
+                    "type": "object",
+                    "required": ["schedule_id", "next_run_at"],
+                    "properties": {"schedule_id": {"type": "string"}, "next_run_at": {"type": "number"}},
+                },
+            ),
+            "400": json_response(ERR, "invalid schedule (details name the field); nothing stored"),
+            "409": json_response(ERR, "too many schedules; nothing stored"),
+            "413": json_response(ERR, "body over api.max_body_bytes"),
+            "415": json_response(ERR, "Content-Type is not application/json"),
+            "500": json_response(ERR, "schedules.json could not be written; nothing stored"),
+            **AUTH_ERR,
+        },
+    },
+    "get": {
+        "summary": "Every schedule, soonest first, with its next and last run",
+        "responses": {
+            "200": _obj(
+                "schedules (warning: schedules.json was damaged and set aside at start)",
+                {
+                    "type": "object",
+                    "required": ["schedules"],
+                    "properties": {
+                        "schedules": {"type": "array", "items": {"$ref": SCHEDULE_REF}},
+                        "warning": {"type": "string"},
+                    },
+                },
+            ),
+            **AUTH_ERR,
+        },
+    },
+}
+PATHS["/schedules/{schedule_id}"] = {
+    "get": {
+        "summary": "One schedule",
+        "parameters": SCHEDULE_ID,
+        "responses": {
+            "200": json_response(SCHEDULE_REF, "the schedule"),
+            "404": json_response(ERR, "no such schedule"),
+            **AUTH_ERR,
+        },
+    },
+    "delete": {
+        "summary": "Delete a schedule (a run already queued or running goes on)",
+        "parameters": SCHEDULE_ID,
+        "responses": {
+            "200": json_response(SCHEDULE_REF, "deleted"),
+            "404": json_response(ERR, "no such schedule"),
+            "500": json_response(ERR, "schedules.json could not be written; nothing deleted"),
+            **AUTH_ERR,
+        },
+    },
+}

@@ -141,7 +141,10 @@ def history() -> ResponseReturnValue:
 
 @bp.get("/status")
 def status() -> ResponseReturnValue:
-    return jsonify(_service().status())
+    service = _service()
+    body = service.status()
+    body["uploads"] = service.uploads.status()  # the object-store queue (service.uploads)
+    return jsonify(body)
 
 
 @bp.get("/healthz")

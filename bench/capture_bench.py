@@ -6,10 +6,14 @@ that ``SimRig.sent_frames()`` says exactly what the rig sent. The real Mosquitto
 must be running. Everything listens on loopback only.
 
     python bench/capture_bench.py [--workload W1|W2|W2-long|all] [--runs N] [--duration S]
-                                  [--image-format png|png-small|tiff] [--memory-cap-mb MB]
+                                  [--image-format F | --formats F,F,...] [--memory-cap-mb MB]
                                   [--set KEY=JSON ...] [--json-only] [--keep] [--work-dir DIR]
 
 ``--set`` overrides any service config key for an experiment (``--set recording.writer_threads=1``).
+``--formats fast,png,tiff`` runs the workloads once per ``cameras.<id>.image_format`` and ends with
+a table comparing the formats: encode CPU-ms per MB of raw pixels, size ratio (raw bytes ÷ file
+bytes), save lag and completeness. Give ``--sim-noise`` (e.g. 3) for sizes that mean anything: the
+simulated scene without noise compresses 20-90x.
 
 Workloads (default: W1 then W2; W2-long only when asked, or with ``all``):
 
@@ -37,6 +41,9 @@ plus each run's values):
   ``BOUNDARY_S`` of either edge and not saved is excused (the service windows by *arrival* time, the
   rig stamps *send* time) and counted in ``boundary_excused``; ``completeness_strict`` excuses none;
 - ingest MB/s (pixel bytes of saved frames / duration) and, in the same run, the bare receiver's;
+- per raw camera: encode CPU-ms per MB of raw pixels (the service's encoder on saved frames) and the
+  size ratio (raw pixel bytes ÷ bytes of the saved files); ``session_ratio_raw``: the session's bytes
+  on disk ÷ the raw bytes of its frames (the compressed formats' target: at most 0.75);
 - save lag: ``session.json`` mtime - ``record_ended_at``, and its ratio to the duration; the save limit
   ``max(encode CPU-s / cores, bytes written / disk write speed)`` and the lag's ratio to it;
 - peak RSS of the service and its ratio to the recording's raw bytes (pixel bytes the rig sent in the
@@ -114,6 +121,10 @@ DISK_PROBE_CHUNK = 8 * MIB
 DEFAULT_MEMORY_CAP_MB = 1024.0
 RSS_SLACK_MIB = 300.0  # the "+ 300 MB" of the memory targets
 BUSY_MACHINE_CORES = 0.2  # other programs' load above which the bench warns
+# Formats held to issue 15's targets on W2: save lag <= 0.1 x duration, session <= 0.75 x raw bytes.
+FAST_FORMATS = frozenset({"fast", "tiff-zstd"})
+FAST_LAG_PER_DURATION = 0.1
+FAST_SESSION_PER_RAW = 0.75
 
 
 class BenchError(Exception):
@@ -559,7 +570,8 @@ def frame_from_file(path: Path, camera_id: str, cam: CameraSim) -> Frame:
 def encode_cpu(
     session_dir: Path, session: dict[str, Any], wl: Workload, formats: Mapping[str, str]
 ) -> tuple[float, dict[str, float], str]:
-    """(total encode CPU-seconds, per-camera CPU-seconds per frame, method) for the saved frames."""
+    """(total encode CPU-seconds, per-camera CPU-seconds per frame, method) for the saved frames.
+    Per MB of raw pixels: ``per_frame[cid] / (wl.frame_bytes(cid) / MB)``."""
     total = 0.0
     per_frame: dict[str, float] = {}
     sampled = False
@@ -711,13 +723,16 @@ def saved_per_camera(
         detail["rejected_frames"] = cam_doc.get("rejected_frames", 0)
         per_cam[cid] = detail
         size = wl.frame_bytes(cid)
+        sizes = [(session_dir / f["file"]).stat().st_size for f in frames]
+        detail["file_bytes"] = sum(sizes)
         if size is None:  # encoded: the files are the camera's bytes
-            sizes = [(session_dir / f["file"]).stat().st_size for f in frames]
             saved_pixel_bytes += sum(sizes)
             raw_bytes += detail["sent"] * (statistics.mean(sizes) if sizes else 0)
+            detail["size_ratio"] = None
         else:
             saved_pixel_bytes += size * len(frames)
             raw_bytes += size * detail["sent"]
+            detail["size_ratio"] = size * len(frames) / sum(sizes) if sizes else None
         saved_frames += len(frames)
     return SavedFrames(per_cam, saved_pixel_bytes, saved_frames, raw_bytes)
 
@@ -776,6 +791,12 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
         "save_lag_ratio_limit": save_lag / save_limit if save_limit > 0 else None,
         "encode_cpu_s": encode_s,
         "encode_cpu_s_per_frame": encode_per_frame,
+        "encode_cpu_ms_per_mb": {
+            cid: 1000 * cost / (size / MB) if (size := wl.frame_bytes(cid)) else None
+            for cid, cost in encode_per_frame.items()
+        },
+        "size_ratio": {cid: d["size_ratio"] for cid, d in saved.per_cam.items()},
+        "session_ratio_raw": bytes_written / saved.pixel_bytes if saved.pixel_bytes else None,
         "encode_method": encode_method,
         "encode_limit_s": encode_limit,
         "bytes_written_mb": bytes_written / MB,
@@ -807,6 +828,7 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
         "rig_frames_skipped": run.stats_after["frames_skipped"] - run.stats_before["frames_skipped"],
         "rig_ack_timeouts": run.stats_after["ack_timeouts"] - run.stats_before["ack_timeouts"],
     }
+    figures["image_format"] = ",".join(sorted({formats[cid] for cid in wl.cameras}))
     if not settings.keep:
         shutil.rmtree(session_dir, ignore_errors=True)
     return figures
@@ -854,9 +876,30 @@ def evaluate(wl: Workload, fig: dict[str, Any]) -> dict[str, dict[str, Any]]:
         rejected = sum(d["rejected_frames"] for d in fig["completeness_detail"].values())
         lost_total = lost + rejected + fig["write_errors"]
         out["nothing lost (sent, not saved)"] = {"value": lost_total, "bound": "= 0", "pass": lost_total == 0}
+    out.update(fast_format_targets(wl, fig))
     s2f = fig["settle_to_first_frame_ms"]
     out["settle to first frame"] = {"value": s2f, "bound": "<= 50 ms", "pass": s2f is not None and s2f <= 50}
     return out
+
+
+def fast_format_targets(wl: Workload, fig: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Issue 15's targets for the fast compressed format on W2: lag and session size."""
+    if wl.name != "W2" or fig.get("image_format") not in FAST_FORMATS:
+        return {}
+    lag = fig["save_lag_ratio_duration"]
+    size = fig["session_ratio_raw"]
+    return {
+        "save lag (fast format)": {
+            "value": lag,
+            "bound": f"lag / duration <= {FAST_LAG_PER_DURATION:g}",
+            "pass": lag is not None and lag <= FAST_LAG_PER_DURATION,
+        },
+        "session size (fast format)": {
+            "value": size,
+            "bound": f"session / raw bytes <= {FAST_SESSION_PER_RAW:g}",
+            "pass": size is not None and size <= FAST_SESSION_PER_RAW,
+        },
+    }
 
 
 def median_of(values: list[Any]) -> Any:
@@ -922,6 +965,24 @@ def print_table(wl: Workload, runs: int, fig: dict[str, Any], targets: dict[str,
             f"{_num(fig['save_lag_ratio_limit'])} x limit)",
             targets["save lag"]["bound"],
             verdict("save lag"),
+        )
+    )
+    for name in ("save lag (fast format)", "session size (fast format)"):
+        if name in targets:
+            rows.append((name, _num(targets[name]["value"], ".3f"), targets[name]["bound"], verdict(name)))
+    rows.append(
+        (
+            f"encoding ({fig.get('image_format') or 'n/a'})",
+            "; ".join(
+                f"{cid}: {_num(fig['encode_cpu_ms_per_mb'].get(cid))} CPU-ms/MB, "
+                f"ratio {_num(fig['size_ratio'].get(cid))}"
+                for cid in wl.cameras
+                if fig["encode_cpu_ms_per_mb"].get(cid) is not None
+            )
+            or "n/a (no raw camera)",
+            f"session {_num(fig['bytes_written_mb'], '.0f')} MB = "
+            f"{_num(fig['session_ratio_raw'], '.3f')} x raw",
+            "",
         )
     )
     rows.append(
@@ -1062,6 +1123,16 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key, raw
 
 
+def parse_formats(text: str) -> list[str]:
+    """``fast,png,tiff``: image formats the service knows, in the order given."""
+    known = get_args(ImageFormat)
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in known]
+    if unknown or not formats:
+        raise argparse.ArgumentTypeError(f"unknown image format(s) {unknown}; known: {', '.join(known)}")
+    return formats
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -1075,6 +1146,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--image-format",
         choices=get_args(ImageFormat),
         help="cameras.<id>.image_format (default: the service's default)",
+    )
+    ap.add_argument(
+        "--formats",
+        type=parse_formats,
+        metavar="F,F,...",
+        help="run the workloads once per image_format and compare them, e.g. fast,png,tiff",
     )
     ap.add_argument(
         "--memory-cap-mb",
@@ -1101,6 +1178,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folders and sessions")
     ap.add_argument("--work-dir", type=Path, help="where the temporary folders go (default: the system's)")
     args = ap.parse_args(argv)
+    if args.formats and args.image_format:
+        ap.error("give --image-format or --formats, not both")
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     if args.duration is not None and not 0 < args.duration <= 600:
@@ -1166,22 +1245,70 @@ def main(argv: list[str] | None = None) -> int:
         "boundary_s": BOUNDARY_S,
         "workloads": {},
     }
-    for wl in settings.workloads:
-        try:
-            result = run_workload(wl, settings)
-        except KeyboardInterrupt:
-            print("interrupted; the service and the rig were stopped", file=sys.stderr)
-            return 130
-        report["workloads"][wl.name] = result
-        if not args.json_only and "median" in result:
-            print_table(wl, result["runs"], result["median"], result["targets"])
-        if not args.json_only and result["errors"]:
-            print(f"  errors: {result['errors']}")
+    formats: list[str | None] = list(args.formats) if args.formats else [args.image_format]
+    try:
+        for image_format in formats:
+            settings.image_format = image_format
+            workloads = run_workloads(settings, args.json_only)
+            if args.formats:
+                report.setdefault("formats", {})[image_format] = {"workloads": workloads}
+            else:
+                report["workloads"] = workloads
+    except KeyboardInterrupt:
+        print("interrupted; the service and the rig were stopped", file=sys.stderr)
+        return 130
+    if args.formats and not args.json_only:
+        print_format_table(report["formats"])
     print(json.dumps(_rounded(report), default=str), flush=True)
-    results = report["workloads"].values()
+    if args.formats:
+        results = [r for f in report["formats"].values() for r in f["workloads"].values()]
+    else:
+        results = list(report["workloads"].values())
     if any(r["errors"] or not r["runs"] for r in results):
         return 2
     return 0 if all(r["all_pass"] for r in results) else 1
+
+
+def run_workloads(settings: BenchSettings, json_only: bool) -> dict[str, Any]:
+    """Every workload once (``settings.runs`` runs each) with ``settings.image_format``; tables printed."""
+    results: dict[str, Any] = {}
+    for wl in settings.workloads:
+        result = run_workload(wl, settings)
+        results[wl.name] = result
+        if not json_only and "median" in result:
+            if settings.image_format is not None:
+                print(f"\n[image_format {settings.image_format}]", end="")
+            print_table(wl, result["runs"], result["median"], result["targets"])
+        if not json_only and result["errors"]:
+            print(f"  errors: {result['errors']}")
+    return results
+
+
+def print_format_table(by_format: Mapping[str, Any]) -> None:
+    """One row per format and workload with raw cameras: CPU-ms/MB and size ratio per camera, the
+    session's size, save lag and completeness (medians)."""
+    print("\nformats compared (medians; CPU-ms per MB of raw pixels, ratio = raw bytes / file bytes):")
+    header = ("format", "workload", "raw cameras: CPU-ms/MB, ratio", "session / raw", "save lag", "complete")
+    rows: list[tuple[str, ...]] = [header]
+    for image_format, entry in by_format.items():
+        for name, result in entry["workloads"].items():
+            fig = result.get("median")
+            if fig is None:
+                rows.append((image_format, name, "failed", "", "", ""))
+                continue
+            cams = "; ".join(
+                f"{cid.removeprefix('cameradevice_')} {_num(ms, '.1f')}, {_num(fig['size_ratio'].get(cid))}"
+                for cid, ms in fig["encode_cpu_ms_per_mb"].items()
+                if ms is not None
+            )
+            lag = f"{_num(fig['save_lag_s'])} s ({_num(fig['save_lag_ratio_duration'], '.3f')} x dur)"
+            complete = " / ".join(_pct(v) for v in fig["completeness"].values())
+            rows.append(
+                (image_format, name, cams or "n/a", _num(fig["session_ratio_raw"], ".3f"), lag, complete)
+            )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        print("  " + "  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)))
 
 
 def _rounded(value: Any) -> Any:

@@ -44,11 +44,31 @@ class CameraStats:
     index_gaps: int = 0  # counted at full rate only: while idle the rig skips frames on purpose
     reasons: deque[str] = field(default_factory=lambda: deque(maxlen=5))
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
+    # The byte rate (what the disk guard estimates a recording's size from): frames' sizes over the
+    # last FPS_WINDOW_S, and the rate last measured while the stream ran at full rate for a whole window.
+    recent_bytes: deque[tuple[float, int]] = field(default_factory=deque)
+    window_bytes: int = 0
+    full_rate_bps: float | None = None
 
     def fps(self, now_mono: float) -> float:
         while self.recent and now_mono - self.recent[0] > FPS_WINDOW_S:
             self.recent.popleft()
         return round(len(self.recent) / FPS_WINDOW_S, 2)
+
+    def count_bytes(self, now_mono: float, size: int, full_rate_for_s: float | None) -> None:
+        self.recent_bytes.append((now_mono, size))
+        self.window_bytes += size
+        while now_mono - self.recent_bytes[0][0] > FPS_WINDOW_S:
+            self.window_bytes -= self.recent_bytes.popleft()[1]
+        if full_rate_for_s is not None and full_rate_for_s >= FPS_WINDOW_S:
+            self.full_rate_bps = self.window_bytes / FPS_WINDOW_S
+
+    def byte_rate(self, now_mono: float) -> float:
+        """Bytes per second received now, or at full rate when that was more (while no job needs
+        frames the stream is slowed down on purpose, see the module text)."""
+        while self.recent_bytes and now_mono - self.recent_bytes[0][0] > FPS_WINDOW_S:
+            self.window_bytes -= self.recent_bytes.popleft()[1]
+        return max(self.window_bytes / FPS_WINDOW_S, self.full_rate_bps or 0.0)
 
 
 class FrameRouter:
@@ -66,6 +86,7 @@ class FrameRouter:
         self.latest: dict[str, Frame] = {}
         self.full_rate = asyncio.Event()  # set while some job wants it (see the module text)
         self._full_rate_wanted: set[str] = set()
+        self._full_rate_since: float | None = None  # monotonic; None while idle
 
     def want_full_rate(self, holder: str, wanted: bool) -> None:
         """``holder`` (a job id) wants the streams at full rate, or no longer does. Idempotent."""
@@ -74,9 +95,12 @@ class FrameRouter:
         else:
             self._full_rate_wanted.discard(holder)
         if self._full_rate_wanted:
+            if not self.full_rate.is_set():
+                self._full_rate_since = time.monotonic()
             self.full_rate.set()
         else:
             self.full_rate.clear()
+            self._full_rate_since = None
 
     def dispatch(
         self, frames: Iterable[Frame], rejections: Iterable[Rejection], received_mono: float
@@ -94,6 +118,8 @@ class FrameRouter:
                     stats.index_gaps += 1
                 stats.last_frame_index = frame.frame_index
             stats.recent.append(frame.received_mono)
+            full_for = None if self._full_rate_since is None else frame.received_mono - self._full_rate_since
+            stats.count_bytes(frame.received_mono, len(frame.pixels), full_for)
             self.latest[frame.camera_id] = frame
             self._remember(frame)
             for sink in self._sinks:
@@ -148,6 +174,11 @@ class FrameRouter:
     def detach(self, sink: FrameSink) -> None:
         if sink in self._sinks:
             self._sinks.remove(sink)
+
+    def byte_rates(self) -> dict[str, float]:
+        """Per camera, the bytes per second it sends (camera.router CameraStats.byte_rate)."""
+        now = time.monotonic()
+        return {cam: s.byte_rate(now) for cam, s in self.cameras.items()}
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()

@@ -1,13 +1,12 @@
-"""The ``rigcli`` commands: capture, status, jobs, history, sessions."""
+"""The ``rigcli`` commands: capture, status, jobs, history, sessions; and scan, presets, schedules
+(rigcli/scan.py, rigcli/presets.py, rigcli/schedules.py)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from rigcli.client import (
@@ -18,25 +17,40 @@ from rigcli.client import (
     ApiClient,
     CliError,
     RequestRejected,
-    ServiceUnavailable,
 )
+from rigcli.common import (
+    Handler,
+    choose_cameras,
+    clip,
+    deg,
+    follow,
+    glue_negative_values,
+    parse_zoom,
+    print_json,
+    problem_lines,
+    split,
+    table,
+    when,
+)
+from rigcli.export import add_export_parser
+from rigcli.presets import add_presets_parser
 from rigcli.progress import JobProgress
+from rigcli.scan import add_scan_parser
+from rigcli.schedules import add_schedules_parser
 
 DEFAULT_URL = "http://127.0.0.1:5000"
-POLL_EVERY_S = 0.25
-# While following a job, connection trouble is retried for this long before giving up (exit 3).
-POLL_RETRY_S = 15.0
 # The pan-tilt axes the capture command can move: the option, and its key in GET /cameras "pantilt".
 # Which command drives an axis, and its argument, is the service's configuration: read from there.
 PANTILT_AXES = ("pan", "tilt")
 
 EPILOG = """\
 exit codes:
-  0  done; for capture: the job succeeded
-  1  the job failed or was cancelled (the error is printed)
-  2  usage error, or the service refused the request as invalid (HTTP 400/413/415)
+  0  done; for capture, scan and presets go: the job or scan succeeded
+  1  the job or scan failed or was cancelled (the error is printed)
+  2  usage error, or the service refused the request as invalid (HTTP 400/413/415; the problems
+     are listed), or answered that what it names does not exist or cannot do that now (404/409)
   3  cannot reach the service, it refused the token (HTTP 401/403), or it failed (HTTP 5xx)
-  130 interrupted with Ctrl-C (a submitted job goes on in the service)
+  130 interrupted with Ctrl-C (a submitted job goes on in the service; a followed scan is cancelled)
 
 environment:
   RIGCAPTURE_URL    default for --url (else http://127.0.0.1:5000)
@@ -47,6 +61,9 @@ examples:
   python -m rigcli capture --seconds 1 --cameras rgb --zoom rgb=4 --json > job.json
   python -m rigcli status
   python -m rigcli sessions --limit 5
+  python -m rigcli scan --pan -30:30:15 --tilt 0:-10:10 --seconds 2 --cameras swir rgb
+  python -m rigcli presets set gate --pan 45 --tilt -10 && python -m rigcli presets go gate
+  python -m rigcli schedules add --every 600 --scan-file sweep.json --label sweep
 """
 
 
@@ -150,7 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     hist.set_defaults(run=cmd_history)
     ses = sub.add_parser("sessions", parents=[common], help="recorded sessions, newest first")
     ses.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
+    ses.add_argument("--offset", type=int, default=0, help="skip this many (newest first)")
+    # Filters, passed to GET /sessions as they are (the service checks them and names a bad one).
+    ses.add_argument("--camera", help="sessions that recorded this camera (its full id)")
+    ses.add_argument("--status", help="complete, partial, failed, cancelled, incomplete or unreadable")
+    ses.add_argument("--since", metavar="EPOCH_S", help="recorded at or after (seconds since the epoch)")
+    ses.add_argument("--until", metavar="EPOCH_S", help="recorded before (seconds since the epoch)")
+    ses.add_argument("--scan", dest="scan_id", metavar="SCAN_ID", help="sessions of this scan")
+    for axis in ("pan", "tilt"):
+        for end in ("min", "max"):
+            ses.add_argument(
+                f"--{axis}-{end}", metavar="DEG_X100", help=f"{axis} at the start, {end}imum (degrees x100)"
+            )
+    ses.add_argument("--search", dest="q", metavar="TEXT", help="a part of the session id or its label")
     ses.set_defaults(run=cmd_sessions)
+    add_scan_parser(sub, common, EPILOG)
+    add_presets_parser(sub, common)
+    add_schedules_parser(sub, common)
+    add_export_parser(sub, common)
     return parser
 
 
@@ -162,20 +196,22 @@ def main(
     err = stderr or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(glue_negative_values(sys.argv[1:] if argv is None else argv))
     except _UsageError as exc:
         err.write(exc.usage + str(exc) + "\n")
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     client = ApiClient(args.url, args.token, timeout=args.timeout)
-    run: Callable[[argparse.Namespace, ApiClient, TextIO, TextIO], int] = args.run
+    run: Handler = args.run
     try:
         return run(args, client, out, err)
     except CliError as exc:
         if args.json and exc.body is not None:
-            _print_json(out, exc.body)
+            print_json(out, exc.body)
         err.write(f"rigcli: {exc.message}\n")
+        for line in problem_lines(exc.body):
+            err.write(line + "\n")
         return exc.exit_code
     except KeyboardInterrupt:
         err.write("\nrigcli: interrupted\n")
@@ -186,17 +222,13 @@ def main(
 
 # -- capture ---------------------------------------------------------------------------------------
 def cmd_capture(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    info = client.get("/cameras")
-    cameras = [c["camera_id"] for c in info["cameras"]]
-    chosen = [resolve_camera(name, cameras) for name in _split(args.cameras)]
-    if not chosen:
-        raise RequestRejected("--cameras names no camera")
+    chosen, info = choose_cameras(client, split(args.cameras))
     body = {"requests": build_batch(args, info, chosen)}
     answer = client.post("/process-request", body, params={"wait": "false"})
     job_id = answer["job_id"]
     if args.no_follow:
         if args.json:
-            _print_json(out, answer)
+            print_json(out, answer)
         else:
             out.write(f"{job_id}\n")
         return EXIT_OK
@@ -212,7 +244,7 @@ def cmd_capture(args: argparse.Namespace, client: ApiClient, out: TextIO, err: T
         return 130
     progress.close()
     if args.json:
-        _print_json(out, job)
+        print_json(out, job)
     else:
         out.write(summary(job))
     if job.get("status") != "succeeded":
@@ -220,18 +252,6 @@ def cmd_capture(args: argparse.Namespace, client: ApiClient, out: TextIO, err: T
         err.write(f"rigcli: job {job.get('status')}: {error.get('message', 'no reason given')}\n")
         return EXIT_JOB_FAILED
     return EXIT_OK
-
-
-def resolve_camera(name: str, cameras: Sequence[str]) -> str:
-    """An exact id, or the one id that contains ``name`` (case-insensitive); else a usage error."""
-    if name in cameras:
-        return name
-    matches = [c for c in cameras if name.lower() in c.lower()]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise RequestRejected(f"no camera matches {name!r}; cameras: {', '.join(cameras)}")
-    raise RequestRejected(f"{name!r} matches several cameras ({', '.join(matches)}); say which")
 
 
 def build_batch(args: argparse.Namespace, info: dict[str, Any], cameras: list[str]) -> list[dict[str, Any]]:
@@ -271,57 +291,13 @@ def pantilt_request(pantilt: dict[str, Any], axis: str, degrees: float) -> dict[
 
 def zoom_request(cameras: list[dict[str, Any]], item: str) -> dict[str, Any]:
     """The command for one ``--zoom CAMERA=VALUE``, with the camera's configured zoom command."""
-    name, sep, raw = item.partition("=")
-    if not sep or not raw:
-        raise RequestRejected(f"--zoom {item!r}: write CAMERA=VALUE, e.g. rgb=4")
-    camera = resolve_camera(name.strip(), [c["camera_id"] for c in cameras])
-    zoom = next(c.get("zoom") for c in cameras if c["camera_id"] == camera)
-    if not zoom:
-        raise RequestRejected(f"--zoom: {camera} has no zoom lens")
+    camera, zoom, value = parse_zoom(cameras, item)
     return {
         "target_id": "camera_device",
         "device_id": camera,
         "command_id": zoom["command_id"],
-        "args": {zoom["arg"]: _zoom_value(item, raw, camera, zoom)},
+        "args": {zoom["arg"]: value},
     }
-
-
-def _zoom_value(item: str, raw: str, camera: str, zoom: dict[str, Any]) -> float | int:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise RequestRejected(f"--zoom {item!r}: {raw!r} is not a number") from None
-    if not zoom["integer"]:
-        return value
-    if not value.is_integer():
-        raise RequestRejected(f"--zoom {item!r}: {camera} takes a whole {zoom['arg']}")
-    return int(value)
-
-
-def follow(client: ApiClient, job_id: str, progress: JobProgress, max_wait: float) -> dict[str, Any]:
-    """Poll the job until it is done; brief connection trouble is retried, not fatal."""
-    deadline = time.monotonic() + max_wait
-    trouble_since: float | None = None
-    while True:
-        try:
-            job: dict[str, Any] = client.job(job_id)
-            trouble_since = None
-        except ServiceUnavailable as exc:
-            answered = isinstance(exc.body, dict)  # the service said no: retrying will not help
-            if answered or (trouble_since is not None and time.monotonic() - trouble_since > POLL_RETRY_S):
-                raise
-            trouble_since = trouble_since or time.monotonic()
-            time.sleep(1.0)
-            continue
-        progress.update(job)
-        if job.get("phase") == "done" or job.get("status") in ("succeeded", "failed", "cancelled"):
-            return job
-        if time.monotonic() > deadline:
-            raise ServiceUnavailable(
-                f"job {job_id} is still {job.get('phase')} after {max_wait:.0f} s; stopped following "
-                f"(it goes on: python -m rigcli jobs)"
-            )
-        time.sleep(POLL_EVERY_S)
 
 
 def summary(job: dict[str, Any]) -> str:
@@ -358,7 +334,7 @@ def summary(job: dict[str, Any]) -> str:
 def cmd_status(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
     st = client.get("/status")
     if args.json:
-        _print_json(out, st)
+        print_json(out, st)
         return EXIT_OK
     pose = st.get("pose") or {}
     broker = st.get("broker") or {}
@@ -372,7 +348,7 @@ def cmd_status(args: argparse.Namespace, client: ApiClient, out: TextIO, err: Te
         f"service   {client.url}  (transport {st.get('command_transport')}, queue {st.get('queue_length')})",
         f"broker    {broker.get('host')}:{broker.get('port')} "
         + ("connected" if broker.get("connected") else f"DOWN {broker.get('last_error') or ''}".rstrip()),
-        f"pan/tilt  {_deg(pose.get('pan_deg_x100'))} / {_deg(pose.get('tilt_deg_x100'))}  {motion}",
+        f"pan/tilt  {deg(pose.get('pan_deg_x100'))} / {deg(pose.get('tilt_deg_x100'))}  {motion}",
         f"distance  {f'{dist:.2f} m' if isinstance(dist, int | float) and dist > 0 else 'no reading'}",
     ]
     for cam, zoom in (pose.get("zooms") or {}).items():
@@ -394,23 +370,55 @@ def cmd_status(args: argparse.Namespace, client: ApiClient, out: TextIO, err: Te
             ]
         )
     lines += table(["camera", "fps", "frames", "rejected", "last frame"], rows, right={1, 2, 3})
+    lines += storage_lines(st)
     out.write("\n".join(lines) + "\n")
     return EXIT_OK
+
+
+def _size(n: Any) -> str:
+    if not isinstance(n, int | float):
+        return "-"
+    return f"{n / 1e9:.2f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
+
+
+def storage_lines(st: dict[str, Any]) -> list[str]:
+    """GET /status's "disk" (free space, reserve, warning) and "uploads" (the object-store queue)."""
+    lines = []
+    disk = st.get("disk")
+    if isinstance(disk, dict):
+        free, total, reserve = disk.get("free_mb"), disk.get("total_mb"), disk.get("min_free_mb")
+        known = isinstance(free, int | float) and isinstance(total, int | float)
+        free_text = f"{free:.0f} MB free of {total:.0f} MB" if known else "free space unknown"
+        lines.append(f"disk      {disk.get('folder')}: {free_text}, reserve {reserve} MB")
+        if disk.get("warning"):
+            lines.append(f"WARNING   {disk['warning']}")
+    uploads = st.get("uploads")
+    if isinstance(uploads, dict) and uploads.get("enabled"):
+        scans = uploads.get("scans_pending") or 0
+        lines.append(
+            f"uploads   {uploads.get('target')} {uploads.get('activity')}: "
+            f"{uploads.get('sessions_pending')} sessions{f' and {scans} scans' if scans else ''} pending "
+            f"({_size(uploads.get('bytes_pending'))}), {uploads.get('rate_mb_s')} MB/s"
+        )
+        error = uploads.get("last_error")
+        if isinstance(error, dict):
+            lines.append(f"upload error  {error.get('item') or ''}: {clip(str(error.get('message')), 100)}")
+    return lines
 
 
 def cmd_jobs(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
     jobs = client.get("/jobs")["jobs"][: max(args.limit, 0)]
     if args.json:
-        _print_json(out, {"jobs": jobs})
+        print_json(out, {"jobs": jobs})
         return EXIT_OK
     rows = [
         [
             j.get("job_id", ""),
-            _when(j.get("created_at")),
+            when(j.get("created_at")),
             j.get("status", ""),
             j.get("phase", ""),
             (j.get("session") or {}).get("session_id") or "-",
-            _clip((j.get("error") or {}).get("message") or ""),
+            clip((j.get("error") or {}).get("message") or ""),
         ]
         for j in jobs
     ]
@@ -421,7 +429,7 @@ def cmd_jobs(args: argparse.Namespace, client: ApiClient, out: TextIO, err: Text
 def cmd_history(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
     entries = list(reversed(client.get("/history", params={"limit": max(args.limit, 1)})["requests"]))
     if args.json:
-        _print_json(out, {"requests": entries})
+        print_json(out, {"requests": entries})
         return EXIT_OK
     rows = []
     for e in entries:
@@ -433,21 +441,34 @@ def cmd_history(args: argparse.Namespace, client: ApiClient, out: TextIO, err: T
         rows.append(
             [
                 e.get("id", ""),
-                _when(e.get("received_at")),
+                when(e.get("received_at")),
                 e.get("status", ""),
                 str(len(requests)) if isinstance(requests, list) else "-",
                 ", ".join(s.get("session_id", "") for s in e.get("sessions") or []) or "-",
-                _clip(message),
+                clip(message),
             ]
         )
     out.write("\n".join(table(["id", "received", "status", "commands", "session", "error"], rows)) + "\n")
     return EXIT_OK
 
 
+# GET /sessions's filters, by their argparse names (--pan-min is pan_min).
+SESSION_FILTERS = (
+    *("camera", "status", "since", "until", "scan_id"),
+    *("pan_min", "pan_max", "tilt_min", "tilt_max", "q"),
+)
+
+
 def cmd_sessions(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    body = client.get("/sessions", params={"limit": max(args.limit, 1)})
+    filters = {
+        key: value
+        for key in SESSION_FILTERS
+        if (value := getattr(args, key, None)) is not None and str(value) != ""
+    }
+    page = {"limit": max(args.limit, 1), "offset": max(args.offset, 0)}
+    body = client.get("/sessions", params={**page, **filters})
     if args.json:
-        _print_json(out, body)
+        print_json(out, body)
         return EXIT_OK
     rows = []
     for s in body["sessions"]:
@@ -458,54 +479,17 @@ def cmd_sessions(args: argparse.Namespace, client: ApiClient, out: TextIO, err: 
         rows.append(
             [
                 s["session_id"],
-                _when(s.get("record_started_at")),
+                when(s.get("record_started_at")),
                 s.get("status") or "-",
-                f"{_deg(pose.get('pan_deg_x100'))} / {_deg(pose.get('tilt_deg_x100'))}",
+                f"{deg(pose.get('pan_deg_x100'))} / {deg(pose.get('tilt_deg_x100'))}",
                 frames or "-",
+                s.get("upload_state") or "-",
             ]
         )
-    lines = table(["session", "recorded", "status", "pan / tilt", "frames"], rows)
-    lines.append(f"{len(rows)} of {body['total']} sessions")
+    lines = table(["session", "recorded", "status", "pan / tilt", "frames", "upload"], rows)
+    lines.append(f"{len(rows)} of {body['total']} sessions{' matching' if filters else ''}")
     out.write("\n".join(lines) + "\n")
     return EXIT_OK
-
-
-# -- formatting ------------------------------------------------------------------------------------
-def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
-    """Plain-text columns; ``right`` are the indices of right-aligned (numeric) columns."""
-    right = right or set()
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def fmt(cells: list[str]) -> str:
-        return "  ".join(
-            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
-        ).rstrip()
-
-    return [fmt(headers)] + [fmt(r) for r in rows]
-
-
-def _deg(x100: Any) -> str:
-    return f"{x100 / 100:.2f} deg" if isinstance(x100, int | float) else "?"
-
-
-def _when(epoch: Any) -> str:
-    if not isinstance(epoch, int | float):
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-
-
-def _clip(text: str, width: int = 70) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _print_json(out: TextIO, data: Any) -> None:
-    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    out.flush()
 
 
 __all__ = ["EXIT_UNAVAILABLE", "build_parser", "main"]

@@ -3,7 +3,9 @@
 Exceptions::
 
     CliError                    message, exit_code, body (the service's JSON answer, if any)
-     ├── RequestRejected        the service refused the request as invalid (HTTP 400, 413, 415, 422): exit 2
+     ├── RequestRejected        the service refused the request as invalid (HTTP 400, 413, 415, 422), or
+     │                          answered that what it names is not there or not in a state for it
+     │                          (HTTP 404, 409, with the service's JSON error): exit 2
      └── ServiceUnavailable     cannot reach the service, timed out, wrong answer, 5xx: exit 3
           └── AuthError         the token is missing or wrong (HTTP 401, 403): exit 3
 """
@@ -22,6 +24,9 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 
 _REJECTED = frozenset({400, 413, 415, 422})
+# Refused by the service itself (its JSON error says why: "no scan ...", "scan ... already succeeded");
+# the same codes without that JSON error are some other server's, and say the URL is wrong.
+_REFUSED_BY_SERVICE = frozenset({404, 409})
 
 
 class CliError(Exception):
@@ -29,10 +34,11 @@ class CliError(Exception):
 
     exit_code = EXIT_UNAVAILABLE
 
-    def __init__(self, message: str, body: Any = None) -> None:
+    def __init__(self, message: str, body: Any = None, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.body = body
+        self.status = status  # the HTTP status of the answer, when there was one
 
 
 class RequestRejected(CliError):
@@ -67,6 +73,12 @@ class ApiClient:
     def post(self, path: str, body: Any, params: dict[str, Any] | None = None) -> Any:
         return self._call("POST", path, params=params, json=body)
 
+    def put(self, path: str, body: Any) -> Any:
+        return self._call("PUT", path, json=body)
+
+    def delete(self, path: str) -> Any:
+        return self._call("DELETE", path)
+
     def job(self, job_id: str) -> Any:
         return self.get(f"/jobs/{quote(job_id, safe='')}")
 
@@ -91,13 +103,15 @@ class ApiClient:
                     "is this a rigcapture service?"
                 )
             return body
-        message = body.get("error") if isinstance(body, dict) and body.get("error") else resp.reason
+        explained = isinstance(body, dict) and bool(body.get("error"))
+        message = body.get("error") if isinstance(body, dict) and explained else resp.reason
         text = f"{method} {path}: {resp.status_code} {message}"
-        if resp.status_code in (401, 403):
-            raise AuthError(f"{text} (give the token with --token or RIGCAPTURE_TOKEN)", body)
-        if resp.status_code in _REJECTED:
-            raise RequestRejected(text, body)
-        raise ServiceUnavailable(text, body)
+        code = resp.status_code
+        if code in (401, 403):
+            raise AuthError(f"{text} (give the token with --token or RIGCAPTURE_TOKEN)", body, code)
+        if code in _REJECTED or (code in _REFUSED_BY_SERVICE and explained):
+            raise RequestRejected(text, body, code)
+        raise ServiceUnavailable(text, body, code)
 
 
 def _reason(exc: requests.RequestException) -> str:

@@ -1,4 +1,5 @@
-"""A job's progress on stderr: one redrawn line on a terminal, one line per phase otherwise.
+"""Progress on stderr: one redrawn line on a terminal, one line per change otherwise. A job goes
+through phases (:class:`JobProgress`); a scan through poses (:class:`ScanProgress`).
 
 Plain ASCII and a carriage return only, so it works in Windows terminals and in CI logs alike.
 """
@@ -94,3 +95,168 @@ def _isatty(stream: TextIO) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+class ScanProgress:
+    """A scan's progress over its poses. Call :meth:`update` with each ``GET /scans/<id>`` answer, then
+    :meth:`close`.
+
+    Every change of a pose's status (and of the scan's) is one log line; on a terminal a bar line
+    under them is redrawn in place: poses done of the total, and the pose being worked on."""
+
+    def __init__(self, stream: TextIO, enabled: bool = True) -> None:
+        self._stream = stream
+        self._enabled = enabled
+        self._tty = enabled and _isatty(stream)
+        self._started = time.monotonic()
+        self._seen: dict[int, str] = {}
+        self._status: str | None = None
+        self._pose_started: dict[int, float] = {}
+        self._last_draw = 0.0
+        self._width = 0
+
+    def update(self, scan: dict[str, Any]) -> None:
+        if not self._enabled:
+            return
+        events = self._events(scan)
+        now = time.monotonic()
+        if events:
+            self._erase()
+            for text in events:
+                self._stream.write(f"{text}  (+{now - self._started:.1f} s)\n")
+        if self._tty and (events or now - self._last_draw >= REDRAW_EVERY_S):
+            self._draw(self.line(scan))
+            self._last_draw = now
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._tty and self._width:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._width = 0
+
+    def _events(self, scan: dict[str, Any]) -> list[str]:
+        """What changed since the last answer, oldest pose first, the scan's own status last."""
+        out = []
+        status = str(scan.get("status") or "queued")
+        finished = status not in ("queued", "running")
+        if status != self._status and not finished:
+            out.append(f"{self.counter(scan)} scan {scan.get('scan_id', '')} {status}")
+        for pose in scan.get("poses") or []:
+            index, state = pose.get("index"), str(pose.get("status") or "pending")
+            if not isinstance(index, int) or self._seen.get(index, "pending") == state:
+                continue
+            self._seen[index] = state
+            if state == "running":
+                self._pose_started[index] = time.monotonic()
+            out.append(f"{self.counter(scan)} {pose_event(pose)}")
+        if status != self._status and finished:
+            out.append(f"{self.counter(scan)} scan {scan.get('scan_id', '')} {status}")
+        self._status = status
+        return out
+
+    @staticmethod
+    def counter(scan: dict[str, Any]) -> str:
+        progress = scan.get("progress") or {}
+        return f"[{progress.get('done', 0)}/{progress.get('total', '?')}]"
+
+    def line(self, scan: dict[str, Any]) -> str:
+        """``[1/6] [####--------------------]  pose 1 running: pan 10.00 tilt 0.00 deg (2.3 s)``."""
+        progress = scan.get("progress") or {}
+        done, total = progress.get("done", 0), progress.get("total", 0)
+        fraction = done / total if isinstance(done, int) and isinstance(total, int) and total > 0 else 0.0
+        filled = round(BAR_WIDTH * min(1.0, max(0.0, fraction)))
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        poses = scan.get("poses") or []
+        current = next((p for p in poses if p.get("status") == "running"), None)
+        if current is not None:
+            since = self._pose_started.get(current.get("index", -1))
+            elapsed = f" ({time.monotonic() - since:.1f} s)" if since is not None else ""
+            text = f"pose {current.get('index')} running: {target_text(current)}{elapsed}"
+        else:
+            text = f"scan {scan.get('status', 'queued')}"
+        return f"{self.counter(scan)} [{bar}]  {text}"
+
+    def _erase(self) -> None:
+        if self._tty and self._width:
+            self._stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+
+    def _draw(self, text: str) -> None:
+        pad = " " * max(0, self._width - len(text))
+        self._stream.write("\r" + text + pad)
+        self._width = len(text)
+
+
+def pose_event(pose: dict[str, Any]) -> str:
+    """``pose 1 (pan 10.00 tilt 0.00 deg) done: settled in 0.42 s, session 20261130-051500-123``."""
+    state = str(pose.get("status") or "pending")
+    head = f"pose {pose.get('index')} ({target_text(pose)}) {state}"
+    if state == "done":
+        settle = settle_seconds(pose)
+        settled = f"settled in {settle:.2f} s" if settle is not None else "settled"
+        return f"{head}: {settled}, session {pose.get('session_id') or '-'}"
+    if state == "failed":
+        error = pose.get("error") or {}
+        return f"{head}: {error.get('message', 'no reason given')}"
+    if state == "running" and isinstance(pose.get("attempts"), int) and pose["attempts"] > 1:
+        return f"{head} (attempt {pose['attempts']})"
+    return head
+
+
+def target_text(pose: dict[str, Any]) -> str:
+    """``pan 10.00 tilt -5.00 deg zoom rgb_1=4 preset gate``: a pose's target, degrees as given."""
+    target = pose.get("target") or {}
+    text = f"pan {_deg(target.get('pan_deg_x100'))} tilt {_deg(target.get('tilt_deg_x100'))} deg"
+    zoom = target.get("zoom") or {}
+    if zoom:
+        text += " zoom " + ",".join(
+            f"{str(cam).removeprefix('cameradevice_')}={v}" for cam, v in zoom.items()
+        )
+    if pose.get("preset"):
+        text += f" preset {pose['preset']}"
+    return text
+
+
+def settle_seconds(pose: dict[str, Any]) -> float | None:
+    """How long the pose took to settle: the slowest device of its settle proof, or None."""
+    devices = (pose.get("settle") or {}).get("devices") or {}
+    times = [
+        t
+        for d in devices.values()
+        if isinstance(d, dict) and isinstance(t := d.get("time_to_settle_s"), int | float)
+    ]
+    return max(times) if times else None
+
+
+def _deg(x100: Any) -> str:
+    return f"{x100 / 100:.2f}" if isinstance(x100, int | float) else "?"
+
+
+class ByteProgress:
+    """A download's progress on a terminal: bytes so far and the rate, redrawn at most 4 times a
+    second (nothing when ``stream`` is not a terminal). The size is often unknown: an MCAP export is
+    streamed as it is built."""
+
+    def __init__(self, stream: TextIO, what: str, total: int | None = None) -> None:
+        self._stream, self._what, self._total = stream, what, total
+        self._enabled = _isatty(stream)
+        self._start = self._last = time.monotonic()
+        self._width = 0
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self._enabled or now - self._last < 0.25:
+            return
+        self._last = now
+        rate = done / max(now - self._start, 1e-6) / 1e6
+        of = f" of {self._total / 1e6:.1f}" if self._total else ""
+        text = f"{self._what}: {done / 1e6:.1f}{of} MB ({rate:.1f} MB/s)"
+        self._stream.write("\r" + text + " " * max(0, self._width - len(text)))
+        self._stream.flush()
+        self._width = len(text)
+
+    def close(self) -> None:
+        if self._enabled and self._width:
+            self._stream.write("\r" + " " * self._width + "\r")
+            self._stream.flush()

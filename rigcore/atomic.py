@@ -61,8 +61,14 @@ def read_json_or_quarantine(path: str | os.PathLike[str]) -> tuple[Any | None, s
     try:
         return json.loads(text), None
     except ValueError as exc:
-        aside = source.with_name(f"{source.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-        os.replace(source, aside)
-        warning = f"{source.name} was damaged ({exc}); kept as {aside.name} and started afresh"
-        log.warning(warning)
-        return None, warning
+        return None, set_aside(source, str(exc))
+
+
+def set_aside(path: Path, why: str) -> str:
+    """Move a damaged file aside as ``<name>.damaged-<stamp>-<pid>``; return the warning that says so
+    (also logged). For a file that parses but does not fit its model, as well as unparsable JSON."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, aside)
+    warning = f"{path.name} was damaged ({why}); kept as {aside.name} and started afresh"
+    log.warning(warning)
+    return warning

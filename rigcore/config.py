@@ -15,7 +15,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PixelFormat = Literal["encoded", "mono8", "mono16", "rgb8", "bgr8"]
-ImageFormat = Literal["png", "png-small", "tiff"]
+# Lossless formats for raw frames (sessions/writer.py): "fast" is the recommended one and names no codec,
+# so it can follow the measurements; "tiff-zstd" is what it stands for now.
+ImageFormat = Literal["fast", "png", "png-small", "tiff", "tiff-zstd"]
+# Colour maps for mono display copies (camera.display holds their tables).
+Colormap = Literal["gray", "inferno", "ironbow", "magma", "plasma", "viridis", "turbo", "jet", "hot", "bone"]
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +133,32 @@ class StreamClientConfig(_Model):
     idle_ack_delay_s: float = Field(0.1, ge=0, le=1)
 
 
+class DisplayConfig(_Model):
+    """How a mono camera's frames are shown (previews, thumbnails, live view; camera.display): ``min``
+    and ``max`` in the frame's raw units map linearly, clipped, onto ``colormap``, so a value keeps
+    its colour across frames and sessions. Without min/max the percentile stretch is coloured."""
+
+    min: float | None = None
+    max: float | None = None
+    colormap: Colormap = "gray"
+
+    @model_validator(mode="after")
+    def _range(self) -> DisplayConfig:
+        if (self.min is None) != (self.max is None):
+            raise ValueError("give both min and max (a fixed range), or neither (percentile stretch)")
+        if self.min is not None and self.max is not None and not self.min < self.max:
+            raise ValueError(f"min ({self.min:g}) must be less than max ({self.max:g})")
+        return self
+
+
 class CameraConfig(_Model):
     pixel_format: PixelFormat = "encoded"
     # Dotted path of the zoom value in this camera's entity_state; null for a fixed lens.
     zoom_field: str | None = None
     previews: bool = False
-    image_format: ImageFormat = "png"
+    image_format: ImageFormat = "fast"
+    # Fixed display range and colour map for mono frames; null: each frame's 2nd-98th percentile.
+    display: DisplayConfig | None = None
 
 
 class PositioningCommand(_Model):
@@ -178,6 +202,48 @@ class RecordingConfig(_Model):
     # Seconds of the streams' ingest rate kept mapped and ready for incoming frames (camera.pool), so
     # the stream reader never waits on fresh memory; within memory_cap_mb. 0 = no warm buffers.
     warm_buffer_s: float = Field(2.0, ge=0, le=60)
+
+
+class RemoteStorageConfig(_Model):
+    """An S3-compatible object store (AWS S3, MinIO, Ceph RGW) every saved session is copied to
+    (service.uploads). Set only in config.json; GET /config shows the keys as ***."""
+
+    # null: AWS S3 for ``region``; otherwise the store's URL, e.g. "http://minio.lab:9000".
+    endpoint: str | None = None
+    bucket: str = Field(min_length=3, max_length=63)
+    # Put before every key: "rig-a/" stores s3://<bucket>/rig-a/<session_id>/<file>.
+    prefix: str = ""
+    access_key: str = Field(min_length=1)
+    secret_key: str = Field(min_length=1)
+    region: str = "us-east-1"
+    delete_local_after_upload: bool = False
+    # Files larger than this go up in parts of part_size_mb (S3's smallest part is 5 MiB).
+    multipart_threshold_mb: int = Field(64, ge=5)
+    part_size_mb: int = Field(16, ge=5, le=5120)
+    # Objects uploaded at once (parallel requests hide the store's latency on small frame files).
+    concurrency: int = Field(4, ge=1, le=32)
+    # "path" (http://host/bucket/key) works on MinIO, Ceph and AWS; "virtual" puts the bucket in the host.
+    addressing_style: Literal["path", "virtual", "auto"] = "path"
+    # Back-off between attempts after a failure: doubling from retry_min_s, capped, jittered.
+    retry_min_s: float = Field(2.0, gt=0)
+    retry_max_s: float = Field(300.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_endpoint(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+
+class StorageConfig(_Model):
+    # Free space (MiB) a recording must leave in save_dir by its estimate (service.disk_guard); a
+    # recording that would leave less is refused before the rig is commanded. 0 = no check.
+    min_free_mb: float = Field(500.0, ge=0)
+    # Where saved sessions are uploaded (service.uploads); null = they stay local only.
+    remote: RemoteStorageConfig | None = None
 
 
 def _default_cameras() -> dict[str, CameraConfig]:
@@ -233,6 +299,7 @@ class Config(_Model):
     positioning_commands: dict[str, PositioningCommand] = Field(default_factory=_default_positioning)
     settle: SettleConfig = SettleConfig()
     recording: RecordingConfig = RecordingConfig()
+    storage: StorageConfig = StorageConfig()
     # Folders outside the folder of config.json where PUT /config may put save_dir, images_data_dir
     # and history_file (relative to that folder). Set only in config.json: PUT /config refuses it.
     storage_roots: tuple[str, ...] = ()
@@ -331,6 +398,10 @@ def redact_secrets(data: dict[str, Any]) -> dict[str, Any]:
     for section, key in (("api", "token"), ("mqtt", "password")):
         if data[section].get(key):
             data[section][key] = REDACTED
+    remote = data.get("storage", {}).get("remote")
+    if remote:
+        for key in ("access_key", "secret_key"):
+            remote[key] = REDACTED
     data["invoke_url"] = redact_url(data["invoke_url"])
     for stream in data["streams"]:
         stream["url"] = redact_url(stream["url"])

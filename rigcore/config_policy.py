@@ -28,13 +28,25 @@ from rigcore.config import REDACTED, Config, ResolvedPaths, validation_details
 
 # Keys that decide who may reach the service, and from where, or where it may write: a caller of
 # the API must not be able to widen its own access. (api.allowed_hosts: the DNS-rebinding guard.)
-FILE_ONLY_KEYS = ("api.token", "api.host", "api.port", "api.allowed_hosts", "storage_roots")
+# storage.remote: where sessions are copied to, and its credentials.
+FILE_ONLY_KEYS = ("api.token", "api.host", "api.port", "api.allowed_hosts", "storage_roots", "storage.remote")
 # Objects keyed by the operator's names: there ``null`` removes the entry.
 MAP_KEYS = frozenset({"cameras", "positioning_commands"})
 # A stored credential goes only where it went before; moving it needs the credential sent in full.
 CREDENTIAL_DESTINATIONS = {"mqtt.password": ("mqtt.host", "mqtt.port")}
 # Keys whose value GET /config may show redacted (list indices left out: streams.url).
-REDACTABLE_KEYS = frozenset({"api.token", "mqtt.password", "invoke_url", "streams.url"})
+REDACTABLE_KEYS = frozenset(
+    {
+        "api.token",
+        "mqtt.password",
+        "invoke_url",
+        "streams.url",
+        "storage.remote.access_key",
+        "storage.remote.secret_key",
+    }
+)
+# Keys of ``storage`` in force from the next job on (the others need a restart).
+STORAGE_LIVE_KEYS = frozenset({"min_free_mb"})
 DATA_DIRS = ("save_dir", "images_data_dir")
 PATH_KEYS = (*DATA_DIRS, "history_file")
 
@@ -348,11 +360,25 @@ def change_report(old: Config, new: Config) -> dict[str, list[str]]:
         "recording",
         "extra_devices",
     }
-    restart = [k for k in changed if k not in live and k != "api"]
+    restart = [k for k in changed if k not in live and k not in ("api", "storage")]
     if "api" in changed:
         api_changed = {k for k in new_data["api"] if new_data["api"][k] != old_data["api"].get(k)}
         restart += [f"api.{k}" for k in sorted(api_changed)]
+    if "storage" in changed:
+        # storage.min_free_mb is read by each recording (service.disk_guard); other keys need a restart.
+        old_storage = old_data.get("storage", {})
+        storage_changed = {k for k in new_data["storage"] if new_data["storage"][k] != old_storage.get(k)}
+        restart += [f"storage.{k}" for k in sorted(storage_changed) if k not in STORAGE_LIVE_KEYS]
     # The writer threads are made once, at start.
     if new_data["recording"]["writer_threads"] != old_data["recording"]["writer_threads"]:
         restart.append("recording.writer_threads")
+    # cameras.<id>.display is read by each preview, thumbnail and live view: no restart for it alone.
+    if "cameras" in restart and _without_display(old_data["cameras"]) == _without_display(
+        new_data["cameras"]
+    ):
+        restart.remove("cameras")
     return {"changed": changed, "restart_required": restart}
+
+
+def _without_display(cameras: dict[str, Any]) -> dict[str, Any]:
+    return {cam: {k: v for k, v in spec.items() if k != "display"} for cam, spec in cameras.items()}

@@ -33,6 +33,7 @@ from rigcore.rig import RigLayout
 from rigcore.runtime import LoopRuntime
 from service.aftercare import Aftercare
 from service.context import RunContext
+from service.disk_guard import PlannedRecording, check_space, storage_status
 from service.history import HistoryStore, refused_request
 from service.job import Job, JobStatus, view_from_history
 from service.plan import Plan, RecordStep, compile_plan
@@ -41,8 +42,14 @@ from service.runner import JobRunner
 from service.scan_plan import ScanSpec, scan_batch
 from service.scan_run import ScanRun, interrupted, scan_view
 from service.scan_runner import ScanRunner
+from service.scheduler import Scheduler
+from service.schedules import ScheduleStore, schedules_path
+from service.uploads import Uploader
+from sessions.catalog import Catalog
+from sessions.frame_sets import write_session_frame_sets
 from sessions.manifest import SessionManifest
 from sessions.recovery import recover_sessions
+from sessions.report import write_session_report
 from sessions.scan_manifest import (
     ScanManifest,
     list_scan_manifests,
@@ -104,6 +111,8 @@ class CaptureService:
         self._queue: asyncio.Queue[Job]
         self.config_path = config_path
         self.presets = PresetStore(presets_path(config_path, self.base_dir))
+        self.schedules = ScheduleStore(schedules_path(config_path, self.base_dir))
+        self.scheduler = Scheduler(self.schedules, self)
         self._started = False
         self.recovered: list[SessionManifest] = []
         self.storage_warnings: list[str] = []
@@ -111,6 +120,23 @@ class CaptureService:
         self._reserved: set[str] = set()  # jobs accepted, their entry being written (loop only)
         # Work after a session is saved (derived files, catalog, uploads), off the recording path.
         self.aftercare = Aftercare()
+        # Hooks run in registration order. frame_sets stays FIRST: the report, the catalog and the
+        # upload read frame_sets.json. Register every later hook below this line.
+        self.aftercare.on_session("frame_sets", write_session_frame_sets)
+        # report.html (sessions.report), after frame_sets: it does not read them, but the catalog and
+        # the upload that follow should find the report in the folder.
+        self.aftercare.on_session("report", write_session_report)
+        # The catalog (sessions.catalog), after the hooks that write files into the folder (its row
+        # counts the folder's bytes); rebuilt or refreshed from the folders in start(), in the background.
+        self.catalog = Catalog(self.paths.save_dir, self.paths.images_data_dir)
+        self.aftercare.on_session("catalog", self.catalog.add_session)
+        self.aftercare.on_scan("catalog", self.catalog.add_scan)
+        # Copies to the object store (storage.remote); its aftercare hooks are registered in start(),
+        # after every hook registered here, so that the upload sees the folder complete.
+        self.uploads = Uploader(
+            config.storage.remote, self.paths.save_dir, self.paths.images_data_dir, is_busy=self.is_recording
+        )
+        self.uploads.add_listener(self.catalog.set_upload_state)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -123,6 +149,7 @@ class CaptureService:
                 self.storage_warnings.append(f"cannot create {folder}: {exc}")
                 log.error("cannot create %s: %s", folder, exc)
         self.recovered = self._recover()
+        self.catalog.start_refresh()  # after recovery: recovered sessions have their session.json
         self.runtime.start()
         self.runtime.submit(self._init_on_loop())
         self.link.start()
@@ -130,6 +157,13 @@ class CaptureService:
             self.runtime.spawn(stream.run_loop(), name=f"stream {stream.url}")
         self.runtime.spawn(self._worker_loop(), name="job worker")
         self.pool.start()  # with warm_buffer_s 0 its target is 0: it waits for a PUT /config
+        self.scheduler.start()  # fires once the service is ready (wait_ready)
+        # The upload hooks run LAST (after frame_sets, the report and the catalog, registered in
+        # __init__): keep them the last registration. The catalog follows the upload state through
+        # self.uploads.add_listener(catalog.set_upload_state).
+        self.aftercare.on_session("upload", self.uploads.session_saved)
+        self.aftercare.on_scan("upload", self.uploads.scan_written)
+        self.uploads.start()  # resumes the queue on disk and queues saved sessions not in it
         self._started = True
 
     def _recover(self) -> list[SessionManifest]:
@@ -140,7 +174,7 @@ class CaptureService:
             if entry is not None and manifest.job_id:
                 summary = manifest.summary(self.paths.save_dir / manifest.session_id).to_json()
                 self.history.update(manifest.job_id, sessions=[*entry.get("sessions", []), summary])
-        self._recover_scans()
+        self._recover_scans(recovered)
         # Only recent entries can be unfinished (history never archives them): this reads no archive.
         for entry in self.history.unfinished():
             if entry.get("status") in (JobStatus.QUEUED, JobStatus.RUNNING):
@@ -171,12 +205,15 @@ class CaptureService:
         if not self._started:
             return
         self._started = False
+        self.scheduler.stop()  # first: it queues jobs
         # The MQTT thread hands messages to the loop, so it stops first.
         self.link.stop()
         self.runtime.stop()
         self._history_io.shutdown(wait=True)
         self.executor.shutdown(wait=True)
         self.aftercare.stop()
+        self.catalog.close()
+        self.uploads.stop()  # an object in flight is finished or resumed at the next start
         self.pool.close()
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
@@ -203,6 +240,7 @@ class CaptureService:
         entry is on disk before the caller hears "accepted".
         """
         self.link.require_connected()
+        self.check_disk(plan, scan)  # InsufficientStorage (507): nothing queued, nothing sent to the rig
         outcome: Future[dict[str, Any]] = Future()
         self.runtime.submit(self._accept(body, plan, client, outcome, scan), timeout=10)
         try:
@@ -211,6 +249,28 @@ class CaptureService:
             if outcome.cancel():  # not queued yet, and now it never will be (see _enqueue)
                 raise
             return outcome.result(timeout=10)  # being queued this very moment
+
+    def check_disk(self, plan: Plan, scan: ScanRun | None = None) -> None:
+        """Refuse a batch (or a scan: one recording per pose) whose recordings would leave less than
+        ``storage.min_free_mb`` free in save_dir (service.disk_guard), from the cameras' byte rates
+        now. Each recording checks again right before it starts (service.recording)."""
+        cfg = self.config
+        recordings = [
+            PlannedRecording(step.cameras, step.duration_s)
+            for step in plan.steps
+            if isinstance(step, RecordStep)
+        ]
+        if scan is not None:
+            spec = scan.spec
+            recordings += [PlannedRecording(spec.cameras, spec.duration_s) for _ in spec.poses]
+        if not recordings or cfg.storage.min_free_mb <= 0:
+            return
+
+        async def rates() -> dict[str, float]:
+            return self.router.byte_rates()
+
+        rates_now = self.runtime.submit(rates(), timeout=5)
+        check_space(recordings, rates_now, cfg.cameras, self.paths.save_dir, cfg.storage.min_free_mb)
 
     async def _accept(
         self,
@@ -398,6 +458,7 @@ class CaptureService:
             pool=self.pool if config.recording.warm_buffer_s > 0 else None,
             on_change=self._job_changed,
             on_session_saved=self.aftercare.session_saved,
+            on_scan_saved=self.aftercare.scan_written,
         )
         try:
             if job.scan is not None:
@@ -422,13 +483,18 @@ class CaptureService:
         return self.runtime.submit(request_cancel(), timeout=5)
 
     # -- scans ---------------------------------------------------------------------------------------
-    def _recover_scans(self) -> None:
+    def _recover_scans(self, recovered: list[SessionManifest]) -> None:
         """Scans a killed process left queued or running: marked ``interrupted`` in their manifest."""
         folder = self.paths.images_data_dir
         for manifest in list_scan_manifests(folder):
             if manifest.status in ("queued", "running"):
+                cut_off = {
+                    s.pose_index: (s.session_id, str(self.paths.save_dir / s.session_id))
+                    for s in recovered
+                    if s.scan_id == manifest.scan_id and s.pose_index is not None
+                }
                 try:
-                    write_scan_manifest(folder, interrupted(manifest, time.time()))
+                    write_scan_manifest(folder, interrupted(manifest, time.time(), cut_off))
                 except OSError:
                     log.exception("could not mark scan %s interrupted", manifest.scan_id)
 
@@ -539,6 +605,10 @@ class CaptureService:
                 total += cfg.settle.timeout_s + step.duration_s * 3
         return total + cfg.settle.timeout_s
 
+    def is_recording(self) -> bool:
+        """A job runs (commands, settles, records or saves): background work such as uploads waits."""
+        return any(v["status"] == JobStatus.RUNNING for v in self._views.values())
+
     def queue_length(self) -> int:
         return sum(1 for v in self._views.values() if v["status"] == JobStatus.QUEUED)
 
@@ -581,7 +651,11 @@ class CaptureService:
         data["command_transport"] = config.command_transport
         data["queue_length"] = self.queue_length()
         data["history_warning"] = self.history.warning
-        data["storage_warnings"] = self.storage_warnings
+        # The save folder's free space and the reserve (service.disk_guard); below it, a warning.
+        data["disk"] = storage_status(self.paths.save_dir, config.storage.min_free_mb)
+        low_disk = [data["disk"]["warning"]] if data["disk"]["warning"] else []
+        data["storage_warnings"] = [*self.storage_warnings, *low_disk]
+        data["catalog"] = self.catalog.status()
         pool = self.pool.stats()
         data["frame_pool"] = {
             "mapped_mib": round(pool.mapped_bytes / MIB, 1),

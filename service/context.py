@@ -16,6 +16,7 @@ from mqtt_control.hub import StateHub
 from rigcore.config import Config, ResolvedPaths
 from rigcore.rig import RigLayout
 from sessions.manifest import SessionManifest
+from sessions.scan_manifest import ScanManifest
 
 if TYPE_CHECKING:
     from service.job import Job
@@ -35,6 +36,7 @@ class RunContext:
     on_change: Callable[[Job], None]  # publish the job's new state (view and history)
     # A session is saved (its session.json written): queue the work that follows it (service.aftercare).
     on_session_saved: Callable[[SessionManifest, Path], None]
+    on_scan_saved: Callable[[ScanManifest, Path], None]  # likewise for each scan manifest written
 
     async def send(self, command: Any) -> CommandOutcome:
         """Deliver one command; never raises: a transport that breaks gives a failed outcome."""

@@ -15,7 +15,6 @@ batch as sent (``request``) beside them.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 
-from rigcore.atomic import read_json_or_quarantine, write_json_atomic
+from rigcore.atomic import read_json_or_quarantine, set_aside, write_json_atomic
 from rigcore.rig import RigLayout
 
 log = logging.getLogger(__name__)
@@ -84,17 +83,8 @@ class PresetStore:
         try:
             return dict(PresetFile.model_validate(data).presets)
         except ValidationError as exc:
-            self.warning = self._set_aside(f"{exc.error_count()} invalid values")
+            self.warning = set_aside(self.path, f"{exc.error_count()} invalid values")
             return {}
-
-    def _set_aside(self, why: str) -> str:
-        aside = self.path.with_name(
-            f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        )
-        os.replace(self.path, aside)
-        warning = f"{self.path.name} was damaged ({why}); kept as {aside.name} and started afresh"
-        log.warning(warning)
-        return warning
 
     def all(self) -> dict[str, Preset]:
         """A snapshot of every preset (the store replaces its mapping whole; this one never changes)."""

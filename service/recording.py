@@ -24,6 +24,7 @@ from mqtt_control.commands import CommandOutcome
 from rigcore.errors import JobCancelled, RecordingError
 from rigcore.memory import writer_cap_bytes
 from service.context import RunContext
+from service.disk_guard import PlannedRecording, check_space
 from service.job import BatchStopped, Job, JobPhase
 from service.plan import RecordStep
 from service.recorder import Recorder
@@ -55,6 +56,7 @@ class Findings:
     outages: int
     missing_frames: int
     marker_error: str | None = None
+    out_of_space: bool = False  # every failed write was the disk filling up (the writer's verdict)
 
 
 def judge(f: Findings, command_id: str) -> tuple[SessionStatus, list[Problem]]:
@@ -66,11 +68,12 @@ def judge(f: Findings, command_id: str) -> tuple[SessionStatus, list[Problem]]:
         )
     if not f.command.ok:
         problems.append(Problem(type="CommandFailed", message=f"{command_id} failed: {f.command.error}"))
+    why = "; the disk is full: every frame written before is saved" if f.out_of_space else ""
     problems += [
         Problem(
-            type="WriteFailed",
+            type="DiskFull" if f.out_of_space else "WriteFailed",
             camera_id=cam,
-            message=f"{n} frame file(s) of camera {cam} could not be written",
+            message=f"{n} frame file(s) of camera {cam} could not be written{why}",
         )
         for cam, n in f.failed_writes.items()
         if n
@@ -97,9 +100,12 @@ def judge(f: Findings, command_id: str) -> tuple[SessionStatus, list[Problem]]:
         )
     if f.cancelled:
         return SessionStatus.CANCELLED, problems
-    if not f.command.ok or any(f.failed_writes.values()) or f.marker_error:
+    # A full disk cuts the recording short, like a stream outage: partial. Any other failed write
+    # (EIO, permissions) is a fault someone must look at: failed. Either way the job fails.
+    write_failed = any(f.failed_writes.values())
+    if not f.command.ok or (write_failed and not f.out_of_space) or f.marker_error:
         return SessionStatus.FAILED, problems
-    if f.silent_cameras or f.outages or f.missing_frames:
+    if f.silent_cameras or f.outages or f.missing_frames or write_failed:
         return SessionStatus.PARTIAL, problems
     return SessionStatus.COMPLETE, problems
 
@@ -123,6 +129,7 @@ class Recording:
     async def run(self, start_mono: float) -> None:
         """Record ``[start_mono, start_mono + duration)``, save, report; raise to stop the batch."""
         ctx = self._ctx
+        self._check_space()  # before any folder or command: a recording that cannot fit never starts
         self._phase(JobPhase.RECORDING)
         session_id, folder = self._open_folder()
         writer = self._make_writer(session_id, folder)
@@ -156,6 +163,17 @@ class Recording:
         return time.time() - (time.monotonic() - mono)
 
     # -- before the window ---------------------------------------------------------------------------
+    def _check_space(self) -> None:
+        """InsufficientStorage when this recording would leave less than storage.min_free_mb free."""
+        cfg, step = self._ctx.config, self._step
+        check_space(
+            [PlannedRecording(step.cameras, step.duration_s)],
+            self._ctx.router.byte_rates(),
+            cfg.cameras,
+            self._ctx.paths.save_dir,
+            cfg.storage.min_free_mb,
+        )
+
     def _open_folder(self) -> tuple[str, Path]:
         save_dir = self._ctx.paths.save_dir
         try:
@@ -167,7 +185,9 @@ class Recording:
         cfg = self._ctx.config
         options = {
             cam: CameraWriteOptions(
-                previews=cfg.cameras[cam].previews, image_format=cfg.cameras[cam].image_format
+                previews=cfg.cameras[cam].previews,
+                image_format=cfg.cameras[cam].image_format,
+                display=cfg.cameras[cam].display,
             )
             for cam in self._step.cameras
         }
@@ -206,6 +226,7 @@ class Recording:
             settled_at=self._wall(self.settle_point),
             record_started_at=self._wall(recorder.start_mono),
             duration_second=self._step.duration_s,
+            **self._job.session_tags,  # a scan's pose: scan_id, pose_index
         )
         try:
             await asyncio.get_running_loop().run_in_executor(None, write_marker, folder, marker)
@@ -251,6 +272,7 @@ class Recording:
             outages=len(outages),
             missing_frames=sum(g["missing_frames"] for g in recorder.gaps),
             marker_error=self._marker_error,
+            out_of_space=writer.out_of_space(),
         )
         status, problems = judge(findings, self._step.command["command_id"])
         header = self._header(recorder, writer, status, problems, outages)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 import xml.etree.ElementTree as ET  # builds XML only: nothing untrusted is parsed
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -107,15 +108,21 @@ def scan_view(manifest: ScanManifest) -> dict[str, Any]:
     }
 
 
-def interrupted(manifest: ScanManifest, now: float) -> ScanManifest:
+def interrupted(
+    manifest: ScanManifest, now: float, cut_off: Mapping[int, tuple[str, str]] | None = None
+) -> ScanManifest:
     """A scan whose process stopped while it was queued or running, as the next start records it:
-    ``interrupted``; the pose that was running ``failed``, those not run ``skipped``."""
+    ``interrupted``; the pose that was running ``failed``, those not run ``skipped``. ``cut_off`` maps
+    a pose index to the (session id, path) of the session it was recording when the process died
+    (recovered as ``incomplete``): the failed pose points at it until a resume records it again."""
     out = manifest.model_copy(deep=True)
     error = {"type": "Interrupted", "message": "the service stopped before this scan finished"}
     out.status, out.finished_at, out.error = "interrupted", now, error
     for pose in out.poses:
         if pose.status == "running":
             pose.status, pose.error = "failed", dict(error)
+            if cut_off and pose.index in cut_off:
+                pose.session_id, pose.path = cut_off[pose.index]
         elif pose.status == "pending":
             pose.status = "skipped"
     return out

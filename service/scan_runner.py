@@ -7,7 +7,8 @@ pose whose batch stops (a failed command, a settle timeout, no state, a recordin
 is tried again up to ``retries`` times, then marked ``failed``: ``skip`` goes on with the next pose,
 ``abort`` ends the scan (``failed``) with the remaining poses ``skipped``. A cancel saves the pose
 being recorded (the recording's own cancel) and skips the rest. The scan manifest
-(``images_data/scans/<id>.json``) is written at the start, after every pose and at the end.
+(``images_data/scans/<id>.json``) is written at the start, when each pose starts and ends, and at the
+end; each write is handed to the aftercare hooks (service/aftercare.py).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class ScanRunner:
             pose.status, pose.error = "running", None
             pose.attempts += 1
             self._ctx.on_change(job)
+            await self._save(scan)  # a process killed now leaves this pose "running": failed at restart
             error = await self._attempt(job, scan, pose)
             if error is None:
                 pose.status = "done"
@@ -110,9 +112,13 @@ class ScanRunner:
         """Write the scan manifest off the loop; a failure is logged, the scan goes on."""
         manifest, folder = scan.manifest(), self._ctx.paths.images_data_dir
         try:
-            await asyncio.get_running_loop().run_in_executor(None, write_scan_manifest, folder, manifest)
+            path = await asyncio.get_running_loop().run_in_executor(
+                None, write_scan_manifest, folder, manifest
+            )
         except OSError as exc:
             log.error("scan %s: cannot write its manifest in %s: %s", scan.id, folder, exc)
+            return
+        self._ctx.on_scan_saved(manifest, path)
 
 
 def _note_session(job: Job, pose: PoseRecord, before: int, state: RunState) -> None:

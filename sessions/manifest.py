@@ -157,6 +157,8 @@ class RecordingMarker(_Doc):
     settled_at: float | None = None
     record_started_at: float | None = None
     duration_second: float | None = None
+    scan_id: str | None = None  # a scan's pose: kept in the recovered session.json after a crash
+    pose_index: int | None = None
 
 
 class ImagesDataRecord(_Doc):

@@ -38,7 +38,10 @@ SPILL_SUFFIX = ".spill"
 def _readable(path: Path) -> bool:
     try:
         with Image.open(path) as img:
-            img.verify()
+            if img.format == "TIFF":
+                img.load()  # verify() checks nothing in a TIFF: a strip cut short fails to decode
+            else:
+                img.verify()
         return True
     except Exception:  # any decoder complaint means a torn write
         return False
@@ -96,6 +99,8 @@ def recover_session(folder: Path, spilled_bytes: int = 0) -> SessionManifest | N
         settled_at=marker.settled_at if marker else None,
         record_started_at=marker.record_started_at if marker else None,
         duration_second=marker.duration_second if marker else None,
+        scan_id=marker.scan_id if marker else None,
+        pose_index=marker.pose_index if marker else None,
         problems=problems,
         cameras=cameras,
         recovered_at=time.time(),

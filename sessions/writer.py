@@ -4,10 +4,12 @@
 arrival order — and ``session.json`` beside, written last and atomically.
 
 * ``encoded`` frames are written byte for byte (``.jpg`` / ``.png`` by their magic bytes).
-* ``mono8`` / ``mono16`` / ``rgb8`` / ``bgr8`` are written lossless at their own bit depth: ``png``
-  (zlib level 1, the default: 2–4× faster than level 6 for files 3–15 % larger), ``png-small``
-  (zlib level 6) or ``tiff`` (uncompressed, 20–100× faster than PNG, the largest files). ``mono16``
-  becomes a 16-bit greyscale image (Pillow mode ``I;16``), ``bgr8`` is stored in RGB order.
+* ``mono8`` / ``mono16`` / ``rgb8`` / ``bgr8`` are written lossless at their own bit depth:
+  ``fast`` (the service's default; now ``tiff-zstd``: a TIFF, Zstandard level 1 after the horizontal
+  predictor, 10–20× less CPU than ``png`` for files as small or smaller, encoded without the GIL),
+  ``png`` (zlib level 1), ``png-small`` (zlib level 6, 2–4× slower for files 3–15 % smaller) or
+  ``tiff`` (uncompressed, the cheapest and the largest). ``mono16`` becomes a 16-bit greyscale
+  image (Pillow mode ``I;16``), ``bgr8`` is stored in RGB order.
 * With ``previews`` a contrast-stretched 8-bit copy goes to ``<camera_id>/previews/`` beside — never
   instead of the lossless file.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import errno
 import io
 import os
 import threading
@@ -42,10 +45,13 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+import tifffile
 from PIL import Image
 
+from camera.display import display_8bit, display_index
 from camera.frames import Frame, encoded_kind
 from camera.pool import FramePool, PoolBuffer
+from rigcore.config import DisplayConfig
 from sessions.manifest import MANIFEST_NAME, CameraRecord, FrameRecord, SessionManifest, write_manifest
 
 PREVIEW_DIR = "previews"
@@ -62,12 +68,33 @@ SPILL_QUEUE_MIN_BYTES = 64 * 2**20
 SPILL_DROP_EVERY = 64 * 2**20
 SPILL_DROP_LAG = 128 * 2**20
 
-# image_format -> (Pillow format, file extension, save options). All lossless.
+# The format that "fast" stands for (bench/codec_bench.py measured the candidates; README, Performance).
+FAST_FORMAT = "tiff-zstd"
+
+# image_format -> (encoder, file extension, save options). All lossless. The encoder is a Pillow format
+# ("PNG", "TIFF") or "tifffile" (tifffile.imwrite of the pixel array; its options are imwrite's).
 _IMAGE_FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "png": ("PNG", "png", {"compress_level": 1}),
     "png-small": ("PNG", "png", {"compress_level": 6}),
     "tiff": ("TIFF", "tif", {"compression": "raw"}),
+    # Zstandard level 1 after the horizontal predictor (TIFF tag 317 = 2), in tifffile's strips of
+    # about 256 KB (zstd's small-input settings: noisy 16-bit files 5-7 % smaller than one strip a
+    # frame, at the same speed). Both steps run in imagecodecs without the GIL. No tifffile metadata
+    # (a plain TIFF), native (little-endian) byte order. Any libtiff built with zstd reads it (Pillow's
+    # wheels, Debian's libtiff); OpenCV's wheels are built without zstd: read_tiff() for them.
+    "tiff-zstd": (
+        "tifffile",
+        "tif",
+        {
+            "compression": "zstd",
+            "compressionargs": {"level": 1},
+            "predictor": True,
+            "metadata": None,
+            "maxworkers": 1,  # one thread a frame: the writer's pool gives the parallelism
+        },
+    ),
 }
+_IMAGE_FORMATS["fast"] = _IMAGE_FORMATS[FAST_FORMAT]
 _PREVIEW_FORMAT = "png"  # a display copy: speed over size
 
 # pixel_format -> (Pillow image mode, Pillow raw decoder mode) for Image.frombuffer.
@@ -139,39 +166,25 @@ def frame_to_array(frame: Frame, pixels: Pixels | None = None) -> npt.NDArray[An
     raise ValueError(f"no pixel array for pixel format {frame.pixel_format!r}")
 
 
-def preview_8bit(arr: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
-    """An 8-bit display copy: the 2nd–98th percentile stretched to 0–255.
-
-    3-channel uint8 input is returned as it is. Where the percentiles are equal (a flat or nearly flat
-    image), the minimum–maximum range is used; where the image has one value only, it is mapped by
-    its type's full range, so a saturated frame shows white rather than black.
+def preview_8bit(arr: npt.NDArray[Any], display: DisplayConfig | None = None) -> npt.NDArray[np.uint8]:
+    """An 8-bit display copy (RGB order): the camera's fixed range and colour map when ``display`` is
+    given, else the 2nd–98th percentile stretched to 0–255 (camera.display.display_8bit, the one
+    mapping previews, thumbnails and the live view share). 3-channel uint8 input is returned as it is.
     """
-    if arr.ndim == 3 and arr.dtype == np.uint8:
-        return arr
-    if arr.size == 0:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    if arr.dtype in (np.uint8, np.uint16):
-        # Integer input: percentiles from a histogram and the stretch as a lookup table: two passes
-        # over the pixels in C, no float image (about 4 ms for 1280x1024 mono16).
-        levels = 256 if arr.dtype == np.uint8 else 65536
-        cdf = np.cumsum(np.bincount(arr.ravel(), minlength=levels))
-        lo, hi = (float(v) for v in np.searchsorted(cdf, [0.02 * arr.size, 0.98 * arr.size]))
-        if hi <= lo:
-            lo, hi = float(arr.min()), float(arr.max())
-        values = np.arange(levels, dtype=np.float32)
-        if hi <= lo:
-            lut = (values * (255.0 / (levels - 1)) + 0.5).astype(np.uint8)
-        else:
-            lut = np.clip((values - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
-        out: npt.NDArray[np.uint8] = lut[arr]
-        return out
-    data = arr.astype(np.float64, copy=False)
-    lo, hi = (float(v) for v in np.percentile(data, [2, 98]))
-    if hi <= lo:
-        lo, hi = float(data.min()), float(data.max())
-    if hi <= lo:
-        return np.zeros(arr.shape, dtype=np.uint8)
-    return np.clip((data - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+    return display_8bit(arr, display)
+
+
+def preview_image(arr: npt.NDArray[Any], display: DisplayConfig | None = None) -> Image.Image:
+    """The preview of a mono frame as a Pillow image: grey (mode ``L``), or with a colour map a palette
+    image (mode ``P``: the map's 256 colours and one index byte a pixel, so the PNG costs what a grey
+    one does, where RGB would triple the encoding)."""
+    if display is None or arr.ndim != 2 or arr.size == 0:
+        return Image.fromarray(preview_8bit(arr, display))
+    index, lut = display_index(arr, display)
+    image = Image.fromarray(index)
+    if lut is not None:
+        image.putpalette(lut.tobytes(), rawmode="RGB")
+    return image
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,7 +193,10 @@ class CameraWriteOptions:
     otherwise quietly mean ``previews="tiff"``."""
 
     previews: bool = False  # also write previews/<name>.png (8-bit) for raw formats
-    image_format: str = "png"  # for raw formats: "png", "png-small" or "tiff"; all lossless
+    # For raw formats: a key of _IMAGE_FORMATS, all lossless. The service passes the camera's
+    # cameras.<id>.image_format (default "fast"); "png" here keeps the writer's own callers unchanged.
+    image_format: str = "png"
+    display: DisplayConfig | None = None  # the previews' fixed range and colour map (camera.display)
 
     def __post_init__(self) -> None:
         if self.image_format not in _IMAGE_FORMATS:
@@ -190,6 +206,8 @@ class CameraWriteOptions:
 
 
 _PENDING, _WRITTEN, _FAILED = "pending", "written", "failed"
+# No room left: the disk is full, the user's quota is used up, or a file hit the size limit.
+_OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 @dataclass(eq=False, slots=True)
@@ -450,6 +468,15 @@ class SessionWriter:
         with self._cond:
             return self._completed, self._submitted
 
+    def out_of_space(self) -> bool:
+        """True when writes failed and every failure was the disk (or the file-size limit) running out:
+        the frames before it are saved, so the session is partial rather than failed."""
+        with self._cond:
+            failures = list(self._failures)
+        return bool(failures) and all(
+            isinstance(f.cause, OSError) and f.cause.errno in _OUT_OF_SPACE for f in failures
+        )
+
     def camera_summary(self) -> dict[str, dict[str, int]]:
         """Per camera: ``frame_count`` (frames accepted), ``rejected_frames``, ``written_frames``,
         ``failed_writes``."""
@@ -650,20 +677,32 @@ def _encode(
     raw = frame.pixels if pixels is None else pixels
     if frame.pixel_format == "encoded":
         return raw, None  # byte for byte, never re-encoded
+    encoder = _IMAGE_FORMATS[options.image_format][0]
+    colour = frame.pixel_format in _COLOUR_FORMATS
+    if encoder == "tifffile":
+        arr = frame_to_array(frame, raw)  # zero-copy but for bgr8 (swapped to RGB, as Pillow does)
+        data = _save_tifffile(arr, options.image_format)
+        if not options.previews:
+            return data, None
+        if colour:  # already 8-bit: the display copy is a PNG of the same pixels
+            return data, _save(Image.fromarray(arr), _PREVIEW_FORMAT)
+    else:
+        image = _pil_image(frame, raw)
+        data = _save(image, options.image_format)
+        if not options.previews:
+            return data, None
+        if colour:  # already 8-bit: a PNG file is itself the display copy; a TIFF is re-saved as PNG
+            return data, data if encoder == "PNG" else _save(image, _PREVIEW_FORMAT)
+    preview = preview_image(frame_to_array(frame, raw), options.display)
+    return data, _save(preview, _PREVIEW_FORMAT)
+
+
+def _pil_image(frame: Frame, raw: Pixels) -> Image.Image:
     mode, raw_mode = _PIL_MODES[frame.pixel_format]
     # frombuffer shares the bytes for L and I;16; RGB is copied once (Pillow keeps RGB as 4 bytes/pixel).
     # A uint8 array is the typed way to hand Pillow any buffer, pool memory included.
     buffer = np.frombuffer(raw, dtype=np.uint8)
-    image = Image.frombuffer(mode, (frame.width, frame.height), buffer, "raw", raw_mode, 0, 1)
-    data = _save(image, options.image_format)
-    if not options.previews:
-        return data, None
-    if frame.pixel_format in _COLOUR_FORMATS:
-        # Already 8-bit: the PNG file itself is the display copy; a TIFF is re-saved as PNG.
-        same = _IMAGE_FORMATS[options.image_format][0] == "PNG"
-        return data, data if same else _save(image, _PREVIEW_FORMAT)
-    preview = Image.fromarray(preview_8bit(frame_to_array(frame, raw)))
-    return data, _save(preview, _PREVIEW_FORMAT)
+    return Image.frombuffer(mode, (frame.width, frame.height), buffer, "raw", raw_mode, 0, 1)
 
 
 def _save(image: Image.Image, image_format: str) -> bytes:
@@ -671,6 +710,31 @@ def _save(image: Image.Image, image_format: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, pil_format, **params)
     return buffer.getvalue()
+
+
+def _save_tifffile(arr: npt.NDArray[Any], image_format: str) -> bytes:
+    """A TIFF of ``arr`` (HxW grey, HxWx3 RGB) by tifffile with the format's options."""
+    _, _, params = _IMAGE_FORMATS[image_format]
+    buffer = io.BytesIO()
+    photometric = "rgb" if arr.ndim == 3 else "minisblack"
+    tifffile.imwrite(buffer, arr, photometric=photometric, **params)
+    return buffer.getvalue()
+
+
+def read_tiff(data: bytes) -> npt.NDArray[Any] | None:
+    """The pixels of a TIFF frame file at their own depth (HxW, or HxWx3 RGB), by tifffile and
+    imagecodecs: readers whose libtiff lacks Zstandard (OpenCV's wheels) cannot open ``tiff-zstd``
+    files. None if ``data`` is not a TIFF tifffile can read."""
+    if data[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            if not tif.pages:
+                return None
+            arr: npt.NDArray[Any] = tif.pages.first.asarray()
+    except (ValueError, OSError, RuntimeError):  # TiffFileError is a ValueError; codec errors Runtime
+        return None
+    return arr
 
 
 def _drop_cached(fd: int, offset: int, length: int) -> None:
@@ -713,4 +777,6 @@ __all__: list[str] = [
     "create_session_dir",
     "frame_to_array",
     "preview_8bit",
+    "preview_image",
+    "read_tiff",
 ]

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -34,6 +35,7 @@ from service.capture import CaptureService
 from simulator.config import SimConfig
 from simulator.rig import SimRig
 
+ROOT = Path(__file__).resolve().parent.parent
 TIME_FACTOR = float(os.environ.get("RIGCAPTURE_TIME_FACTOR", "1"))
 BROKER = ("127.0.0.1", 1883)
 
@@ -209,6 +211,29 @@ def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
         assert proc.poll() is None, f"service process exited with {proc.returncode}"
         assert time.monotonic() < deadline, f"service at {url} did not come up in {timeout} s"
         time.sleep(0.1)
+
+
+@contextmanager
+def service_process(cfg_path: Path, cwd: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``python application.py --config cfg_path`` as a real process in ``cwd`` (so a test can kill it
+    with SIGKILL), answering on ``port``; stopped on the way out if it still runs."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "application.py"), "--config", str(cfg_path)],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, 20)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 @contextmanager

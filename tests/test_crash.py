@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,16 @@ from rigcore.atomic import write_json_atomic
 from rigcore.config import Config
 from service.capture import CaptureService
 from service.history import HistoryStore
+from sessions.recovery import FRAME_SUFFIXES
 from simulator.rig import SimRig
-from tests.conftest import batch, free_port, scaled, wait_healthy
+from tests.conftest import batch, free_port, scaled, service_process
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def frame_files(paths: Iterable[Path]) -> list[Path]:
+    """The frame files among ``paths``, whatever the camera's image_format (.tif for "fast", .png …)."""
+    return [p for p in paths if p.suffix.lower() in FRAME_SUFFIXES]
 
 
 @pytest.mark.integration
@@ -39,37 +46,26 @@ def test_kill_9_mid_session_is_recovered_as_incomplete(sim: SimRig, prefix: str,
             "streams": [{"url": sim.ws_url}],
         },
     )
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "application.py"), "--config", str(cfg_path)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, 20)
+    save_dir = tmp_path / "save_images"
+    with service_process(cfg_path, tmp_path, port) as proc:
         job = requests.post(
             f"{url}/process-request?wait=false", json=batch(0, 0, seconds=20), timeout=5
         ).json()
-        save_dir = tmp_path / "save_images"
         deadline = time.monotonic() + scaled(20)
-        while not list(save_dir.glob("*/cameradevice_lwir_1/*.png"))[5:]:
+        while not frame_files(save_dir.glob("*/cameradevice_lwir_1/*"))[5:]:
             assert time.monotonic() < deadline, "no frames written"
             time.sleep(0.1)
         assert requests.get(f"{url}/jobs/{job['job_id']}", timeout=5).json()["phase"] == "recording"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
     # What the killed process left: history.json is whole (atomic writes), the session unfinished.
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["requests"][-1]["status"] == "running"
     (session,) = [p for p in save_dir.iterdir() if p.is_dir()]
     assert not (session / "session.json").exists()
-    on_disk = sorted(p.name for p in (session / "cameradevice_lwir_1").glob("*.png"))
+    on_disk = sorted(p.name for p in frame_files((session / "cameradevice_lwir_1").iterdir()))
 
     service = CaptureService(Config.load(cfg_path), base_dir=tmp_path)
     service.start()

@@ -8,23 +8,27 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from flask.testing import FlaskClient
 from PIL import Image
 
 from api import create_app
 from service.capture import CaptureService
+from sessions.writer import read_tiff
 from tests.conftest import batch, scaled
 
 pytestmark = pytest.mark.integration
 
 CAMS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
+FRAME_MIMETYPES = {".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff"}  # by image_format
 
 
 def image(data: bytes) -> Image.Image:
@@ -52,12 +56,23 @@ def test_page_and_static_files_are_served(client: FlaskClient) -> None:
     resp = client.get("/")
     assert resp.status_code == 200 and resp.mimetype == "text/html"
     html = resp.get_data(as_text=True)
-    assert "/static/dashboard.js" in html and "/static/dashboard.css" in html
-    for name, mimetype in (("dashboard.js", "text/javascript"), ("dashboard.css", "text/css")):
-        static = client.get(f"/static/{name}")
-        assert static.status_code == 200 and static.mimetype == mimetype
-        assert len(static.data) > 1000
-        static.close()
+    assert "/static/dashboard.css" in html
+    css = client.get("/static/dashboard.css")
+    assert css.status_code == 200 and css.mimetype == "text/css" and len(css.data) > 1000
+    css.close()
+    # The script is native ES modules: the page's import map gives each one its versioned URL (so a
+    # browser never mixes old and new modules), and every module it imports is in the map.
+    imports = json.loads(re.search(r'<script type="importmap">(.*?)</script>', html, re.S)[1])["imports"]
+    assert {"/static/js/main.js", "/static/js/api.js", "/static/js/scans.js"} <= set(imports)
+    assert re.search(r'<script type="module" src="/static/js/main\.js\?v=\d+">', html)
+    for plain, versioned in imports.items():
+        assert versioned.startswith(f"{plain}?v="), versioned
+        module = client.get(versioned)
+        assert module.status_code == 200 and module.mimetype == "text/javascript", plain
+        source = module.get_data(as_text=True)
+        module.close()
+        for name in re.findall(r'^import .* from "\./([a-z]+\.js)";$', source, re.M):
+            assert f"/static/js/{name}" in imports, (plain, name)
     info = client.get("/cameras").get_json()
     by_id = {c["camera_id"]: c for c in info["cameras"]}
     assert by_id["cameradevice_rgb_1"]["zoom"]["command_id"] == "set_zoom_value"
@@ -107,12 +122,15 @@ def test_no_frame_yet_is_a_404_in_the_error_shape(
 
 
 def test_sessions_gallery_files_thumbs_and_zip(service: CaptureService, client: FlaskClient) -> None:
-    assert client.get("/sessions").get_json() == {"sessions": [], "total": 0, "offset": 0, "limit": 20}
+    empty = client.get("/sessions").get_json()
+    assert (empty["sessions"], empty["total"], empty["offset"], empty["limit"]) == ([], 0, 0, 20)
     done = client.post("/process-request", json=batch(4500, -1000, seconds=1.0)).get_json()
     assert done["status"] == "succeeded", done
     sid = done["session"]["session_id"]
     # A folder without a manifest yet (a recording in progress) is listed as incomplete, newest first.
     (service.paths.save_dir / "99999999-000000-000").mkdir()
+    # The session catalog indexes what the service writes; a folder made by hand, at its next refresh.
+    service.catalog.refresh()
 
     listing = client.get("/sessions").get_json()
     assert listing["total"] == 2
@@ -139,8 +157,9 @@ def test_sessions_gallery_files_thumbs_and_zip(service: CaptureService, client: 
     # The 16-bit LWIR file as written, and its 8-bit view; a thumbnail of each camera.
     lwir = summary["cameras"]["cameradevice_lwir_1"]["strip"][0]["file"]
     raw = client.get(f"/sessions/{sid}/files/{lwir}")
-    assert raw.status_code == 200 and raw.mimetype == "image/png"
-    assert image(raw.data).mode == "I;16"
+    assert raw.status_code == 200 and raw.mimetype == FRAME_MIMETYPES[Path(lwir).suffix]
+    pixels = read_tiff(raw.data) if raw.mimetype == "image/tiff" else np.asarray(image(raw.data))
+    assert pixels is not None and pixels.dtype == np.uint16, pixels.dtype  # 16 bits, as recorded
     assert raw.data == (service.paths.save_dir / sid / lwir).read_bytes()
     raw.close()
     view = client.get(f"/sessions/{sid}/files/{lwir}?view=1")
@@ -154,11 +173,15 @@ def test_sessions_gallery_files_thumbs_and_zip(service: CaptureService, client: 
         assert again.data == thumb.data  # served from the cache
     assert is_error(client.get(f"/sessions/{sid}/thumbs/session.json"), 404)
 
-    # The zip: every file of the folder, stored, under the session's name.
+    check_the_zip(client, service.paths.save_dir / sid, lwir)
+
+
+def check_the_zip(client: FlaskClient, folder: Path, lwir: str) -> None:
+    """The zip: every file of the folder, stored, under the session's name."""
+    sid = folder.name
     resp = client.get(f"/sessions/{sid}.zip")
     assert resp.status_code == 200 and resp.mimetype == "application/zip"
     assert resp.headers["Content-Disposition"] == f'attachment; filename="{sid}.zip"'
-    folder = service.paths.save_dir / sid
     expected = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     with zipfile.ZipFile(io.BytesIO(resp.data)) as zf:
         assert zf.testzip() is None
@@ -242,10 +265,12 @@ def test_session_summaries_are_read_through_the_manifest_model(
     # Not in the session format, and not JSON at all: "unreadable", saying why and naming the file.
     write_manifest_file(save / "20000101-000000-000", {"session_id": "20000101-000000-000"})
     write_manifest_file(save / "20000101-000000-003", "{not json")
+    service.catalog.refresh()  # folders made by hand are indexed at the catalog's next refresh
 
     summaries = {s["session_id"]: s for s in client.get("/sessions").get_json()["sessions"]}
     real = summaries[sid]
-    assert isinstance(real["settled_at"], float) and real["settled_at"] <= real["record_started_at"]
+    # Both times are wall-clock readings derived from monotonic ones; allow their float rounding.
+    assert isinstance(real["settled_at"], float) and real["settled_at"] <= real["record_started_at"] + 1e-3
     assert real["problems"] == [] and real["status"] == "complete"
 
     v2 = summaries["20000101-000000-002"]
@@ -284,6 +309,7 @@ def test_session_summaries_are_read_through_the_manifest_model(
     linked = save / "20000101-000000-004"
     linked.mkdir()
     (linked / "session.json").symlink_to(save / "20000101-000000-002" / "session.json")
+    service.catalog.refresh()
     listed = {s["session_id"]: s for s in client.get("/sessions").get_json()["sessions"]}
     assert listed["20000101-000000-004"]["status"] == "incomplete"
     assert is_error(client.get("/sessions/20000101-000000-004"), 404)
@@ -334,6 +360,7 @@ def test_paths_never_leave_the_save_folder(
     resp = client.get(f"/sessions/{sid}/files/{secret}", follow_redirects=True)
     assert resp.status_code == 404 and resp.get_data() != b"secret"
     # The listing skips the symlinked folder, and the zip skips the symlinked file.
+    service.catalog.refresh()  # folders made by hand are indexed at the catalog's next refresh
     listed = {s["session_id"]: s for s in client.get("/sessions").get_json()["sessions"]}
     assert sorted(listed) == [sid, linked.name] and "secret" not in json.dumps(listed[linked.name])
     with zipfile.ZipFile(io.BytesIO(client.get(f"/sessions/{sid}.zip").data)) as zf:
@@ -347,7 +374,7 @@ def test_token_is_needed_everywhere_but_the_page(start_service: Callable[..., Ca
     service = start_service("mqtt", api={"token": token})
     client = create_app(service).test_client()
     assert client.get("/").status_code == 200
-    assert client.get("/static/dashboard.js").status_code == 200
+    assert client.get("/static/js/main.js").status_code == 200
     auth = {"Authorization": f"Bearer {token}"}
     wait_for_frames(client, auth)
     for url in ("/cameras", "/cameras/cameradevice_swir_1/live.jpg", "/sessions", "/sessions/x.zip"):

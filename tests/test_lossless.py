@@ -1,4 +1,6 @@
-"""Saved frames are bit-exact: 16-bit stays 16-bit, JPEG byte for byte, bgr8 in the right order."""
+"""Saved frames are bit-exact: 16-bit stays 16-bit, JPEG byte for byte, bgr8 in the right order; raw
+frames in the default format ("fast", tests/test_image_formats.py has every format) read the same in
+Pillow and tifffile."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from api import create_app
@@ -38,10 +41,12 @@ def test_frames_round_trip_bit_exact_and_every_frame_of_every_packet_is_kept(
         # Consecutive: no frame of a multi-packet, multi-frame message was dropped.
         assert indices == list(range(indices[0], indices[0] + len(indices))), cam
     for f in manifest["cameras"]["cameradevice_lwir_1"]["frames"]:
+        assert f["file"].endswith(".tif")  # raw cameras default to image_format "fast" (a zstd TIFF)
         with Image.open(path / f["file"]) as img:
             got = np.asarray(img)
         assert got.dtype == np.uint16
         assert np.array_equal(got, mono16(f["frame_index"]))
+        assert np.array_equal(tifffile.imread(path / f["file"]), mono16(f["frame_index"]))
     for f in manifest["cameras"]["cameradevice_rgb_1"]["frames"]:
         assert f["file"].endswith(".jpg")
         assert (path / f["file"]).read_bytes() == jpeg(f["frame_index"])
@@ -49,3 +54,4 @@ def test_frames_round_trip_bit_exact_and_every_frame_of_every_packet_is_kept(
         with Image.open(path / f["file"]) as img:
             got = np.asarray(img.convert("RGB"))
         assert np.array_equal(got, bgr8(f["frame_index"])[:, :, ::-1])
+        assert np.array_equal(tifffile.imread(path / f["file"]), bgr8(f["frame_index"])[:, :, ::-1])

@@ -10,21 +10,26 @@ with ``abort``; a cancel keeps the pose being recorded; a bad plan moves nothing
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 
 from api import create_app
+from rigcore.atomic import write_json_atomic
 from service.capture import CaptureService
 from simulator.rig import SimRig
-from tests.conftest import scaled
+from tests.conftest import free_port, scaled, service_process
 from tests.test_engine_cases import (
     RGB,
     SWIR,
@@ -267,3 +272,72 @@ def test_a_scan_running_when_the_service_died_is_interrupted_at_the_next_start(
     assert scan["status"] == "interrupted" and scan["error"]["type"] == "Interrupted", scan
     assert [p["status"] for p in scan["poses"]] == ["done", "failed", "skipped"]
     assert [s["scan_id"] for s in client.get("/scans").get_json()["scans"]] == [scan_id]
+
+
+def test_kill_9_mid_scan_then_resume_keeps_done_poses_and_gives_each_pose_one_session(
+    sim: SimRig, prefix: str, tmp_path: Path
+) -> None:
+    """The service process killed with SIGKILL while pose 2 of 4 records; restarted, the scan is
+    ``interrupted``; resumed, it runs only the poses not done, under the same scan id."""
+    port = free_port()
+    cfg_path = tmp_path / "config.json"
+    write_json_atomic(
+        cfg_path,
+        {
+            "api": {"host": "127.0.0.1", "port": port},
+            "mqtt": {"topic_prefix": prefix},
+            "invoke_url": sim.http_url,
+            "streams": [{"url": sim.ws_url}],
+        },
+    )
+    url = f"http://127.0.0.1:{port}"
+    poses = [{"pan_deg_x100": 1000 * i, "tilt_deg_x100": -200 * i} for i in range(4)]
+    body = {"cameras": [SWIR], "duration_second": 2, "poses": poses, "label": "killed"}
+    with service_process(cfg_path, tmp_path, port) as proc:
+        scan_id = requests.post(f"{url}/scans", json=body, timeout=10).json()["scan_id"]
+        deadline = time.monotonic() + scaled(60)
+        while True:
+            scan = requests.get(f"{url}/scans/{scan_id}", timeout=5).json()
+            job = requests.get(f"{url}/jobs/{scan['job_id']}", timeout=5).json()
+            if scan["poses"][2]["status"] == "running" and job["phase"] == "recording":
+                break
+            assert time.monotonic() < deadline, scan
+            time.sleep(0.05)
+        time.sleep(0.5)  # well into pose 2's recording
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    before = {p["index"]: p["session_id"] for p in scan["poses"] if p["status"] == "done"}
+    assert sorted(before) == [0, 1], scan
+
+    with service_process(cfg_path, tmp_path, port):
+        left = requests.get(f"{url}/scans/{scan_id}", timeout=5).json()
+        assert left["status"] == "interrupted", left
+        assert [p["status"] for p in left["poses"]] == ["done", "done", "failed", "skipped"], left
+        cut = left["poses"][2]  # points at the partial session it was recording when killed
+        assert cut["session_id"] and Path(cut["path"]).name == cut["session_id"], cut
+        resp = requests.post(f"{url}/scans/{scan_id}/resume?wait=true", timeout=scaled(120))
+        resumed = resp.json()
+        assert resp.status_code == 200 and resumed["status"] == "succeeded", resumed
+        assert resumed["scan_id"] == scan_id
+
+    assert [p["status"] for p in resumed["poses"]] == ["done"] * 4
+    for index, session_id in before.items():  # the poses done before keep their sessions
+        assert resumed["poses"][index]["session_id"] == session_id
+    # Every complete session of this scan on disk belongs to one pose, and each pose has exactly one;
+    # the pose killed mid-recording also left its partial session, recovered as incomplete.
+    by_pose: dict[int, list[str]] = {}
+    incomplete = []
+    for manifest_path in (tmp_path / "save_images").glob("*/session.json"):
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("scan_id") != scan_id:
+            continue
+        if manifest["status"] != "incomplete":  # complete, or partial on a loaded machine
+            by_pose.setdefault(manifest["pose_index"], []).append(manifest["session_id"])
+        else:
+            incomplete.append((manifest["pose_index"], manifest["status"], manifest["session_id"]))
+    assert by_pose == {p["index"]: [p["session_id"]] for p in resumed["poses"]}, by_pose
+    assert incomplete == [(2, "incomplete", cut["session_id"])], incomplete
+    folders = SimpleNamespace(paths=SimpleNamespace(images_data_dir=tmp_path / "images_data"))
+    for pose in resumed["poses"]:
+        path, manifest = pose_session(pose)
+        check_folder(folders, path, manifest)  # type: ignore[arg-type]

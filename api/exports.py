@@ -1,0 +1,207 @@
+"""A session in the formats other tools read: MCAP for Foxglove, and its frame sets.
+
+==========================================  ====================================================
+``GET /sessions/<id>.mcap``                 the session as MCAP (sessions/mcap_export.py), streamed
+``GET /sessions/<id>/frame_sets``           ``frame_sets.json``, or computed now for an older session
+                                            (``?tolerance_ms=`` computes them with that tolerance)
+==========================================  ====================================================
+
+The MCAP is made while it is sent, never stored: a session folder stays as the recording left it and
+costs no second copy on disk, and the first bytes leave at once. A listed frame file that is missing
+is found before the answer starts (409); a file that cannot be decoded later cuts the stream short,
+which a client sees as a failed transfer (waitress closes the connection) and a file without its
+MCAP footer. Paths follow the dashboard's rules: a session id names a folder directly inside
+``save_dir``, never a symlink.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+
+from api.openapi import AUTH_ERR, ERR, json_response
+from service.capture import CaptureService
+from sessions.frame_sets import frame_sets_of, load_frame_sets
+from sessions.manifest import MANIFEST_NAME, ManifestError, SessionManifest, has_manifest, read_manifest
+from sessions.mcap_export import ExportError, mcap_chunks
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("exports", __name__)
+
+MAX_TOLERANCE_MS = 60_000.0
+_SESSION_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,127}")
+
+_SESSION_PARAM = {
+    "name": "session_id",
+    "in": "path",
+    "required": True,
+    "description": "a folder name in save_dir",
+    "schema": {"type": "string", "minLength": 1, "example": "20261123-203016-412"},
+}
+FRAME_SETS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["clock", "tolerance_ms", "sets", "unmatched"],
+    "properties": {
+        "format_version": {"type": "integer"},
+        "clock": {"type": "string", "enum": ["camera", "arrival"]},
+        "tolerance_ms": {"type": "number"},
+        "cameras": {"type": "array", "items": {"type": "string"}},
+        "sets": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["timestamp_ns", "spread_ms", "frames"],
+                "properties": {
+                    "timestamp_ns": {"type": "integer"},
+                    "spread_ms": {"type": "number"},
+                    "frames": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+        },
+        "unmatched": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
+
+# This blueprint's part of GET /openapi.json (merged in by api.routes through app.extensions).
+OPENAPI_PATHS: dict[str, Any] = {
+    "/sessions/{session_id}.mcap": {
+        "get": {
+            "summary": "The session as MCAP for Foxglove: images, /rig/state, /tf, /frame_sets, streamed",
+            "parameters": [_SESSION_PARAM],
+            "responses": {
+                "200": {
+                    "description": "the MCAP file (zstd chunks); see README, Export to Foxglove",
+                    "content": {
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                },
+                "404": json_response(ERR, "no such session, or no session.json yet"),
+                "409": json_response(ERR, "session.json unreadable, or a listed frame file is missing"),
+                **AUTH_ERR,
+            },
+        }
+    },
+    "/sessions/{session_id}/frame_sets": {
+        "get": {
+            "summary": "One frame per camera taken at the same instant (frame_sets.json)",
+            "parameters": [
+                _SESSION_PARAM,
+                {
+                    "name": "tolerance_ms",
+                    "in": "query",
+                    "required": False,
+                    "description": "match again with this tolerance (0-60000 ms) instead of reading the file",
+                    "schema": {"type": "number", "minimum": 0, "maximum": MAX_TOLERANCE_MS},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "the frame sets",
+                    "content": {"application/json": {"schema": FRAME_SETS_SCHEMA}},
+                },
+                "400": json_response(ERR, "tolerance_ms is not a number in range"),
+                "404": json_response(ERR, "no such session, or no session.json yet"),
+                "409": json_response(ERR, "session.json unreadable"),
+                **AUTH_ERR,
+            },
+        }
+    },
+}
+
+
+@bp.record_once
+def _document(state: BlueprintSetupState) -> None:
+    state.app.extensions.setdefault("openapi_paths", {}).update(OPENAPI_PATHS)
+
+
+def _service() -> CaptureService:
+    service: CaptureService = current_app.extensions["capture"]
+    return service
+
+
+@bp.get("/sessions/<session_id>.mcap")
+def session_mcap(session_id: str) -> ResponseReturnValue:
+    folder = session_folder(_service().paths.save_dir, session_id)
+    manifest = _manifest(folder)
+    cameras = _service().config.cameras
+    encoded = {cam for cam, c in cameras.items() if c.pixel_format == "encoded"}
+    chunks = mcap_chunks(folder, manifest, load_frame_sets(folder, manifest), encoded)
+    try:
+        first = next(chunks)  # every listed file is checked before this returns
+    except ExportError as exc:
+        _fail(409, f"session {session_id} cannot be exported: {exc}")
+    resp = Response(_stream(session_id, first, chunks), mimetype="application/octet-stream")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{session_id}.mcap"'
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _stream(session_id: str, first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    try:
+        yield from rest
+    except Exception:
+        # Raised on so the server drops the connection: the client sees a failed download rather
+        # than a file that only lacks its footer.
+        log.exception("MCAP export of session %s failed part way", session_id)
+        raise
+
+
+@bp.get("/sessions/<session_id>/frame_sets")
+def session_frame_sets(session_id: str) -> ResponseReturnValue:
+    folder = session_folder(_service().paths.save_dir, session_id)
+    manifest = _manifest(folder)
+    raw = request.args.get("tolerance_ms")
+    sets = load_frame_sets(folder, manifest) if raw is None else frame_sets_of(manifest, _tolerance(raw))
+    return jsonify(sets.to_json())
+
+
+def _tolerance(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 <= value <= MAX_TOLERANCE_MS):
+        _fail(
+            400, f"tolerance_ms must be a number of milliseconds from 0 to {MAX_TOLERANCE_MS:g}, got {raw!r}"
+        )
+    return value
+
+
+# -- path checks ------------------------------------------------------------------------------------
+def session_folder(save_dir: Path, session_id: str) -> Path:
+    """The folder of an existing session, directly inside ``save_dir`` (not a symlink); 404 otherwise."""
+    if not _SESSION_ID.fullmatch(session_id) or ".." in session_id:
+        _fail(404, f"no session {session_id!r}")
+    folder = save_dir / session_id
+    try:
+        real = folder.resolve(strict=True)
+        base = save_dir.resolve(strict=True)
+    except (OSError, RuntimeError):
+        _fail(404, f"no session {session_id!r}")
+    if folder.is_symlink() or not real.is_dir() or real.parent != base:
+        _fail(404, f"no session {session_id!r}")
+    return real
+
+
+def _manifest(folder: Path) -> SessionManifest:
+    if not has_manifest(folder):
+        _fail(404, f"session {folder.name} has no {MANIFEST_NAME} yet (still recording, or interrupted)")
+    try:
+        return read_manifest(folder)
+    except ManifestError as exc:
+        _fail(409, str(exc))
+
+
+def _fail(status: int, message: str) -> NoReturn:
+    # Rendered by the app's HTTPException handler in the one error shape.
+    abort(status, description=message)

@@ -1,0 +1,218 @@
+"""What every rigcli command shares: plain-text tables and times, cameras named by a part of their id,
+zoom values, degrees on the command line and hundredths of a degree on the wire."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from rigcli.client import ApiClient, RequestRejected, ServiceUnavailable
+from rigcli.progress import JobProgress
+
+# A command's handler: (parsed arguments, client, stdout, stderr) -> exit code.
+Handler = Callable[[Any, ApiClient, TextIO, TextIO], int]
+
+# Options whose value may start with "-" and is not a plain number ("-10:10:5", "-10,5"): argparse
+# would take such a value for an option. main() glues them to their option ("--pan=-10:10:5").
+POLL_EVERY_S = 0.25  # a job
+# While following a job or a scan, connection trouble is retried for this long before giving up (exit 3).
+POLL_RETRY_S = 15.0
+
+_GLUED_OPTIONS = frozenset({"--pan", "--tilt", "--pose"})
+_NEGATIVE_VALUE = re.compile(r"^-[0-9.]")
+
+
+def glue_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--pan -10:10:5`` as ``--pan=-10:10:5``, which argparse reads as meant."""
+    out: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        if arg in _GLUED_OPTIONS and i + 1 < len(items) and _NEGATIVE_VALUE.match(items[i + 1]):
+            out.append(f"{arg}={items[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def x100(degrees: float) -> int:
+    """Degrees as the service's whole hundredths of a degree."""
+    return round(degrees * 100)
+
+
+def parse_degrees(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise RequestRejected(f"{what}: {text!r} is not a number of degrees") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise RequestRejected(f"{what}: {text!r} is not a number of degrees")
+    return value
+
+
+def resolve_camera(name: str, cameras: Sequence[str]) -> str:
+    """An exact id, or the one id that contains ``name`` (case-insensitive); else a usage error."""
+    if name in cameras:
+        return name
+    matches = [c for c in cameras if name.lower() in c.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RequestRejected(f"no camera matches {name!r}; cameras: {', '.join(cameras)}")
+    raise RequestRejected(f"{name!r} matches several cameras ({', '.join(matches)}); say which")
+
+
+def parse_zoom(cameras: list[dict[str, Any]], item: str) -> tuple[str, dict[str, Any], float | int]:
+    """One ``--zoom CAMERA=VALUE`` against ``GET /cameras``: the camera id, its zoom command, the value."""
+    name, sep, raw = item.partition("=")
+    if not sep or not raw:
+        raise RequestRejected(f"--zoom {item!r}: write CAMERA=VALUE, e.g. rgb=4")
+    camera = resolve_camera(name.strip(), [c["camera_id"] for c in cameras])
+    zoom = next(c.get("zoom") for c in cameras if c["camera_id"] == camera)
+    if not zoom:
+        raise RequestRejected(f"--zoom: {camera} has no zoom lens")
+    return camera, zoom, zoom_value(item, raw, camera, zoom)
+
+
+def zoom_value(item: str, raw: str, camera: str, zoom: dict[str, Any]) -> float | int:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise RequestRejected(f"--zoom {item!r}: {raw!r} is not a number") from None
+    if not zoom["integer"]:
+        return value
+    if not value.is_integer():
+        raise RequestRejected(f"--zoom {item!r}: {camera} takes a whole {zoom['arg']}")
+    return int(value)
+
+
+def choose_cameras(client: ApiClient, names: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """The camera ids ``names`` stand for (each a part of an id is enough), and ``GET /cameras``."""
+    info: dict[str, Any] = client.get("/cameras")
+    cameras = [c["camera_id"] for c in info["cameras"]]
+    chosen = [resolve_camera(name, cameras) for name in names]
+    if not chosen:
+        raise RequestRejected("--cameras names no camera")
+    return chosen, info
+
+
+def poll(client: ApiClient, path: str, trouble_since: float | None) -> tuple[Any, float | None]:
+    """GET ``path`` while following something: ``(answer, None)``, or ``(None, since)`` while the
+    service cannot be reached (for up to POLL_RETRY_S); an answer that says no raises at once."""
+    try:
+        return client.get(path), None
+    except ServiceUnavailable as exc:
+        answered = isinstance(exc.body, dict)  # the service said no: retrying will not help
+        if answered or (trouble_since is not None and time.monotonic() - trouble_since > POLL_RETRY_S):
+            raise
+        return None, trouble_since or time.monotonic()
+
+
+def follow(client: ApiClient, job_id: str, progress: JobProgress, max_wait: float) -> dict[str, Any]:
+    """Poll the job until it is done; brief connection trouble is retried, not fatal."""
+    deadline = time.monotonic() + max_wait
+    trouble_since: float | None = None
+    while True:
+        job, trouble_since = poll(client, f"/jobs/{quote(job_id, safe='')}", trouble_since)
+        if job is None:
+            time.sleep(1.0)
+            continue
+        progress.update(job)
+        if job.get("phase") == "done" or job.get("status") in ("succeeded", "failed", "cancelled"):
+            result: dict[str, Any] = job
+            return result
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable(
+                f"job {job_id} is still {job.get('phase')} after {max_wait:.0f} s; stopped following "
+                f"(it goes on: python -m rigcli jobs)"
+            )
+        time.sleep(POLL_EVERY_S)
+
+
+def path_of(*parts: str) -> str:
+    """``/presets/<name>``: each part quoted for a URL path."""
+    return "".join("/" + quote(p, safe="") for p in parts)
+
+
+# -- formatting ------------------------------------------------------------------------------------
+def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> list[str]:
+    """Plain-text columns; ``right`` are the indices of right-aligned (numeric) columns."""
+    right = right or set()
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells)
+        ).rstrip()
+
+    return [fmt(headers)] + [fmt(r) for r in rows]
+
+
+def deg(x100: Any) -> str:
+    return f"{x100 / 100:.2f} deg" if isinstance(x100, int | float) else "?"
+
+
+def when(epoch: Any) -> str:
+    if not isinstance(epoch, int | float):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def ago(epoch: Any, now: float | None = None) -> str:
+    """``2026-11-30 05:10:00 (in 4 min)`` / ``(3 s ago)``: a time and how far it is from now."""
+    if not isinstance(epoch, int | float):
+        return "-"
+    delta = epoch - (time.time() if now is None else now)
+    span = _span(abs(delta))
+    return f"{when(epoch)} ({'in ' + span if delta >= 0 else span + ' ago'})"
+
+
+def _span(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def clip(text: str, width: int = 70) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def print_json(out: TextIO, data: Any) -> None:
+    out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def problem_lines(body: Any) -> list[str]:
+    """The problems of a refused request (its ``details``, or ``problems``), one line each:
+    ``  - poses[3].pan_deg_x100: 99999 is above the maximum ...``."""
+    if not isinstance(body, dict):
+        return []
+    found = body.get("problems") or body.get("details") or []
+    lines = []
+    for p in found if isinstance(found, list) else []:
+        if not isinstance(p, dict):
+            continue
+        index, where = p.get("index"), str(p.get("field", "?"))
+        if isinstance(index, int) and f"[{index}]" not in where:
+            where = f"{where} (item {index})"
+        lines.append(f"  - {where}: {p.get('message', '')}")
+    omitted = body.get("details_omitted")
+    if isinstance(omitted, int) and omitted:
+        lines.append(f"  ... and {omitted} more")
+    return lines

@@ -1,0 +1,164 @@
+"""``rigcli presets``: named poses (``/presets``): list, set, save the rig's pose, show, delete, and go
+there (a batch with ``goto_preset``, followed like ``capture``). Degrees on the command line,
+hundredths of a degree on the wire, as everywhere in rigcli."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TextIO
+
+from rigcli.client import EXIT_JOB_FAILED, EXIT_OK, ApiClient
+from rigcli.common import deg, follow, parse_zoom, path_of, print_json, table, when, x100
+from rigcli.progress import JobProgress
+
+GOTO_PRESET = "goto_preset"  # the batch command that moves the rig to a preset
+GO_MAX_WAIT_S = 180.0
+
+PRESETS_EPILOG = """\
+examples:
+  python -m rigcli presets
+  python -m rigcli presets set gate --pan 45 --tilt -10 --zoom swir=200
+  python -m rigcli presets save ridge          # the pose the rig holds now
+  python -m rigcli presets go gate
+  python -m rigcli presets delete gate
+"""
+
+
+def add_presets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    presets = sub.add_parser(
+        "presets",
+        parents=[common],
+        help="named poses: list (the default), set, save, show, delete, go",
+        description="Named poses kept by the service (GET/PUT/DELETE /presets/<name>).",
+        epilog=PRESETS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    presets.set_defaults(run=cmd_presets_list)
+    actions = presets.add_subparsers(dest="presets_action", metavar="[ACTION]", parser_class=type(presets))
+    ls = actions.add_parser("list", parents=[common], help="every preset (the default)")
+    ls.set_defaults(run=cmd_presets_list)
+    put = actions.add_parser("set", parents=[common], help="store pan, tilt (degrees) and zooms under NAME")
+    put.add_argument("name", metavar="NAME")
+    put.add_argument("--pan", type=float, required=True, metavar="DEG", help="pan in degrees")
+    put.add_argument("--tilt", type=float, required=True, metavar="DEG", help="tilt in degrees")
+    put.add_argument(
+        "--zoom", action="append", default=[], metavar="CAM=VALUE", help="a camera's zoom; may be repeated"
+    )
+    put.set_defaults(run=cmd_presets_set)
+    save = actions.add_parser("save", parents=[common], help="store the pose the rig holds now as NAME")
+    save.add_argument("name", metavar="NAME")
+    save.set_defaults(run=cmd_presets_save)
+    show = actions.add_parser("show", parents=[common], help="one preset")
+    show.add_argument("name", metavar="NAME")
+    show.set_defaults(run=cmd_presets_show)
+    delete = actions.add_parser("delete", parents=[common], help="forget a preset")
+    delete.add_argument("name", metavar="NAME")
+    delete.set_defaults(run=cmd_presets_delete)
+    go = actions.add_parser("go", parents=[common], help="move the rig to a preset; wait until it settled")
+    go.add_argument("name", metavar="NAME")
+    go.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    go.set_defaults(run=cmd_presets_go)
+
+
+def _row(p: dict[str, Any]) -> list[str]:
+    zoom = ", ".join(f"{str(c).removeprefix('cameradevice_')}={v}" for c, v in (p.get("zoom") or {}).items())
+    return [
+        str(p.get("name", "")),
+        deg(p.get("pan_deg_x100")),
+        deg(p.get("tilt_deg_x100")),
+        zoom or "-",
+        when(p.get("saved_at")),
+    ]
+
+
+def _print_presets(out: TextIO, presets: list[dict[str, Any]]) -> None:
+    headers = ["preset", "pan", "tilt", "zoom", "saved"]
+    out.write("\n".join(table(headers, [_row(p) for p in presets], right={1, 2})) + "\n")
+
+
+def cmd_presets_list(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    body = client.get("/presets")
+    if args.json:
+        print_json(out, body)
+        return EXIT_OK
+    if body.get("warning"):
+        err.write(f"rigcli: warning from the service: {body['warning']}\n")
+    if not body["presets"]:
+        out.write("no presets (store one: python -m rigcli presets set NAME --pan DEG --tilt DEG)\n")
+        return EXIT_OK
+    _print_presets(out, body["presets"])
+    return EXIT_OK
+
+
+def _stored(args: argparse.Namespace, answer: dict[str, Any], out: TextIO) -> int:
+    if args.json:
+        print_json(out, answer)
+        return EXIT_OK
+    out.write(f"preset {answer.get('name')} {answer.get('message', 'stored')}\n")
+    _print_presets(out, [answer])
+    return EXIT_OK
+
+
+def cmd_presets_set(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    body: dict[str, Any] = {"pan_deg_x100": x100(args.pan), "tilt_deg_x100": x100(args.tilt)}
+    if args.zoom:
+        cameras = client.get("/cameras")["cameras"]
+        zooms = [parse_zoom(cameras, item) for item in args.zoom]
+        body["zoom"] = {camera: value for camera, _, value in zooms}
+    return _stored(args, client.put(path_of("presets", args.name), body), out)
+
+
+def cmd_presets_save(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    answer = client.post(path_of("presets", args.name), None, params={"from": "current"})
+    return _stored(args, answer, out)
+
+
+def cmd_presets_show(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    preset = client.get(path_of("presets", args.name))
+    if args.json:
+        print_json(out, preset)
+    else:
+        _print_presets(out, [preset])
+    return EXIT_OK
+
+
+def cmd_presets_delete(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    answer = client.delete(path_of("presets", args.name))
+    if args.json:
+        print_json(out, answer)
+    else:
+        out.write(f"preset {args.name} deleted\n")
+    return EXIT_OK
+
+
+def cmd_presets_go(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
+    """A batch of one ``goto_preset`` to the pan-tilt (its id from ``GET /cameras``), followed."""
+    device_id = client.get("/cameras")["pantilt"]["device_id"]
+    request = {
+        "target_id": "entity",
+        "device_id": device_id,
+        "command_id": GOTO_PRESET,
+        "args": {"preset": args.name},
+    }
+    answer = client.post("/process-request", {"requests": [request]}, params={"wait": "false"})
+    job_id = answer["job_id"]
+    if not args.json:
+        err.write(f"job {job_id} submitted\n")
+    progress = JobProgress(err, None, enabled=not args.quiet)
+    try:
+        job = follow(client, job_id, progress, GO_MAX_WAIT_S)
+    finally:
+        progress.close()
+    if args.json:
+        print_json(out, job)
+    if job.get("status") != "succeeded":
+        error = job.get("error") or {}
+        err.write(f"rigcli: job {job.get('status')}: {error.get('message', 'no reason given')}\n")
+        return EXIT_JOB_FAILED
+    if not args.json:
+        pose = job.get("final_pose") or {}
+        out.write(
+            f"at preset {args.name}: pan {deg(pose.get('pan_deg_x100'))}, "
+            f"tilt {deg(pose.get('tilt_deg_x100'))}  (job {job_id} succeeded)\n"
+        )
+    return EXIT_OK

@@ -1,0 +1,253 @@
+"""The session report (sessions.report): report.html written after each session, GET /sessions/<id>/report,
+self-contained (no network), and drawn by a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from service.capture import CaptureService
+from sessions.manifest import SessionManifest, read_manifest
+from sessions.report import REPORT_NAME, build_report, refresh_report, report_data, write_report
+from tests.conftest import batch, scaled
+
+CAMERAS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
+CHROMIUM = "/usr/bin/chromium"
+# Any reference the browser would fetch: src=, href=, url(), @import with a scheme or "//".
+EXTERNAL = re.compile(
+    r"""(?:\b(?:src|href)\s*=\s*["']?|url\(\s*["']?|@import\s+["']?)\s*(?:[a-z]+:)?//""", re.I
+)
+
+
+def page_data(page: str) -> dict[str, Any]:
+    match = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page, re.S)
+    assert match, "the page carries its data"
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
+
+
+def record(client: FlaskClient, service: CaptureService, seconds: float = 2.0) -> tuple[str, Path]:
+    resp = client.post("/process-request", json=batch(seconds=seconds, cameras=CAMERAS))
+    assert resp.status_code == 200, resp.get_json()
+    session = resp.get_json()["session"]
+    assert service.aftercare.wait_idle(scaled(60)), "aftercare did not finish"
+    return session["session_id"], Path(session["path"])
+
+
+# -- unit: the data and the page from a manifest ---------------------------------------------------
+def manifest(**extra: Any) -> SessionManifest:
+    t0 = 1_800_000_000.0
+    frames = [
+        {
+            "file": f"cam/{i + 1:06d}.png",
+            "received_at": t0 + 0.01 + i * 0.1,
+            "timestamp_ns": int((t0 + i * 0.1) * 1e9) if i != 3 else None,
+            "frame_index": i if i < 5 else i + 2,
+            "pose": {"pan_deg_x100": 4500, "tilt_deg_x100": -1000, "zoom": None, "distance_m": 70 + i},
+        }
+        for i in range(10)
+    ]
+    doc: dict[str, Any] = {
+        "session_id": "s1",
+        "status": "partial",
+        "settled_at": t0,
+        "record_started_at": t0,
+        "record_ended_at": t0 + 1,
+        "duration_second": 1,
+        "settle": {
+            "settled_at": t0,
+            "devices": {
+                "acikgoz_pantilt": {
+                    "time_to_settle_s": 1.5,
+                    "values": {"pan_deg_x100": 4500, "tilt_deg_x100": -1000},
+                    "targets": {"pan_deg_x100": 4500, "tilt_deg_x100": -1000},
+                    "residual": {"pan_deg_x100": 0, "tilt_deg_x100": 0},
+                    "steady_messages": 6,
+                    "steady_window_s": 0.55,
+                }
+            },
+            "range_m": {"readings": 5, "min": 70, "max": 71, "mean": 70.5},
+        },
+        "problems": [{"type": "StreamOutage", "message": "</script><script>alert(1)</script>"}],
+        "gaps": [
+            {
+                "camera_id": "cam",
+                "missing_frame_index": [5, 6],
+                "missing_frames": 2,
+                "from_received_at": t0 + 0.41,
+                "to_received_at": t0 + 0.51,
+            }
+        ],
+        "stream_outages": [
+            {
+                "url": "ws://user:pw@127.0.0.1:1/x",
+                "from": t0 + 0.6,
+                "to": t0 + 0.7,
+                "duration_s": 0.1,
+                "reason": "x",
+            }
+        ],
+        "cameras": {
+            "cam": {
+                "frame_count": 10,
+                "rejected_frames": 2,
+                "rejection_reasons": ["bad size"],
+                "frames": frames,
+            }
+        },
+        **extra,
+    }
+    return SessionManifest.model_validate(doc)
+
+
+def test_data_without_telemetry_falls_back_to_frame_poses_and_says_so() -> None:
+    data = report_data(manifest())
+    assert data["pose"]["source"] == "frames" and data["pose"]["pan"][0] == 45.0
+    assert data["range"]["source"] == "frames" and data["range"]["distance_m"][:2] == [70, 71]
+    assert "no telemetry" in data["notes"]["pose"]
+    assert data["targets"] == {"pan": 45.0, "tilt": -10.0}
+    cam = data["cameras"]["cam"]
+    assert cam["clock"] == "arrival"  # one frame lacks a camera timestamp
+    assert len(cam["interval_ms"]) == 9 and cam["interval_ms"][0] == pytest.approx(100.0, abs=1e-3)
+    assert cam["missing_frames"] == 2 and cam["gaps"][0]["from"] == pytest.approx(0.41)
+    assert sum(cam["histogram"]["count"]) == 9
+    assert data["settle"]["devices"]["acikgoz_pantilt"]["command"] == pytest.approx(-1.5)
+    assert data["outages"][0]["url"] == "ws://***@127.0.0.1:1/x"  # credentials never reach the page
+    assert sum(data["fps"]["cameras"]["cam"]) == 10
+
+
+def test_data_uses_telemetry_and_camera_timestamps_when_kept() -> None:
+    t0 = 1_800_000_000.0
+    telemetry = [
+        {
+            "received_at": t0 + 0.05,
+            "device_id": "acikgoz_pantilt",
+            "pan_deg_x100": 4490,
+            "tilt_deg_x100": -1000,
+        },
+        {"received_at": t0 + 0.06, "device_id": "acikgoz_lrf", "distance_m": 55.5},
+        {"received_at": t0 + 0.07, "device_id": "acikgoz_lrf", "distance_m": -1},
+    ]
+    m = manifest(telemetry=telemetry)
+    for i, frame in enumerate(m.cameras["cam"].frames):
+        frame.timestamp_ns = int((t0 + i * 0.05) * 1e9)
+    data = report_data(m)
+    assert data["pose"] == {"source": "telemetry", "t": [0.05], "pan": [44.9], "tilt": [-10.0]}
+    assert data["range"]["distance_m"] == [55.5, None]  # no reading is shown as a hole, not as -1
+    assert data["cameras"]["cam"]["clock"] == "camera"
+    assert data["cameras"]["cam"]["interval_ms"][0] == pytest.approx(50.0, abs=1e-3)
+    assert "pose" not in data["notes"]
+
+
+def test_the_page_is_self_contained_and_escapes_what_the_session_says() -> None:
+    page = build_report(manifest())
+    assert not EXTERNAL.search(page)
+    assert "<script>alert(1)" not in page
+    assert "uPlot" in page and "1.6.32" in page
+    assert page_data(page)["session_id"] == "s1"
+    assert "pw@" not in page
+
+
+def test_an_empty_session_still_gets_a_report() -> None:
+    m = SessionManifest.model_validate({"session_id": "e", "status": "failed", "cameras": {}})
+    data = page_data(build_report(m))
+    assert data["cameras"] == {} and data["pose"]["t"] == [] and data["range"]["t"] == []
+
+
+def test_refresh_rebuilds_only_when_the_manifest_is_newer(tmp_path: Path) -> None:
+    (tmp_path / "session.json").write_text(json.dumps(manifest().to_json()))
+    assert refresh_report(tmp_path) is not None and (tmp_path / REPORT_NAME).is_file()
+    assert refresh_report(tmp_path) is None  # current: the file is served as it is
+    later = time.time() + 5
+    os.utime(tmp_path / "session.json", (later, later))
+    assert refresh_report(tmp_path) is not None
+
+
+# -- integration: a recorded session ---------------------------------------------------------------
+@pytest.mark.integration
+def test_report_is_written_after_each_session_and_served(
+    client: FlaskClient, service: CaptureService
+) -> None:
+    session_id, folder = record(client, service)
+    report = folder / REPORT_NAME
+    assert report.is_file(), "the aftercare hook writes report.html"
+    page = report.read_text(encoding="utf-8")
+    assert not EXTERNAL.search(page), "the report must open with no network"
+    data = page_data(page)
+    manifest = read_manifest(folder)
+    assert data["session_id"] == session_id
+    for cam in CAMERAS:
+        c, kept = data["cameras"][cam], manifest.cameras[cam]
+        assert c["frame_count"] == kept.frame_count > 0
+        assert len(c["interval_ms"]) == len(c["t"]) == len(kept.frames) - 1
+        assert sum(c["histogram"]["count"]) == len(kept.frames) - 1
+        assert sum(data["fps"]["cameras"][cam]) == len(kept.frames)
+        assert c["stats"]["fps"] and c["rejected_frames"] == kept.rejected_frames
+    assert data["pose"]["source"] == "telemetry" and data["pose"]["t"]
+    assert data["targets"] == {"pan": 45.0, "tilt": -10.0}
+    assert data["range"]["t"] and data["settle"]["devices"]
+
+    resp = client.get(f"/sessions/{session_id}/report")
+    assert resp.status_code == 200 and resp.mimetype == "text/html"
+    assert resp.get_data(as_text=True) == page
+
+    report.unlink()  # an older session without one: made on demand, and kept
+    resp = client.get(f"/sessions/{session_id}/report")
+    assert resp.status_code == 200 and page_data(resp.get_data(as_text=True))["session_id"] == session_id
+    assert report.is_file()
+    assert client.get("/sessions/no-such-session/report").status_code == 404
+
+
+@pytest.mark.integration
+def test_report_renders_its_charts_in_chromium(
+    client: FlaskClient, service: CaptureService, tmp_path: Path
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium; .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
+    _, folder = record(client, service, seconds=3.0)
+    report = folder / REPORT_NAME
+    # Opened from disk, as someone who received the folder would: no server, no network.
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1050, "height": 900})
+            errors: list[str] = []
+            requests: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+            page.on(
+                "console", lambda msg: errors.append(msg.text) if msg.type in ("error", "warning") else None
+            )
+            page.on("request", lambda req: requests.append(req.url))
+            page.goto(report.as_uri())
+            page.wait_for_selector("body[data-charts]", timeout=scaled(10) * 1000)
+            charts = int(page.get_attribute("body", "data-charts") or 0)
+            canvases = page.locator("canvas").count()
+            svg = page.locator("svg.settle rect").count()
+            shot = tmp_path / "report.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert requests == [report.as_uri()], "the page fetched something besides itself"
+    # pan/tilt, an interval chart and a histogram per camera, frames per second, range finder.
+    assert charts == canvases == 3 + 2 * len(CAMERAS)
+    assert svg >= 2, "the settle trace is drawn"
+    assert shot.stat().st_size > 50_000, "the screenshot looks empty"
+    if extra := os.environ.get("RIGCAPTURE_SCREENSHOTS"):
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(extra) / "session-report.png")
+
+
+def test_write_report_reads_the_folder_when_not_given_a_manifest(tmp_path: Path) -> None:
+    (tmp_path / "session.json").write_text(json.dumps(manifest().to_json()))
+    path = write_report(tmp_path)
+    assert page_data(path.read_text(encoding="utf-8"))["cameras"]["cam"]["frame_count"] == 10
