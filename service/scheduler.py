@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 MAX_SLEEP_S = 60.0  # re-read the clock at least this often (a wall-clock jump is noticed)
 FOLLOW_S = 1.0  # while a run is unfinished, its status is refreshed this often
 RETRY_S = 5.0  # a run that could not be queued (broker down, queue full) is tried again after this
-READY_WAIT_S = 5.0
+READY_WAIT_S = 0.25  # short: stop() must not wait long for a service that never got ready
 MAX_PROBLEMS = 20
 
 

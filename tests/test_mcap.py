@@ -139,7 +139,7 @@ def check_pose(schema_of: dict[str, Schema], by_topic: Messages) -> None:
 
 @pytest.mark.integration
 def test_mcap_of_a_three_camera_session_reads_back_bit_exact(
-    client: FlaskClient, recorded: tuple[str, Path, SessionManifest]
+    client: FlaskClient, service: CaptureService, recorded: tuple[str, Path, SessionManifest], tmp_path: Path
 ) -> None:
     session_id, folder, manifest = recorded
     resp = client.get(f"/sessions/{session_id}.mcap")
@@ -171,6 +171,8 @@ def test_mcap_of_a_three_camera_session_reads_back_bit_exact(
     (attachment,) = list(reader.iter_attachments())
     assert attachment.name == "session.json" and attachment.media_type == "application/json"
     assert attachment.data == (folder / "session.json").read_bytes()
+    # The same session recorded once serves the CLI check too (a recording costs seconds).
+    check_cli_export(client, service, session_id, tmp_path)
 
 
 @pytest.mark.integration
@@ -197,14 +199,8 @@ def test_frame_sets_of_a_simulated_session_pair_cameras_of_one_rate(
     assert not (folder / FRAME_SETS_NAME).exists()
 
 
-@pytest.mark.integration
-def test_cli_export_writes_the_same_mcap(
-    client: FlaskClient,
-    service: CaptureService,
-    recorded: tuple[str, Path, SessionManifest],
-    tmp_path: Path,
-) -> None:
-    session_id, _, _ = recorded
+def check_cli_export(client: FlaskClient, service: CaptureService, session_id: str, tmp_path: Path) -> None:
+    """``rigcli export`` writes the bytes GET /sessions/<id>.mcap answers; an unknown session exits 2."""
     expected = client.get(f"/sessions/{session_id}.mcap").get_data()
     out = tmp_path / "out" / "take.mcap"
     out.parent.mkdir()
@@ -226,8 +222,11 @@ def test_cli_export_writes_the_same_mcap(
 
 
 @pytest.mark.integration
-def test_mcap_errors_are_json(client: FlaskClient, recorded: tuple[str, Path, SessionManifest]) -> None:
+def test_mcap_errors_are_json(
+    client: FlaskClient, service: CaptureService, recorded: tuple[str, Path, SessionManifest], tmp_path: Path
+) -> None:
     session_id, folder, manifest = recorded
+    check_export_failing_part_way(service, recorded, tmp_path)
     for path in ("/sessions/nope.mcap", "/sessions/..%2F.mcap", "/sessions/nope/frame_sets"):
         resp = client.get(path)
         assert resp.status_code == 404 and "error" in resp.get_json()
@@ -358,10 +357,11 @@ def test_the_foxglove_layout_shows_every_default_camera_and_the_pose() -> None:
     assert panels["3D!rig"]["topics"]["/tf"]["visible"] is True
 
 
-@pytest.mark.integration
-def test_an_export_that_fails_part_way_leaves_no_file(
+def check_export_failing_part_way(
     service: CaptureService, recorded: tuple[str, Path, SessionManifest], tmp_path: Path
 ) -> None:
+    """A frame damaged after the session was saved is found only when decoded: the CLI fails, and
+    leaves no file and no .part behind."""
     session_id, folder, manifest = recorded
     # The last LWIR frame is damaged after the session was saved: found only when it is decoded.
     damaged = folder / manifest.cameras["cameradevice_lwir_1"].frames[-1].file

@@ -292,7 +292,7 @@ def test_kill_9_mid_scan_then_resume_keeps_done_poses_and_gives_each_pose_one_se
     )
     url = f"http://127.0.0.1:{port}"
     poses = [{"pan_deg_x100": 1000 * i, "tilt_deg_x100": -200 * i} for i in range(4)]
-    body = {"cameras": [SWIR], "duration_second": 2, "poses": poses, "label": "killed"}
+    body = {"cameras": [SWIR], "duration_second": 1.5, "poses": poses, "label": "killed"}
     with service_process(cfg_path, tmp_path, port) as proc:
         scan_id = requests.post(f"{url}/scans", json=body, timeout=10).json()["scan_id"]
         deadline = time.monotonic() + scaled(60)
@@ -303,7 +303,7 @@ def test_kill_9_mid_scan_then_resume_keeps_done_poses_and_gives_each_pose_one_se
                 break
             assert time.monotonic() < deadline, scan
             time.sleep(0.05)
-        time.sleep(0.5)  # well into pose 2's recording
+        time.sleep(0.4)  # well into pose 2's recording
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     before = {p["index"]: p["session_id"] for p in scan["poses"] if p["status"] == "done"}

@@ -235,7 +235,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 @pytest.mark.integration
 def test_an_every_s_schedule_fires_twice_and_each_run_records(client: FlaskClient, sim: SimRig) -> None:
-    body = {"batch": batch(pan=1500, tilt=-500, seconds=1, cameras=("cameradevice_swir_1",)), "every_s": 4}
+    body = {"batch": batch(pan=1500, tilt=-500, seconds=1, cameras=("cameradevice_swir_1",)), "every_s": 2}
     resp = client.post("/schedules", json={**body, "label": "twice"})
     assert resp.status_code == 201, resp.get_json()
     created = resp.get_json()
