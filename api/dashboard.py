@@ -54,12 +54,12 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from PIL import Image
 
+from api.context import capture_service
 from api.errors import error_body
 from api.openapi import AUTH_ERR, ERR, json_response
 from camera.display import display_8bit
 from camera.frames import Frame, encoded_kind
 from rigcore.config import Config, DisplayConfig
-from service.capture import CaptureService
 from sessions.catalog import CatalogUnavailable, FilterError, Page, SessionRow, query_from_params
 from sessions.manifest import (
     MANIFEST_NAME,
@@ -328,11 +328,6 @@ def _document(state: BlueprintSetupState) -> None:
     state.app.extensions.setdefault("openapi_paths", {}).update(OPENAPI_PATHS)
 
 
-def _service() -> CaptureService:
-    service: CaptureService = current_app.extensions["capture"]
-    return service
-
-
 # -- the page --------------------------------------------------------------------------------------
 @bp.get("/")
 def page() -> ResponseReturnValue:
@@ -355,7 +350,7 @@ def page() -> ResponseReturnValue:
 def cameras() -> ResponseReturnValue:
     """What the capture form and the command-line client need to build a batch: for each axis and
     zoom, the configured positioning command that drives it (commands are configuration)."""
-    service = _service()
+    service = capture_service()
     in_force = service.in_force()
     cfg, layout = in_force.config, in_force.layout
     pan = _positioning(cfg, layout.command_for(layout.pan_field))
@@ -437,7 +432,7 @@ _live_cache = _LiveCache()
 @bp.get("/cameras/<camera_id>/live.<ext>")
 def live(camera_id: str, ext: str) -> ResponseReturnValue:
     """The camera's newest frame as a small 8-bit image (mono stretched), or 404 if none came yet."""
-    service = _service()
+    service = capture_service()
     if ext not in ("jpg", "png"):
         _fail(404, f"no such image type .{ext}: ask for live.jpg or live.png")
     if camera_id not in service.config.cameras:
@@ -621,7 +616,7 @@ def sessions() -> ResponseReturnValue:
     the sessions matching. Answered from the catalog (sessions.catalog); while the catalog is first
     built, an unfiltered page is listed from the folders as before, and a filtered one comes from the
     part indexed so far with ``"partial": true``. ``"catalog"`` says which."""
-    service = _service()
+    service = capture_service()
     save_dir = service.paths.save_dir
     limit = request.args.get("limit", SESSIONS_PAGE_DEFAULT, type=int)
     offset = request.args.get("offset", 0, type=int)
@@ -682,7 +677,7 @@ def _catalog_fields(row: SessionRow) -> dict[str, Any]:
 def session_manifest(session_id: str) -> ResponseReturnValue:
     """session.json as written (its keys in its order), with "upload": the session's upload state
     (service.uploads; null when it was never queued for the object store)."""
-    service = _service()
+    service = capture_service()
     upload = service.uploads.session_state(session_id) if _SESSION_ID.fullmatch(session_id) else None
     gone = not (service.paths.save_dir / session_id).exists()
     if upload is not None and upload["state"] == "local-deleted" and gone:
@@ -866,7 +861,7 @@ def _zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
 # -- path checks -----------------------------------------------------------------------------------
 def _session_dir(session_id: str) -> Path:
     """The folder of an existing session, directly inside save_dir; 404 otherwise."""
-    save_dir = _service().paths.save_dir
+    save_dir = capture_service().paths.save_dir
     if not _SESSION_ID.fullmatch(session_id) or ".." in session_id:
         _fail(404, f"no session {session_id!r}")
     folder = save_dir / session_id
@@ -968,7 +963,7 @@ def _display_of(file: str) -> DisplayConfig | None:
     """The display settings of the camera a session file belongs to (``<camera_id>/…``); None for a
     preview (already an 8-bit display copy) or a folder that names no configured camera."""
     camera_id, _, rest = file.partition("/")
-    camera = _service().config.cameras.get(camera_id)
+    camera = capture_service().config.cameras.get(camera_id)
     if camera is None or rest.startswith("previews/"):
         return None
     return camera.display

@@ -23,12 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
+from api.context import capture_service
 from api.openapi import AUTH_ERR, ERR, json_response
-from service.capture import CaptureService
 from sessions.frame_sets import frame_sets_of, load_frame_sets
 from sessions.manifest import MANIFEST_NAME, ManifestError, SessionManifest, has_manifest, read_manifest
 from sessions.mcap_export import ExportError, mcap_chunks
@@ -123,16 +123,11 @@ def _document(state: BlueprintSetupState) -> None:
     state.app.extensions.setdefault("openapi_paths", {}).update(OPENAPI_PATHS)
 
 
-def _service() -> CaptureService:
-    service: CaptureService = current_app.extensions["capture"]
-    return service
-
-
 @bp.get("/sessions/<session_id>.mcap")
 def session_mcap(session_id: str) -> ResponseReturnValue:
-    folder = session_folder(_service().paths.save_dir, session_id)
+    folder = session_folder(capture_service().paths.save_dir, session_id)
     manifest = _manifest(folder)
-    cameras = _service().config.cameras
+    cameras = capture_service().config.cameras
     encoded = {cam for cam, c in cameras.items() if c.pixel_format == "encoded"}
     chunks = mcap_chunks(folder, manifest, load_frame_sets(folder, manifest), encoded)
     try:
@@ -158,7 +153,7 @@ def _stream(session_id: str, first: bytes, rest: Iterator[bytes]) -> Iterator[by
 
 @bp.get("/sessions/<session_id>/frame_sets")
 def session_frame_sets(session_id: str) -> ResponseReturnValue:
-    folder = session_folder(_service().paths.save_dir, session_id)
+    folder = session_folder(capture_service().paths.save_dir, session_id)
     manifest = _manifest(folder)
     raw = request.args.get("tolerance_ms")
     sets = load_frame_sets(folder, manifest) if raw is None else frame_sets_of(manifest, _tolerance(raw))

@@ -9,22 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from api.context import capture_service
 from api.errors import error_body
 from api.routes import json_body
 from rigcore.state import is_number
-from service.capture import CaptureService
 from service.presets import Preset, name_problem
 from service.validation import clip, preset_problems
 
 bp = Blueprint("presets", __name__)
-
-
-def _service() -> CaptureService:
-    service: CaptureService = current_app.extensions["capture"]
-    return service
 
 
 def _view(name: str, preset: Preset) -> dict[str, Any]:
@@ -50,7 +45,7 @@ def _bad_name(name: str) -> ResponseReturnValue | None:
 
 @bp.get("/presets")
 def list_presets() -> ResponseReturnValue:
-    store = _service().presets
+    store = capture_service().presets
     body: dict[str, Any] = {"presets": [_view(n, p) for n, p in sorted(store.all().items())]}
     if store.warning:
         body["warning"] = store.warning
@@ -59,7 +54,7 @@ def list_presets() -> ResponseReturnValue:
 
 @bp.get("/presets/<name>")
 def get_preset(name: str) -> ResponseReturnValue:
-    preset = _service().presets.get(name)
+    preset = capture_service().presets.get(name)
     if preset is None:
         return jsonify(error_body(f"no preset {clip(repr(name))}")), 404
     return jsonify(_view(name, preset))
@@ -74,7 +69,7 @@ def put_preset(name: str) -> ResponseReturnValue:
     body, problem = json_body()
     if problem is not None:
         return jsonify(error_body(f"{problem[1]}; nothing saved")), problem[0]
-    problems = preset_problems(body, _service().config)
+    problems = preset_problems(body, capture_service().config)
     if problems:
         return _refused(400, "invalid preset", problems)
     return _store(name, Preset.model_validate(body))
@@ -91,7 +86,7 @@ def save_current(name: str) -> ResponseReturnValue:
             "POST /presets/<name> stores the rig's pose and needs ?from=current (PUT stores given values)"
         )
         return jsonify(error_body(f"{message}; nothing saved")), 400
-    service = _service()
+    service = capture_service()
     pose = service.pose()
     if pose["pan_deg_x100"] is None or pose["tilt_deg_x100"] is None:
         message = "the rig's pose is not known yet (no pan and tilt from the pan-tilt's state); nothing saved"
@@ -113,7 +108,7 @@ def _whole(value: Any) -> Any:
 
 
 def _store(name: str, preset: Preset) -> ResponseReturnValue:
-    store = _service().presets
+    store = capture_service().presets
     try:
         created = store.put(name, preset)
     except OSError as exc:
@@ -126,7 +121,7 @@ def _store(name: str, preset: Preset) -> ResponseReturnValue:
 
 @bp.delete("/presets/<name>")
 def delete_preset(name: str) -> ResponseReturnValue:
-    store = _service().presets
+    store = capture_service().presets
     try:
         deleted = store.delete(name)
     except OSError as exc:

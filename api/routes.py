@@ -8,21 +8,16 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
+from api.context import capture_service
 from api.errors import error_body
 from api.openapi import spec
 from rigcore.config_policy import ConfigRefused
 from rigcore.errors import RigError
-from service.capture import CaptureService
 from service.validation import build_plan, cap_details, clip, depth_problem
 
 bp = Blueprint("api", __name__)
 HISTORY_PAGE = 100  # entries GET /history answers without ?limit
 HISTORY_MAX_PAGE = 1000  # the most it answers at once (?offset pages further back)
-
-
-def _service() -> CaptureService:
-    service: CaptureService = current_app.extensions["capture"]
-    return service
 
 
 def client_info() -> dict[str, Any]:
@@ -62,14 +57,16 @@ def reject(
     shown, omitted = cap_details(details or [])
     err = error_body(message, shown, **({"details_omitted": omitted} if omitted else {}))
     raw = request.get_data(cache=True) if body_read else None
-    entry = _service().record_rejected(raw, client_info(), status, err, declared_bytes=request.content_length)
+    entry = capture_service().record_rejected(
+        raw, client_info(), status, err, declared_bytes=request.content_length
+    )
     return jsonify({**err, "history_id": entry}), status
 
 
 @bp.post("/process-request")
 @bp.post("/process-requests")
 def process_request() -> ResponseReturnValue:
-    service = _service()
+    service = capture_service()
     body, problem = json_body()
     if problem is not None:
         return reject(problem[0], f"{problem[1]}; nothing was executed")
@@ -108,7 +105,7 @@ def process_request() -> ResponseReturnValue:
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> ResponseReturnValue:
-    view = _service().job_view(job_id)
+    view = capture_service().job_view(job_id)
     if view is None:
         return jsonify(error_body(f"no job {clip(job_id)}")), 404
     return jsonify(view)
@@ -116,7 +113,7 @@ def get_job(job_id: str) -> ResponseReturnValue:
 
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> ResponseReturnValue:
-    view = _service().cancel(job_id)
+    view = capture_service().cancel(job_id)
     if view is None:
         return jsonify(error_body(f"no job {clip(job_id)}")), 404
     if view["phase"] == "done":
@@ -126,7 +123,7 @@ def cancel_job(job_id: str) -> ResponseReturnValue:
 
 @bp.get("/jobs")
 def list_jobs() -> ResponseReturnValue:
-    return jsonify({"jobs": _service().job_views()})
+    return jsonify({"jobs": capture_service().job_views()})
 
 
 @bp.get("/history")
@@ -135,13 +132,13 @@ def history() -> ResponseReturnValue:
     the page before), its entries oldest first as in history.json; archived entries included."""
     limit = request.args.get("limit", type=int) or HISTORY_PAGE
     offset = request.args.get("offset", type=int) or 0
-    page = _service().history.page(min(max(limit, 1), HISTORY_MAX_PAGE), max(offset, 0))
+    page = capture_service().history.page(min(max(limit, 1), HISTORY_MAX_PAGE), max(offset, 0))
     return jsonify(page)
 
 
 @bp.get("/status")
 def status() -> ResponseReturnValue:
-    service = _service()
+    service = capture_service()
     body = service.status()
     body["uploads"] = service.uploads.status()  # the object-store queue (service.uploads)
     return jsonify(body)
@@ -149,7 +146,7 @@ def status() -> ResponseReturnValue:
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    service = _service()
+    service = capture_service()
     broker = service.link.connected
     streams = all(s.state.connected for s in service.streams)
     body = {
@@ -163,20 +160,20 @@ def healthz() -> ResponseReturnValue:
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     extra = current_app.extensions.get("openapi_paths", {})
-    return jsonify(spec(extra, token=bool(_service().config.api.token)))
+    return jsonify(spec(extra, token=bool(capture_service().config.api.token)))
 
 
 @bp.get("/config")
 def get_config() -> ResponseReturnValue:
     """The configuration in force, secrets (the token, passwords, credentials in URLs) as ***."""
-    service = _service()
+    service = capture_service()
     return jsonify(service.config.to_json(redact=True))
 
 
 @bp.put("/config")
 def put_config() -> ResponseReturnValue:
     """Merge the body into the configuration in force (rigcore.config_policy), save, apply."""
-    service = _service()
+    service = capture_service()
     body, problem = json_body()
     if problem is not None:
         return jsonify(error_body(problem[1])), problem[0]

@@ -7,9 +7,10 @@ accepted scan is one job in the queue (service/scan_runner.py runs its poses).
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
+from api.context import capture_service
 from api.errors import error_body
 from api.routes import client_info, json_body, reject
 from rigcore.errors import RigError
@@ -22,11 +23,6 @@ from service.validation import clip
 bp = Blueprint("scans", __name__)
 
 
-def _service() -> CaptureService:
-    service: CaptureService = current_app.extensions["capture"]
-    return service
-
-
 def _wants_wait() -> bool:
     # Unlike POST /process-request, a scan answers at once unless asked to wait: it may run long.
     return request.args.get("wait", "false").lower() in ("true", "1", "yes")
@@ -34,7 +30,7 @@ def _wants_wait() -> bool:
 
 @bp.post("/scans")
 def start_scan() -> ResponseReturnValue:
-    service = _service()
+    service = capture_service()
     body, problem = json_body()
     if problem is not None:
         return reject(problem[0], f"{problem[1]}; nothing was executed")
@@ -66,12 +62,12 @@ def _queue(service: CaptureService, scan: ScanRun) -> ResponseReturnValue:
 
 @bp.get("/scans")
 def list_scans() -> ResponseReturnValue:
-    return jsonify({"scans": _service().scan_views()})
+    return jsonify({"scans": capture_service().scan_views()})
 
 
 @bp.get("/scans/<scan_id>")
 def get_scan(scan_id: str) -> ResponseReturnValue:
-    view = _service().scan_view(scan_id)
+    view = capture_service().scan_view(scan_id)
     if view is None:
         return jsonify(error_body(f"no scan {clip(scan_id)}")), 404
     return jsonify(view)
@@ -79,7 +75,7 @@ def get_scan(scan_id: str) -> ResponseReturnValue:
 
 @bp.delete("/scans/<scan_id>")
 def cancel_scan(scan_id: str) -> ResponseReturnValue:
-    service = _service()
+    service = capture_service()
     view = service.cancel_scan(scan_id)
     if view is None:
         known = service.scan_view(scan_id)
@@ -94,7 +90,7 @@ def cancel_scan(scan_id: str) -> ResponseReturnValue:
 @bp.post("/scans/<scan_id>/resume")
 def resume_scan(scan_id: str) -> ResponseReturnValue:
     """Run the poses not ``done`` of a finished scan again, under the same scan id."""
-    service = _service()
+    service = capture_service()
     manifest = service.scan_manifest(scan_id)
     if manifest is None:
         return jsonify(error_body(f"no scan {clip(scan_id)}")), 404
@@ -116,7 +112,7 @@ def resume_scan(scan_id: str) -> ResponseReturnValue:
 @bp.get("/scans/<scan_id>/papywizard.xml")
 def scan_papywizard(scan_id: str) -> ResponseReturnValue:
     """The scan's poses as a Papywizard XML shoot file (yaw = pan, pitch = tilt, degrees)."""
-    manifest = _service().scan_manifest(scan_id)
+    manifest = capture_service().scan_manifest(scan_id)
     if manifest is None:
         return jsonify(error_body(f"no scan {clip(scan_id)}")), 404
     return Response(papywizard_xml(manifest), mimetype="application/xml")

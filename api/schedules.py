@@ -8,26 +8,21 @@ nothing. Stored schedules are in ``schedules.json`` and are fired by service/sch
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from api.context import capture_service
 from api.errors import error_body
 from api.routes import json_body, reject
-from service.capture import CaptureService
 from service.schedules import MAX_SCHEDULES, parse_schedule
 from service.validation import clip
 
 bp = Blueprint("schedules", __name__)
 
 
-def _service() -> CaptureService:
-    service: CaptureService = current_app.extensions["capture"]
-    return service
-
-
 @bp.post("/schedules")
 def add_schedule() -> ResponseReturnValue:
-    service = _service()
+    service = capture_service()
     body, problem = json_body()
     if problem is not None:
         return reject(problem[0], f"{problem[1]}; nothing was stored")
@@ -51,7 +46,7 @@ def add_schedule() -> ResponseReturnValue:
 
 @bp.get("/schedules")
 def list_schedules() -> ResponseReturnValue:
-    store = _service().schedules
+    store = capture_service().schedules
     body: dict[str, object] = {"schedules": [s.view() for s in store.all()]}
     if store.warning:
         body["warning"] = store.warning
@@ -60,7 +55,7 @@ def list_schedules() -> ResponseReturnValue:
 
 @bp.get("/schedules/<schedule_id>")
 def get_schedule(schedule_id: str) -> ResponseReturnValue:
-    found = _service().schedules.get(schedule_id)
+    found = capture_service().schedules.get(schedule_id)
     if found is None:
         return jsonify(error_body(f"no schedule {clip(schedule_id)}")), 404
     return jsonify(found.view())
@@ -69,7 +64,7 @@ def get_schedule(schedule_id: str) -> ResponseReturnValue:
 @bp.delete("/schedules/<schedule_id>")
 def delete_schedule(schedule_id: str) -> ResponseReturnValue:
     """Stop future runs; a run already queued or running goes on (cancel it through its job or scan)."""
-    service = _service()
+    service = capture_service()
     try:
         found = service.schedules.delete(schedule_id)
     except OSError as exc:

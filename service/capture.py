@@ -120,23 +120,25 @@ class CaptureService:
         self._reserved: set[str] = set()  # jobs accepted, their entry being written (loop only)
         # Work after a session is saved (derived files, catalog, uploads), off the recording path.
         self.aftercare = Aftercare()
-        # Hooks run in registration order. frame_sets stays FIRST: the report, the catalog and the
-        # upload read frame_sets.json. Register every later hook below this line.
-        self.aftercare.on_session("frame_sets", write_session_frame_sets)
-        # report.html (sessions.report), after frame_sets: it does not read them, but the catalog and
-        # the upload that follow should find the report in the folder.
-        self.aftercare.on_session("report", write_session_report)
-        # The catalog (sessions.catalog), after the hooks that write files into the folder (its row
-        # counts the folder's bytes); rebuilt or refreshed from the folders in start(), in the background.
+        # The session catalog (sessions.catalog), refreshed from the folders in start(), in the
+        # background; copies to the object store (storage.remote), whose states the catalog follows.
         self.catalog = Catalog(self.paths.save_dir, self.paths.images_data_dir)
-        self.aftercare.on_session("catalog", self.catalog.add_session)
-        self.aftercare.on_scan("catalog", self.catalog.add_scan)
-        # Copies to the object store (storage.remote); its aftercare hooks are registered in start(),
-        # after every hook registered here, so that the upload sees the folder complete.
         self.uploads = Uploader(
             config.storage.remote, self.paths.save_dir, self.paths.images_data_dir, is_busy=self.is_recording
         )
         self.uploads.add_listener(self.catalog.set_upload_state)
+        self._register_aftercare()
+
+    def _register_aftercare(self) -> None:
+        """The work after each saved session or scan manifest, in the order it runs (one thread):
+        files derived from the folder first, then the catalog (its row counts the folder's bytes),
+        then the upload, which must see the folder complete."""
+        self.aftercare.on_session("frame_sets", write_session_frame_sets)
+        self.aftercare.on_session("report", write_session_report)
+        self.aftercare.on_session("catalog", self.catalog.add_session)
+        self.aftercare.on_scan("catalog", self.catalog.add_scan)
+        self.aftercare.on_session("upload", self.uploads.session_saved)
+        self.aftercare.on_scan("upload", self.uploads.scan_written)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -158,11 +160,6 @@ class CaptureService:
         self.runtime.spawn(self._worker_loop(), name="job worker")
         self.pool.start()  # with warm_buffer_s 0 its target is 0: it waits for a PUT /config
         self.scheduler.start()  # fires once the service is ready (wait_ready)
-        # The upload hooks run LAST (after frame_sets, the report and the catalog, registered in
-        # __init__): keep them the last registration. The catalog follows the upload state through
-        # self.uploads.add_listener(catalog.set_upload_state).
-        self.aftercare.on_session("upload", self.uploads.session_saved)
-        self.aftercare.on_scan("upload", self.uploads.scan_written)
         self.uploads.start()  # resumes the queue on disk and queues saved sessions not in it
         self._started = True
 
@@ -300,7 +297,7 @@ class CaptureService:
 
         added = self._history_io.submit(self.history.add, entry)
         if scan is not None:
-            self._history_io.submit(self._write_scan, scan)
+            self._history_io.submit(self.write_scan, scan.manifest())
         self._reserved.add(job.id)  # given back by _enqueue, which runs after this returns
         added.add_done_callback(written)
 
@@ -429,7 +426,7 @@ class CaptureService:
                     )
                     if job.scan is not None:
                         job.scan.follow(job)
-                        self._history_io.submit(self._write_scan, job.scan)
+                        self._history_io.submit(self.write_scan, job.scan.manifest())
                     self._job_changed(job)
                     continue
                 await self._run(job)
@@ -458,7 +455,7 @@ class CaptureService:
             pool=self.pool if config.recording.warm_buffer_s > 0 else None,
             on_change=self._job_changed,
             on_session_saved=self.aftercare.session_saved,
-            on_scan_saved=self.aftercare.scan_written,
+            save_scan=self.write_scan,
         )
         try:
             if job.scan is not None:
@@ -498,12 +495,15 @@ class CaptureService:
                 except OSError:
                     log.exception("could not mark scan %s interrupted", manifest.scan_id)
 
-    def _write_scan(self, scan: ScanRun) -> None:
+    def write_scan(self, manifest: ScanManifest) -> None:
+        """Write a scan manifest (blocking: call it off the loop, with a manifest taken on the loop)
+        and hand it to the aftercare hooks; a failure is logged, the scan goes on."""
         try:
-            manifest = scan.manifest()
             path = write_scan_manifest(self.paths.images_data_dir, manifest)
         except OSError:
-            log.exception("could not write the manifest of scan %s", scan.id)
+            log.exception(
+                "could not write the manifest of scan %s in %s", manifest.scan_id, self.paths.images_data_dir
+            )
             return
         self.aftercare.scan_written(manifest, path)
 

@@ -36,7 +36,8 @@ class RunContext:
     on_change: Callable[[Job], None]  # publish the job's new state (view and history)
     # A session is saved (its session.json written): queue the work that follows it (service.aftercare).
     on_session_saved: Callable[[SessionManifest, Path], None]
-    on_scan_saved: Callable[[ScanManifest, Path], None]  # likewise for each scan manifest written
+    # Write a scan manifest and hand it to aftercare (blocking: run it in an executor).
+    save_scan: Callable[[ScanManifest], None]
 
     async def send(self, command: Any) -> CommandOutcome:
         """Deliver one command; never raises: a transport that breaks gives a failed outcome."""

@@ -129,7 +129,7 @@ class Recording:
     async def run(self, start_mono: float) -> None:
         """Record ``[start_mono, start_mono + duration)``, save, report; raise to stop the batch."""
         ctx = self._ctx
-        self._check_space()  # before any folder or command: a recording that cannot fit never starts
+        await self._check_space()  # before any folder or command: a recording that cannot fit never starts
         self._phase(JobPhase.RECORDING)
         session_id, folder = self._open_folder()
         writer = self._make_writer(session_id, folder)
@@ -163,16 +163,21 @@ class Recording:
         return time.time() - (time.monotonic() - mono)
 
     # -- before the window ---------------------------------------------------------------------------
-    def _check_space(self) -> None:
+    async def _check_space(self) -> None:
         """InsufficientStorage when this recording would leave less than storage.min_free_mb free."""
         cfg, step = self._ctx.config, self._step
-        check_space(
+        if cfg.storage.min_free_mb <= 0:
+            return
+        check = functools.partial(
+            check_space,
             [PlannedRecording(step.cameras, step.duration_s)],
-            self._ctx.router.byte_rates(),
+            self._ctx.router.byte_rates(),  # loop-side counters: read here, on the loop
             cfg.cameras,
             self._ctx.paths.save_dir,
             cfg.storage.min_free_mb,
         )
+        # statvfs of the save folder: off the loop (a slow or hung mount must not stall the frames).
+        await asyncio.get_running_loop().run_in_executor(None, check)
 
     def _open_folder(self) -> tuple[str, Path]:
         save_dir = self._ctx.paths.save_dir

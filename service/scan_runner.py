@@ -25,7 +25,7 @@ from service.plan import compile_plan
 from service.runner import JobRunner, RunState
 from service.scan_plan import scan_batch
 from service.scan_run import ScanRun
-from sessions.scan_manifest import PoseRecord, write_scan_manifest
+from sessions.scan_manifest import PoseRecord
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +109,8 @@ class ScanRunner:
         return None
 
     async def _save(self, scan: ScanRun) -> None:
-        """Write the scan manifest off the loop; a failure is logged, the scan goes on."""
-        manifest, folder = scan.manifest(), self._ctx.paths.images_data_dir
-        try:
-            path = await asyncio.get_running_loop().run_in_executor(
-                None, write_scan_manifest, folder, manifest
-            )
-        except OSError as exc:
-            log.error("scan %s: cannot write its manifest in %s: %s", scan.id, folder, exc)
-            return
-        self._ctx.on_scan_saved(manifest, path)
+        """Write the scan manifest (taken here, on the loop) off the loop; a failure is logged."""
+        await asyncio.get_running_loop().run_in_executor(None, self._ctx.save_scan, scan.manifest())
 
 
 def _note_session(job: Job, pose: PoseRecord, before: int, state: RunState) -> None:

@@ -132,24 +132,54 @@ export async function loadImage(img, url) {
   return resp;
 }
 
-export async function download(url, filename) {
+// A fetch through api() that throws an ApiError naming the service's own message when refused.
+export async function fetchOk(url) {
+  const resp = await api(url);
+  if (!resp.ok) {
+    let message = `the service answered ${resp.status}`;
+    try {
+      message = (await resp.json()).error || message;
+    } catch (err) {
+      /* not JSON */
+    }
+    throw new ApiError(resp.status, message, null);
+  }
+  return resp;
+}
+
+// Save ``url`` as ``filename``. Without a token the browser streams it to disk itself. With one the
+// request needs the header, so it goes through fetch: with ``stream`` (large files: MCAP, zip) into
+// the file the browser's save dialog returns where there is one, else held in memory as a blob.
+export async function download(url, filename, { stream = false } = {}) {
   if (!state.token) {
-    // No token: let the browser stream the file to disk itself.
-    const a = h("a", { href: url, download: filename });
-    document.body.append(a);
-    a.click();
-    a.remove();
+    clickToSave(url, filename);
     return;
   }
-  // With a token the request needs the header, so it goes through fetch (held in memory).
-  const resp = await api(url);
-  if (!resp.ok) throw new ApiError(resp.status, `download failed: ${resp.status}`, null);
+  if (stream && typeof window.showSaveFilePicker === "function") {
+    let handle;
+    try {
+      handle = await window.showSaveFilePicker({ suggestedName: filename });
+    } catch (err) {
+      if (err && err.name === "AbortError") return; // the operator cancelled
+      handle = null; // no dialog here: fall back to the blob
+    }
+    if (handle) {
+      const resp = await fetchOk(url);
+      await resp.body.pipeTo(await handle.createWritable());
+      return;
+    }
+  }
+  const resp = await fetchOk(url);
   const blobUrl = URL.createObjectURL(await resp.blob());
-  const a = h("a", { href: blobUrl, download: filename });
+  clickToSave(blobUrl, filename);
+  setTimeout(() => URL.revokeObjectURL(blobUrl), 60000);
+}
+
+function clickToSave(href, filename) {
+  const a = h("a", { href, download: filename });
   document.body.append(a);
   a.click();
   a.remove();
-  setTimeout(() => URL.revokeObjectURL(blobUrl), 60000);
 }
 
 export function setReachable(ok, why) {

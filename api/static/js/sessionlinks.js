@@ -7,7 +7,7 @@
 // https or localhost), else held in memory as a blob before it is saved (a multi-GB session needs that
 // much memory then; see the README).
 
-import { ApiError, api } from "./api.js";
+import { download, fetchOk } from "./api.js";
 import { state } from "./state.js";
 import { h } from "./util.js";
 
@@ -52,7 +52,7 @@ function downloadLink(sessionId, ext, text, title) {
     onclick: (ev) => {
       if (!state.token) return; // the browser streams it to disk
       ev.preventDefault();
-      saveWithToken(ev.currentTarget.href, filename).catch((err) => alert(err.message));
+      download(ev.currentTarget.href, filename, { stream: true }).catch((err) => alert(err.message));
     },
   }, text);
 }
@@ -75,41 +75,3 @@ function openReport(ev) {
   });
 }
 
-async function fetchOk(url) {
-  const resp = await api(url);
-  if (!resp.ok) {
-    let message = `the service answered ${resp.status}`;
-    try {
-      message = (await resp.json()).error || message;
-    } catch (err) {
-      /* not JSON */
-    }
-    throw new ApiError(resp.status, message, null);
-  }
-  return resp;
-}
-
-// A download that needs the token: streamed to a file where the browser can, else through a blob.
-async function saveWithToken(url, filename) {
-  if (typeof window.showSaveFilePicker === "function") {
-    let handle;
-    try {
-      handle = await window.showSaveFilePicker({ suggestedName: filename });
-    } catch (err) {
-      if (err && err.name === "AbortError") return; // the operator cancelled
-      handle = null; // no dialog here: fall back to the blob
-    }
-    if (handle) {
-      const resp = await fetchOk(url);
-      await resp.body.pipeTo(await handle.createWritable());
-      return;
-    }
-  }
-  const resp = await fetchOk(url);
-  const blobUrl = URL.createObjectURL(await resp.blob());
-  const a = h("a", { href: blobUrl, download: filename });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(blobUrl), 60000);
-}
