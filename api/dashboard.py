@@ -20,6 +20,9 @@ Paths are checked before any file is opened: a session id must name a folder dir
 Mono frames are shown through :func:`camera.display.display_8bit` with the camera's ``display``
 settings (a fixed range and colour map) or, without them, the 2nd–98th percentile stretch;
 encoded (JPEG/PNG) live frames no larger than the requested size are passed through byte for byte.
+
+Beside it: the gallery's session summaries (``api.session_summaries``), the zip stream
+(``api.session_zip``) and this blueprint's part of the OpenAPI description (``api.dashboard_openapi``).
 """
 
 from __future__ import annotations
@@ -29,10 +32,7 @@ import json
 import os
 import re
 import threading
-import time
-import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -55,19 +55,18 @@ from flask.typing import ResponseReturnValue
 from PIL import Image
 
 from api.context import capture_service
+from api.dashboard_openapi import OPENAPI_PATHS
 from api.errors import error_body
-from api.openapi import AUTH_ERR, ERR, json_response
+from api.session_summaries import summaries
+from api.session_zip import walk, zip_stream
 from camera.display import display_8bit
 from camera.frames import Frame, encoded_kind
 from rigcore.config import Config, DisplayConfig
 from sessions.catalog import CatalogUnavailable, FilterError, Page, SessionRow, query_from_params
 from sessions.manifest import (
     MANIFEST_NAME,
-    CameraRecord,
     ManifestError,
-    SessionManifest,
     has_manifest,
-    read_manifest,
 )
 from sessions.report import REPORT_NAME, refresh_report
 from sessions.writer import frame_to_array, read_tiff
@@ -78,11 +77,8 @@ LIVE_MAX_DEFAULT = 640  # longest side of a live thumbnail unless ?max= says oth
 THUMB_SIZE_DEFAULT = 160
 SIZE_LIMITS = (32, 4096)  # ?max= and ?size= are clamped to this
 JPEG_QUALITY = 80
-STRIP_LENGTH = 8  # thumbnails per camera in a session's summary
 SESSIONS_PAGE_DEFAULT, SESSIONS_PAGE_MAX = 20, 200
-ZIP_CHUNK = 1024 * 1024
-# Bounds of the in-memory caches; overflow policy for both: the least recently used entry goes.
-SUMMARY_CACHE_ENTRIES = 5000  # a few hundred bytes each
+# Bound of the thumbnail cache (summaries: api.session_summaries); the least recently used goes.
 THUMB_CACHE_BYTES = 32 * 1024 * 1024
 
 _SESSION_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,127}")
@@ -95,232 +91,6 @@ _MIMETYPES = {
     ".json": "application/json",
 }
 _BROWSER_IMAGES = frozenset({".jpg", ".jpeg"})  # always 8-bit: ?view=1 passes them through
-
-
-def _binary(description: str, *mimetypes: str) -> dict[str, Any]:
-    schema = {"type": "string", "format": "binary"}
-    return {"description": description, "content": {m: {"schema": schema} for m in mimetypes}}
-
-
-def _path_param(name: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": {"type": "string", "minLength": 1, **schema},
-    }
-
-
-def _query_int(name: str, description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": {"type": "integer"},
-    }
-
-
-def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
-
-
-# GET /sessions's filters (sessions.catalog.query_from_params); an empty value is no filter.
-_SESSION_FILTERS = [
-    _query("camera", "sessions that recorded this camera", type="string", example="cameradevice_lwir_1"),
-    _query(
-        "status",
-        "session status",
-        type="string",
-        enum=["complete", "partial", "failed", "cancelled", "incomplete", "unreadable"],
-    ),
-    _query("since", "recording started at or after (epoch s)", type="number"),
-    _query("until", "recording started before (epoch s)", type="number"),
-    _query("scan_id", "sessions of this scan", type="string"),
-    _query("pan_min", "pan at the start >= (degrees x100)", type="integer"),
-    _query("pan_max", "pan at the start <= (degrees x100)", type="integer"),
-    _query("tilt_min", "tilt at the start >= (degrees x100)", type="integer"),
-    _query("tilt_max", "tilt at the start <= (degrees x100)", type="integer"),
-    _query("q", "a substring of the session id or its label (case-insensitive)", type="string"),
-]
-
-_SESSION_PARAM = _path_param("session_id", "a folder name in save_dir", example="20261123-203016-412")
-_FILE_PARAM = _path_param(
-    "file", "a path relative to the session folder; may contain /", example="session.json"
-)
-_IMAGES = ("image/png", "image/jpeg")
-
-# This blueprint's part of GET /openapi.json (merged in by api.routes through app.extensions).
-OPENAPI_PATHS: dict[str, Any] = {
-    "/": {
-        "get": {
-            "summary": "The dashboard page; never needs the token",
-            "security": [],
-            "responses": {
-                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
-            },
-        }
-    },
-    "/cameras": {
-        "get": {
-            "summary": "Cameras with their zoom command and limits, pan/tilt ranges, longest recording",
-            "responses": {
-                "200": {
-                    "description": "what a client needs to build a batch",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["cameras", "pantilt", "recording"],
-                                "properties": {"cameras": {"type": "array", "items": {"type": "object"}}},
-                            }
-                        }
-                    },
-                },
-                **AUTH_ERR,
-            },
-        }
-    },
-    "/cameras/{camera_id}/live.{ext}": {
-        "get": {
-            "summary": "The camera's newest frame, 8-bit, scaled to fit ?max= (mono stretched)",
-            "parameters": [
-                _path_param("camera_id", "a configured camera", example="cameradevice_lwir_1"),
-                _path_param(
-                    "ext", "image type; a camera's own JPEG/PNG may be passed through", enum=["jpg", "png"]
-                ),
-                _query_int("max", "longest side in pixels (32-4096, default 640)"),
-            ],
-            "responses": {
-                "200": _binary("the image", *_IMAGES),
-                "404": json_response(ERR, "unknown camera or image type, or no frame received yet"),
-                **AUTH_ERR,
-            },
-        }
-    },
-    "/sessions": {
-        "get": {
-            "summary": "Sessions in save_dir, newest first, with pose, times, frame counts, thumbnail files",
-            "parameters": [
-                _query_int("limit", "page size (1-200, default 20)"),
-                _query_int("offset", "skip"),
-                *_SESSION_FILTERS,
-            ],
-            "responses": {
-                "200": {
-                    "description": "one page",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["sessions", "total", "offset", "limit"],
-                                "properties": {
-                                    "sessions": {"type": "array", "items": {"type": "object"}},
-                                    "total": {"type": "integer", "description": "sessions matching"},
-                                    "catalog": {
-                                        "type": "string",
-                                        "enum": ["building", "refreshing", "ready", "unavailable"],
-                                    },
-                                    "partial": {
-                                        "type": "boolean",
-                                        "description": "true while the catalog is first built",
-                                    },
-                                },
-                            }
-                        }
-                    },
-                },
-                "400": json_response(ERR, "a filter that is not valid (details name it)"),
-                "503": json_response(ERR, "filters asked while the catalog is rebuilt after damage"),
-                **AUTH_ERR,
-            },
-        }
-    },
-    "/sessions/{session_id}": {
-        "get": {
-            "summary": "The session's session.json, with its upload state to the object store",
-            "parameters": [_SESSION_PARAM],
-            "responses": {
-                "200": {
-                    "description": 'the manifest as written, plus "upload": null (never queued) or '
-                    "{state: pending | uploading | uploaded | failed | local-deleted, attempts, last_error, "
-                    "queued_at, finished_at, next_attempt_at, objects, bytes, location}",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                "404": json_response(
-                    ERR, 'no such session, no manifest yet, or deleted here after its upload (then "upload")'
-                ),
-                **AUTH_ERR,
-            },
-        }
-    },
-    "/sessions/{session_id}/files/{file}": {
-        "get": {
-            "summary": "A file of the session as written; ?view=1 turns an image into an 8-bit PNG",
-            "parameters": [
-                _SESSION_PARAM,
-                _FILE_PARAM,
-                {
-                    "name": "view",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "string", "enum": ["1"]},
-                },
-            ],
-            "responses": {
-                "200": _binary(
-                    "the file", *_IMAGES, "image/tiff", "application/json", "application/octet-stream"
-                ),
-                "400": json_response(ERR, "the path is absolute or has '..'"),
-                "404": json_response(ERR, "no such session or file"),
-                "415": json_response(ERR, "?view=1 of a file that is not a readable image"),
-                **AUTH_ERR,
-            },
-        }
-    },
-    "/sessions/{session_id}/thumbs/{file}": {
-        "get": {
-            "summary": "A small 8-bit JPEG of a frame",
-            "parameters": [
-                _SESSION_PARAM,
-                _FILE_PARAM,
-                _query_int("size", "longest side (32-4096, default 160)"),
-            ],
-            "responses": {
-                "200": _binary("the thumbnail", "image/jpeg"),
-                "400": json_response(ERR, "the path is absolute or has '..'"),
-                "404": json_response(ERR, "no such session or image"),
-                "415": json_response(ERR, "not a readable image"),
-                **AUTH_ERR,
-            },
-        }
-    },
-    "/sessions/{session_id}/report": {
-        "get": {
-            "summary": "The session's report: one self-contained HTML page of plots (also report.html in "
-            "the folder, written after each session; made here when missing or older than session.json)",
-            "parameters": [_SESSION_PARAM],
-            "responses": {
-                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
-                "404": json_response(ERR, "no such session, or no manifest yet"),
-                "409": json_response(ERR, "session.json cannot be read"),
-                **AUTH_ERR,
-            },
-        }
-    },
-    "/sessions/{session_id}.zip": {
-        "get": {
-            "summary": "The session folder as a zip, streamed, files stored uncompressed",
-            "parameters": [_SESSION_PARAM],
-            "responses": {
-                "200": _binary("the zip", "application/zip"),
-                "404": json_response(ERR, "no such session"),
-                **AUTH_ERR,
-            },
-        }
-    },
-}
 
 
 @bp.record_once
@@ -474,123 +244,6 @@ def _live_image(frame: Frame, ext: str, max_side: int, display: DisplayConfig | 
 
 
 # -- sessions --------------------------------------------------------------------------------------
-class _SummaryCache:
-    """Session summaries keyed by folder, valid while ``session.json``'s mtime and size are unchanged
-    (a long recording's manifest is megabytes; the gallery should not parse it on every refresh)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._items: OrderedDict[str, tuple[tuple[int, int], dict[str, Any]]] = OrderedDict()
-
-    def summary(self, session_dir: Path) -> dict[str, Any]:
-        stamp = _manifest_stamp(session_dir)
-        if stamp is None:
-            return _incomplete_summary(session_dir)
-        key = str(session_dir)
-        cached = self._get(key, stamp)
-        if cached is not None:
-            return cached
-        try:
-            manifest = read_manifest(session_dir)
-        except ManifestError as exc:
-            return _unreadable_summary(session_dir, exc)  # not cached: it may be fixed in place
-        summary = _summarise(session_dir.name, manifest)
-        self._put(key, stamp, summary)
-        return summary
-
-    def _get(self, key: str, stamp: tuple[int, int]) -> dict[str, Any] | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is None or item[0] != stamp:
-                return None
-            self._items.move_to_end(key)
-            return item[1]
-
-    def _put(self, key: str, stamp: tuple[int, int], summary: dict[str, Any]) -> None:
-        with self._lock:
-            self._items[key] = (stamp, summary)
-            self._items.move_to_end(key)
-            while len(self._items) > SUMMARY_CACHE_ENTRIES:
-                self._items.popitem(last=False)
-
-
-_summaries = _SummaryCache()
-
-
-def _manifest_stamp(session_dir: Path) -> tuple[int, int] | None:
-    """``session.json``'s (mtime, size), or None when the folder has none (a symlink counts as none:
-    it is never followed out of the session)."""
-    if not has_manifest(session_dir):
-        return None
-    try:
-        st = (session_dir / MANIFEST_NAME).stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
-def _summarise(session_id: str, manifest: SessionManifest) -> dict[str, Any]:
-    cameras = {cam: _camera_summary(record) for cam, record in manifest.cameras.items()}
-    return {
-        "session_id": session_id,
-        "manifest": True,
-        "job_id": manifest.job_id,
-        "status": manifest.status.value,
-        "settled_at": manifest.settled_at,
-        "record_started_at": manifest.record_started_at,
-        "record_ended_at": manifest.record_ended_at,
-        "duration_second": manifest.duration_second,
-        "pose": manifest.pose_at_start,
-        "problems": [problem.to_json() for problem in manifest.problems],
-        "frame_count": sum(c["frame_count"] for c in cameras.values()),
-        "cameras": cameras,
-    }
-
-
-def _camera_summary(record: CameraRecord) -> dict[str, Any]:
-    """One camera of a session: its counts and a strip of thumbnails spread over its frames."""
-    frames = record.frames
-    return {
-        "frame_count": record.frame_count,
-        "rejected_frames": record.rejected_frames,
-        "strip": [{"index": i, "file": frames[i].file} for i in _spread(len(frames), STRIP_LENGTH)],
-    }
-
-
-def _unreadable_summary(session_dir: Path, exc: ManifestError) -> dict[str, Any]:
-    """A folder whose ``session.json`` cannot be read or is not in the session format."""
-    return {**_incomplete_summary(session_dir), "status": "unreadable", "error": str(exc)}
-
-
-def _incomplete_summary(session_dir: Path) -> dict[str, Any]:
-    """A folder without a manifest: a recording in progress, or one that was interrupted."""
-    try:
-        started: float | None = session_dir.stat().st_mtime
-    except OSError:
-        started = None
-    return {
-        "session_id": session_dir.name,
-        "manifest": False,
-        "job_id": None,
-        "status": "incomplete",
-        "settled_at": None,
-        "record_started_at": started,
-        "record_ended_at": None,
-        "duration_second": None,
-        "pose": None,
-        "problems": [],
-        "frame_count": None,
-        "cameras": {},
-    }
-
-
-def _spread(n: int, k: int) -> list[int]:
-    """``k`` indices spread evenly over ``range(n)``, first and last included."""
-    if n <= k:
-        return list(range(n))
-    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
-
-
 def _natural_key(name: str) -> list[tuple[int, int | str]]:
     # "…-123-10" after "…-123-9": numbers compare as numbers.
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[-_.]", name)]
@@ -639,7 +292,7 @@ def sessions() -> ResponseReturnValue:
                 return resp, 503
     if page is None:  # the folders, as before the catalog
         names = _session_names(save_dir)
-        listed = [_summaries.summary(save_dir / name) for name in names[offset : offset + limit]]
+        listed = [summaries.summary(save_dir / name) for name in names[offset : offset + limit]]
         return jsonify(
             {
                 "sessions": listed,
@@ -649,7 +302,7 @@ def sessions() -> ResponseReturnValue:
                 "catalog": catalog.state,
             }
         )
-    listed = [{**_summaries.summary(save_dir / row.session_id), **_catalog_fields(row)} for row in page.rows]
+    listed = [{**summaries.summary(save_dir / row.session_id), **_catalog_fields(row)} for row in page.rows]
     return jsonify(
         {
             "sessions": listed,
@@ -790,72 +443,11 @@ def session_zip(session_id: str) -> ResponseReturnValue:
     """The session folder as a zip, streamed while it is made; files stored, not compressed (frames
     are already compressed PNG/JPEG, and storing keeps the download at disk speed)."""
     folder = _session_dir(session_id)
-    files = list(_walk(folder))
-    resp = Response(_zip_stream(session_id, folder, files), mimetype="application/zip")
+    files = list(walk(folder))
+    resp = Response(zip_stream(session_id, files), mimetype="application/zip")
     resp.headers["Content-Disposition"] = f'attachment; filename="{session_id}.zip"'
     resp.headers["Cache-Control"] = "no-store"
     return resp
-
-
-def _walk(folder: Path) -> Iterator[tuple[Path, str]]:
-    """Regular files under ``folder`` (symlinks are skipped, never followed), sorted."""
-    for root, dirs, names in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d)))
-        for name in sorted(names):
-            path = Path(root, name)
-            if path.is_symlink() or not path.is_file():
-                continue
-            yield path, path.relative_to(folder).as_posix()
-
-
-class _Chunks:
-    """A write-only file for :class:`zipfile.ZipFile`: it collects what is written until taken.
-    Having no ``seek``/``tell``, it makes zipfile write data descriptors, as a stream needs."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def write(self, b: bytes, /) -> int:
-        self._parts.append(bytes(b))
-        return len(b)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
-
-
-def _zip_stream(session_id: str, folder: Path, files: list[tuple[Path, str]]) -> Iterator[bytes]:
-    out = _Chunks()
-    with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED) as zf:
-        for path, rel in files:
-            try:
-                src = path.open("rb")
-            except OSError:
-                continue  # vanished since the listing: leave it out
-            with src:
-                st = os.fstat(src.fileno())
-                info = zipfile.ZipInfo(f"{session_id}/{rel}", date_time=_zip_time(st.st_mtime))
-                info.file_size = st.st_size  # decides zip64 up front
-                info.compress_type = zipfile.ZIP_STORED
-                with zf.open(info, mode="w") as dest:
-                    while chunk := src.read(ZIP_CHUNK):
-                        dest.write(chunk)
-                        yield out.take()
-            if data := out.take():
-                yield data  # the data descriptor
-    yield out.take()  # the central directory
-
-
-def _zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
-    t = time.localtime(max(mtime, 315532800))  # zip dates start in 1980
-    return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec
 
 
 # -- path checks -----------------------------------------------------------------------------------

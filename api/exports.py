@@ -52,7 +52,7 @@ FRAME_SETS_SCHEMA: dict[str, Any] = {
     "required": ["clock", "tolerance_ms", "sets", "unmatched"],
     "properties": {
         "format_version": {"type": "integer"},
-        "clock": {"type": "string", "enum": ["camera", "arrival"]},
+        "clock": {"type": "string", "enum": ["capture", "camera", "arrival"]},
         "tolerance_ms": {"type": "number"},
         "cameras": {"type": "array", "items": {"type": "string"}},
         "sets": {

@@ -36,10 +36,12 @@ Figures (table per workload, then exactly one JSON line with every figure; media
 plus each run's values):
 
 - completeness per camera: frames saved / frames the rig numbered from the first to the last frame it
-  sent in the recording window ``[record_started_at, record_ended_at)``. Frames the rig skipped because
-  the reader was slow leave ``frame_index`` gaps and count as lost. A frame sent within
-  ``BOUNDARY_S`` of either edge and not saved is excused (the service windows by *arrival* time, the
-  rig stamps *send* time) and counted in ``boundary_excused``; ``completeness_strict`` excuses none;
+  captured in the recording window ``[record_started_at, record_ended_at)`` (the service windows by
+  capture time, docs/protocol.md §5; the bare receiver's window is its own arrival window, by send
+  time). Frames the rig skipped because the reader was slow leave ``frame_index`` gaps and count as
+  lost. A frame within ``BOUNDARY_S`` of either edge and not saved is excused and counted in
+  ``boundary_excused``; ``completeness_strict`` excuses none. ``--send-queue`` and
+  ``--pipeline-delay`` make the simulated rig deliver frames behind capture, as real rigs do;
 - ingest MB/s (pixel bytes of saved frames / duration) and, in the same run, the bare receiver's;
 - per raw camera: encode CPU-ms per MB of raw pixels (the service's encoder on saved frames) and the
   size ratio (raw pixel bytes ÷ bytes of the saved files); ``session_ratio_raw``: the session's bytes
@@ -454,19 +456,22 @@ def completeness(
     camera_id: str,
     window: tuple[float, float],
     saved: set[int],
+    by_capture: bool = True,
 ) -> dict[str, Any]:
-    """Frames of ``camera_id`` saved out of those the rig numbered in ``window`` on ``connections``.
+    """Frames of ``camera_id`` saved out of those the rig numbered in ``window`` on ``connections``,
+    by their true capture time (``by_capture``) or by when the rig sent them.
 
     The expected frames are every ``frame_index`` from the first to the last one sent in the window
     (so frames the rig skipped count as lost); a frame sent within BOUNDARY_S of an edge that was not
     saved is excused.
     """
     start, end = window
-    in_window = {
-        f.frame_index: f.sent_at_epoch
+    times = {
+        f.frame_index: f.captured_ns / 1e9 if by_capture else f.sent_at_epoch
         for f in sent
-        if f.camera_id == camera_id and f.connection_id in connections and start <= f.sent_at_epoch < end
+        if f.camera_id == camera_id and f.connection_id in connections
     }
+    in_window = {i: t for i, t in times.items() if start <= t < end}
     if not in_window:
         return {
             "expected": 0,
@@ -524,7 +529,7 @@ def bare_limit(rig: SimRig, wl: Workload) -> dict[str, Any]:
     pixel_bytes = frames = 0
     for cid in wl.cameras:
         tally = result["cameras"].get(cid, {"frame_indices": [], "pixel_bytes": 0})
-        per_cam[cid] = completeness(sent, conns, cid, window, set(tally["frame_indices"]))
+        per_cam[cid] = completeness(sent, conns, cid, window, set(tally["frame_indices"]), by_capture=False)
         pixel_bytes += tally["pixel_bytes"]
         frames += len(tally["frame_indices"])
     duration = window[1] - window[0]
@@ -627,6 +632,8 @@ class BenchSettings:
     keep: bool
     cores: int
     work_root: Path
+    send_queue: bool = False  # the simulated rig queues every frame (simulator SimConfig.send_queue)
+    pipeline_delay_s: float = 0.0  # frames leave the simulated rig this long after capture
     prefix: str = field(default_factory=lambda: f"capbench_{uuid.uuid4().hex[:8]}")
 
 
@@ -1059,10 +1066,16 @@ def print_table(wl: Workload, runs: int, fig: dict[str, Any], targets: dict[str,
 
 
 @contextmanager
-def simulated_rig(wl: Workload, prefix: str) -> Iterator[SimRig]:
+def simulated_rig(wl: Workload, prefix: str, settings: BenchSettings) -> Iterator[SimRig]:
     # All frames due at one tick in one message, as the real rig multiplexes its cameras.
     cfg = SimConfig(
-        topic_prefix=prefix, http_port=0, ws_port=0, cameras=wl.cameras, frames_per_message=len(wl.cameras)
+        topic_prefix=prefix,
+        http_port=0,
+        ws_port=0,
+        cameras=wl.cameras,
+        frames_per_message=len(wl.cameras),
+        send_queue=settings.send_queue,
+        pipeline_delay_s=settings.pipeline_delay_s,
     )
     rig = SimRig(cfg)
     rig.start()
@@ -1077,7 +1090,7 @@ def run_workload(wl: Workload, settings: BenchSettings) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     errors: list[str] = []
     try:
-        with simulated_rig(wl, f"{settings.prefix}_{wl.name.replace('-', '_')}") as rig:
+        with simulated_rig(wl, f"{settings.prefix}_{wl.name.replace('-', '_')}", settings) as rig:
             for run_no in range(settings.runs):
                 try:
                     runs.append(run_once(rig, wl, settings, run_no, work))
@@ -1166,6 +1179,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Gaussian sensor noise (in each format's counts) on the simulated frames. Without it, "
         "smooth rendered frames make lossless saving unduly cheap",
     )
+    ap.add_argument(
+        "--send-queue", action="store_true", help="the simulated rig queues every frame (frames lag capture)"
+    )
+    ap.add_argument(
+        "--pipeline-delay", type=float, default=0.0, metavar="S", help="frames leave the rig S after capture"
+    )
     ap.add_argument("--json-only", action="store_true", help="print only the JSON line")
     ap.add_argument(
         "--set",
@@ -1228,6 +1247,8 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.keep,
         cores=cores,
         work_root=args.work_dir or Path(tempfile.gettempdir()),
+        send_queue=args.send_queue,
+        pipeline_delay_s=args.pipeline_delay,
     )
     report: dict[str, Any] = {
         "bench": "capture_bench",
@@ -1241,6 +1262,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "image_format": args.image_format or "default",
         "sim_noise_sigma": args.sim_noise,
+        "sim_send_queue": args.send_queue,
+        "sim_pipeline_delay_s": args.pipeline_delay,
         "config_overrides": dict(args.set),
         "boundary_s": BOUNDARY_S,
         "workloads": {},

@@ -17,6 +17,8 @@ from typing import Any, TypeGuard
 
 import msgpack
 
+from camera.capture_clock import CaptureTime, TimeSource
+
 PIXEL_FORMATS: frozenset[str] = frozenset({"encoded", "mono8", "mono16", "rgb8", "bgr8"})
 
 # Bytes per pixel of the raw formats; "encoded" has no fixed size.
@@ -42,6 +44,22 @@ class Frame:
     frame_index: int | None
     received_at: float  # epoch seconds when the message was read
     received_mono: float  # time.monotonic() when the message was read
+    # When it was captured (camera.capture_clock), set by the frame router; None: not judged yet.
+    capture: CaptureTime | None = None
+
+    @property
+    def captured_mono(self) -> float:
+        """Capture time on the monotonic scale (arrival until the router has judged it)."""
+        return self.received_mono if self.capture is None else self.capture.mono
+
+    @property
+    def captured_at(self) -> float:
+        """Capture time, epoch seconds on the service's clock."""
+        return self.received_at if self.capture is None else self.capture.at
+
+    @property
+    def time_source(self) -> str:
+        return TimeSource.ARRIVAL if self.capture is None else self.capture.source
 
 
 @dataclass(frozen=True, slots=True)

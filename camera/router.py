@@ -1,8 +1,11 @@
 """Where decoded frames go: per-camera statistics, a short pre-roll, and attached recordings.
 
-Runs on the event loop only. The pre-roll exists because the settle point is the arrival time of
-the state message that completed the settle condition, a few milliseconds before the job can attach
-its recording: frames that arrived in between are taken from the pre-roll, not lost.
+Runs on the event loop only. Every frame is given its capture time here (camera.capture_clock:
+its stamp, or its arrival when the camera's clock cannot be trusted) before any sink sees it; sinks
+judge frames by that time, never by arrival (docs/protocol.md §5). The pre-roll exists because the
+settle point is the arrival time of the state message that completed the settle condition, a few
+milliseconds before the job can attach its recording: frames captured after it that arrived in
+between are taken from the pre-roll, not lost.
 
 Full rate and idle: while no job needs frames (between jobs, and while a job saves), the stream
 clients answer each message late (``stream_client.idle_ack_delay_s``), and a rig that waits for the
@@ -15,17 +18,22 @@ runs at full rate long before any settle point or recording start.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from camera.capture_clock import CaptureClock
 from camera.frames import Frame, Rejection
+from rigcore.config import CaptureTimeConfig
 
 # Overflow policy of the pre-roll: oldest frames are dropped first once either bound is reached.
 PREROLL_MAX_BYTES = 256 * 1024 * 1024
 FPS_WINDOW_S = 2.0
+# The holder of the full rate while a camera's clock is being judged (camera.capture_clock).
+CLOCK_PROBE = "capture-clock"
 
 
 class FrameSink(Protocol):
@@ -72,15 +80,26 @@ class CameraStats:
 
 
 class FrameRouter:
-    def __init__(self, cameras: Iterable[str], preroll_s: float) -> None:
+    def __init__(
+        self,
+        cameras: Iterable[str],
+        preroll_s: float,
+        capture_time: CaptureTimeConfig | None = None,
+        latencies: Mapping[str, float] | None = None,
+    ) -> None:
         self._preroll_s = preroll_s
         self.cameras: dict[str, CameraStats] = {cam: CameraStats() for cam in cameras}
+        cfg = capture_time or CaptureTimeConfig()
+        self.clocks: dict[str, CaptureClock] = {
+            cam: CaptureClock(cfg, (latencies or {}).get(cam, 0.0)) for cam in self.cameras
+        }
         self.unknown_camera_frames = 0
         self.unreadable_messages = 0
         self._preroll: deque[Frame] = deque()
         self._preroll_bytes = 0
-        # Arrival time of the newest frame dropped from the pre-roll: every frame received after it
-        # is still held (or was handed to the sinks attached then). See preroll_horizon().
+        # Capture time of the newest frame dropped from the pre-roll: every frame captured after it
+        # that has arrived is still held (or was handed to the sinks attached then). See
+        # preroll_horizon().
         self._dropped_mono = time.monotonic()
         self._sinks: list[FrameSink] = []
         self.latest: dict[str, Frame] = {}
@@ -105,11 +124,12 @@ class FrameRouter:
     def dispatch(
         self, frames: Iterable[Frame], rejections: Iterable[Rejection], received_mono: float
     ) -> None:
-        for frame in frames:
-            stats = self.cameras.get(frame.camera_id)
+        for raw in frames:
+            stats = self.cameras.get(raw.camera_id)
             if stats is None:
                 self.unknown_camera_frames += 1
                 continue
+            frame = self._timed(raw)
             stats.frames += 1
             stats.last_frame_mono, stats.last_frame_at = frame.received_mono, frame.received_at
             if frame.frame_index is not None:
@@ -136,9 +156,21 @@ class FrameRouter:
             for sink in self._sinks:
                 sink.on_rejection(rej, received_mono)
 
+    def _timed(self, frame: Frame) -> Frame:
+        """The frame with its capture time; holds the full rate while a camera's clock is judged."""
+        clock = self.clocks[frame.camera_id]
+        capture = clock.time_of(
+            frame.timestamp_ns, frame.received_at, frame.received_mono, self.full_rate.is_set()
+        )
+        probing = clock.probing(frame.received_mono)
+        if probing != (CLOCK_PROBE in self._full_rate_wanted):
+            probing = any(c.probing(frame.received_mono) for c in self.clocks.values())
+            self.want_full_rate(CLOCK_PROBE, probing)
+        return dataclasses.replace(frame, capture=capture)
+
     def _remember(self, frame: Frame) -> None:
         if self._preroll_s <= 0:
-            self._dropped_mono = frame.received_mono  # nothing is kept: only what comes next
+            self._dropped_mono = max(self._dropped_mono, frame.captured_mono)  # nothing is kept
             return
         self._preroll.append(frame)
         self._preroll_bytes += len(frame.pixels)
@@ -148,12 +180,13 @@ class FrameRouter:
         ):
             dropped = self._preroll.popleft()
             self._preroll_bytes -= len(dropped.pixels)
-            self._dropped_mono = max(self._dropped_mono, dropped.received_mono)
+            self._dropped_mono = max(self._dropped_mono, dropped.captured_mono)
 
     def preroll_horizon(self) -> float:
-        """The earliest start (monotonic) a sink attached now can be given every frame from: every
-        frame received strictly after this time is still in the pre-roll. A recording never starts
-        earlier (docs/protocol.md §5)."""
+        """The earliest start (monotonic, capture time) a sink attached now can be given every frame
+        from: every frame captured strictly after this time is still in the pre-roll or not yet
+        arrived (a camera's frames arrive in capture order). A recording never starts earlier
+        (docs/protocol.md §5)."""
         return self._dropped_mono
 
     @property
@@ -162,10 +195,10 @@ class FrameRouter:
         return self._preroll_bytes
 
     def attach(self, sink: FrameSink, since_mono: float) -> int:
-        """Attach a sink and hand it the pre-roll frames received at or after ``since_mono``."""
+        """Attach a sink and hand it the pre-roll frames captured at or after ``since_mono``."""
         replayed = 0
         for frame in self._preroll:
-            if frame.received_mono >= since_mono:
+            if frame.captured_mono >= since_mono:
                 sink.on_frame(frame)
                 replayed += 1
         self._sinks.append(sink)
@@ -191,6 +224,8 @@ class FrameRouter:
                 "frame_index_gaps": s.index_gaps,
                 "last_frame_age_s": round(now - s.last_frame_mono, 3) if s.last_frame_mono else None,
                 "last_frame_index": s.last_frame_index,
+                # How its frames are timed now, and how far behind capture they arrive.
+                "capture_clock": self.clocks[cam].status_json(),
             }
             for cam, s in self.cameras.items()
         }

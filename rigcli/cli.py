@@ -1,5 +1,6 @@
-"""The ``rigcli`` commands: capture, status, jobs, history, sessions; and scan, presets, schedules
-(rigcli/scan.py, rigcli/presets.py, rigcli/schedules.py)."""
+"""The ``rigcli`` commands: capture, status, jobs, history, sessions; and session, scan, presets,
+schedules, export (rigcli/session.py, rigcli/scan.py, rigcli/presets.py, rigcli/schedules.py,
+rigcli/export.py)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ from rigcli.common import (
     deg,
     follow,
     glue_negative_values,
+    iso_span,
     parse_zoom,
     print_json,
     problem_lines,
+    short_cam,
     split,
     table,
     when,
@@ -37,6 +40,13 @@ from rigcli.presets import add_presets_parser
 from rigcli.progress import JobProgress
 from rigcli.scan import add_scan_parser
 from rigcli.schedules import add_schedules_parser
+from rigcli.session import (
+    add_session_parser,
+    camera_table,
+    job_sessions,
+    session_details,
+    unconfirmed_lines,
+)
 
 DEFAULT_URL = "http://127.0.0.1:5000"
 # The pan-tilt axes the capture command can move: the option, and its key in GET /cameras "pantilt".
@@ -61,6 +71,7 @@ examples:
   python -m rigcli capture --seconds 1 --cameras rgb --zoom rgb=4 --json > job.json
   python -m rigcli status
   python -m rigcli sessions --limit 5
+  python -m rigcli session 20261123-203016-412
   python -m rigcli scan --pan -30:30:15 --tilt 0:-10:10 --seconds 2 --cameras swir rgb
   python -m rigcli presets set gate --pan 45 --tilt -10 && python -m rigcli presets go gate
   python -m rigcli schedules add --every 600 --scan-file sweep.json --label sweep
@@ -185,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_presets_parser(sub, common)
     add_schedules_parser(sub, common)
     add_export_parser(sub, common)
+    add_session_parser(sub, common)
     return parser
 
 
@@ -246,7 +258,7 @@ def cmd_capture(args: argparse.Namespace, client: ApiClient, out: TextIO, err: T
     if args.json:
         print_json(out, job)
     else:
-        out.write(summary(job))
+        out.write(summary(job, session_details(client, job)))
     if job.get("status") != "succeeded":
         error = job.get("error") or {}
         err.write(f"rigcli: job {job.get('status')}: {error.get('message', 'no reason given')}\n")
@@ -300,13 +312,14 @@ def zoom_request(cameras: list[dict[str, Any]], item: str) -> dict[str, Any]:
     }
 
 
-def summary(job: dict[str, Any]) -> str:
-    """The capture's summary table: job, session path, frames and rejected per camera, duration."""
+def summary(job: dict[str, Any], details: dict[str, dict[str, Any] | None] | None = None) -> str:
+    """The capture's summary table: job, session path, the window in capture time, per camera frames
+    and rejected and, from ``details`` (session.json by session id), time sources and delay."""
     lines = [f"job       {job.get('job_id')}  {job.get('status')}"]
     started, finished = job.get("started_at"), job.get("finished_at")
     if isinstance(started, int | float) and isinstance(finished, int | float):
         lines.append(f"took      {finished - started:.1f} s")
-    for session in job.get("sessions") or ([job["session"]] if job.get("session") else []):
+    for session in job_sessions(job):
         begin, end = session.get("record_started_at"), session.get("record_ended_at")
         recorded = (
             f"{end - begin:.2f} s" if isinstance(begin, int | float) and isinstance(end, int | float) else "?"
@@ -315,13 +328,12 @@ def summary(job: dict[str, Any]) -> str:
             f"session   {session.get('session_id')}  ({session.get('status', 'saved')})",
             f"path      {session.get('path')}",
             f"duration  {recorded} recorded",
+            f"window    {iso_span(begin, end)}",
         ]
-        rows = [
-            [cam, str(c.get("frame_count", "?")), str(c.get("rejected_frames", "?"))]
-            for cam, c in (session.get("cameras") or {}).items()
-        ]
-        lines += table(["camera", "frames", "rejected"], rows, right={1, 2})
-    if not job.get("sessions") and not job.get("session"):
+        manifest = (details or {}).get(str(session.get("session_id")))
+        lines += camera_table(manifest, session.get("cameras"))
+        lines += unconfirmed_lines((manifest or {}).get("capture"))
+    if not job_sessions(job):
         lines.append("session   none recorded")
     failed = [r for r in job.get("results") or [] if r.get("status") != "ok"]
     for r in failed:
@@ -473,9 +485,7 @@ def cmd_sessions(args: argparse.Namespace, client: ApiClient, out: TextIO, err: 
     rows = []
     for s in body["sessions"]:
         pose = s.get("pose") or {}
-        frames = ", ".join(
-            f"{cam.removeprefix('cameradevice_')} {c.get('frame_count')}" for cam, c in s["cameras"].items()
-        )
+        frames = ", ".join(f"{short_cam(cam)} {c.get('frame_count')}" for cam, c in s["cameras"].items())
         rows.append(
             [
                 s["session_id"],

@@ -3,6 +3,7 @@ zoom values, degrees on the command line and hundredths of a degree on the wire.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -163,6 +164,27 @@ def when(epoch: Any) -> str:
     if not isinstance(epoch, int | float):
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def iso(epoch: Any) -> str:
+    """Epoch seconds as a local ISO 8601 time to the millisecond: ``2026-11-23T20:30:16.412``."""
+    if not isinstance(epoch, int | float) or isinstance(epoch, bool):
+        return "-"
+    return dt.datetime.fromtimestamp(epoch).isoformat(timespec="milliseconds")
+
+
+def iso_span(start: Any, end: Any) -> str:
+    """``<start> to <end>`` in local ISO 8601; the end's date is left out when it is the start's
+    (plain ASCII, as every rigcli line: a Windows console may not print an arrow)."""
+    a, b = iso(start), iso(end)
+    if b == "-":
+        return a
+    return f"{a} to {b[11:] if a[:10] == b[:10] else b}"
+
+
+def short_cam(camera_id: Any) -> str:
+    """``cameradevice_lwir_1`` as ``lwir_1``."""
+    return str(camera_id).removeprefix("cameradevice_")
 
 
 def ago(epoch: Any, now: float | None = None) -> str:

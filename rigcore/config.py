@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -159,6 +160,9 @@ class CameraConfig(_Model):
     image_format: ImageFormat = "fast"
     # Fixed display range and colour map for mono frames; null: each frame's 2nd-98th percentile.
     display: DisplayConfig | None = None
+    # Seconds from capture to arrival assumed for a frame timed by its arrival: a camera that sends
+    # no timestamp_ns, or whose stamps were judged implausible (docs/protocol.md §5).
+    latency_s: float = Field(0.0, ge=0, le=60)
 
 
 class PositioningCommand(_Model):
@@ -189,6 +193,27 @@ class SettleConfig(_Model):
     window_s: float = Field(0.5, ge=0)
     min_messages: int = Field(5, ge=1)
     timeout_s: float = Field(60.0, gt=0)
+
+
+class CaptureTimeConfig(_Model):
+    """How a frame's capture time is judged (camera.capture_clock, docs/protocol.md §5)."""
+
+    # A camera whose smallest delay (arrival − capture) over window_s stays above this has stamps
+    # that cannot be trusted (or a pipeline too slow to wait for): it falls back to arrival time.
+    max_delay_s: float = Field(3.0, gt=0, le=60)
+    # Stamps ahead of their arrival by more than this mark the camera's clock as failed.
+    ahead_tolerance_s: float = Field(0.1, ge=0, le=10)
+    # The sliding window the smallest delay is taken over: a backlog shorter than this never counts
+    # against a clock. A failed clock is trusted again after a whole window of plausible stamps.
+    window_s: float = Field(5.0, gt=0, le=120)
+    # After a recording's window ends, how long to wait for frames captured inside it to arrive
+    # (null: max_delay_s, or the largest camera latency_s if more, plus one second).
+    late_wait_s: float | None = Field(None, ge=0, le=120)
+
+    def late_wait(self, latencies: Iterable[float]) -> float:
+        if self.late_wait_s is not None:
+            return self.late_wait_s
+        return max(self.max_delay_s, *latencies) + 1.0
 
 
 class RecordingConfig(_Model):
@@ -298,6 +323,7 @@ class Config(_Model):
     extra_devices: tuple[str, ...] = ()
     positioning_commands: dict[str, PositioningCommand] = Field(default_factory=_default_positioning)
     settle: SettleConfig = SettleConfig()
+    capture_time: CaptureTimeConfig = CaptureTimeConfig()
     recording: RecordingConfig = RecordingConfig()
     storage: StorageConfig = StorageConfig()
     # Folders outside the folder of config.json where PUT /config may put save_dir, images_data_dir

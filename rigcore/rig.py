@@ -97,17 +97,24 @@ class RigLayout:
             return pose if zoom is None else {**pose, "zooms": {**pose["zooms"], dev: zoom}}
         return pose
 
-    def telemetry_entry(self, sample: StateSample) -> dict[str, Any] | None:
-        """What a recording keeps of a pan-tilt or range-finder message (None for other devices)."""
-        base = {"received_at": sample.received_at, "device_id": sample.device_id}
-        if sample.device_id == self.pantilt_id:
-            return {
-                **base,
-                "pan_deg_x100": get_path(sample.payload, self.pan_field),
-                "tilt_deg_x100": get_path(sample.payload, self.tilt_field),
+    def state_values(self, sample: StateSample) -> dict[str, Any] | None:
+        """What a session keeps of a state message, in the service's terms (sessions.state_log):
+        pan and tilt (and the moving flag) of the pan-tilt, a lens's zoom, the range finder's
+        distance (None for no valid reading). None for a device the rig's pose does not involve."""
+        dev, payload = sample.device_id, sample.payload
+        if dev == self.pantilt_id:
+            values = {
+                "pan_deg_x100": get_path(payload, self.pan_field),
+                "tilt_deg_x100": get_path(payload, self.tilt_field),
             }
-        if sample.device_id == self.rangefinder_id:
-            return {**base, "distance_m": get_path(sample.payload, self.distance_field)}
+            if self.moving_field:
+                values["moving"] = get_path(payload, self.moving_field)
+            return values
+        if dev == self.rangefinder_id:
+            dist = get_path(payload, self.distance_field)
+            return {"distance_m": dist if is_number(dist) and dist > 0 else None}
+        if dev in self.zoom_fields:
+            return {"zoom": get_path(payload, self.zoom_fields[dev])}
         return None
 
 

@@ -189,7 +189,12 @@ class CaptureService:
         loop = asyncio.get_running_loop()
         self.hub = StateHub(self.layout, cfg.settle, cfg.mqtt.state_topic)
         self.link = MqttLink(cfg.mqtt, cfg.state_devices(), self.hub, loop)
-        self.router = FrameRouter(cfg.cameras, cfg.stream_client.preroll_s)
+        self.router = FrameRouter(
+            cfg.cameras,
+            cfg.stream_client.preroll_s,
+            cfg.capture_time,
+            {cam: c.latency_s for cam, c in cfg.cameras.items()},
+        )
         formats = {cam: c.pixel_format for cam, c in cfg.cameras.items()}
         urls: dict[str, dict[str, str]] = {}
         for stream in cfg.streams:

@@ -1,4 +1,9 @@
-"""One recording step: a session folder, its writer and recorder, the timed window, the manifest.
+"""One recording step: a session folder, its writer and recorder, the window in capture time, the manifest.
+
+The window is ``[start, start + duration_second)`` of **capture** time (docs/protocol.md §5). It closes
+once the service's clock has passed its end and every recorded camera has delivered a frame captured
+after it (frames travel behind capture), or after ``capture_time.late_wait_s`` (the cameras still
+missing are named in the session).
 
 The order is what keeps every frame: the recorder is attached to the frame router (which hands it the
 pre-roll frames received since the start) *before* anything that can fail or wait; the command that
@@ -11,6 +16,7 @@ left in the folder lets the next start recover it (sessions.recovery).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import math
@@ -23,6 +29,7 @@ from typing import Any
 from mqtt_control.commands import CommandOutcome
 from rigcore.errors import JobCancelled, RecordingError
 from rigcore.memory import writer_cap_bytes
+from rigcore.pose_timeline import PoseTimeline
 from service.context import RunContext
 from service.disk_guard import PlannedRecording, check_space
 from service.job import BatchStopped, Job, JobPhase
@@ -38,6 +45,7 @@ from sessions.manifest import (
     write_images_data,
     write_marker,
 )
+from sessions.state_log import STATE_LOG_NAME, StateLogInfo, StateRecord, write_state_log
 from sessions.writer import CameraWriteOptions, SessionWriter, create_session_dir
 
 log = logging.getLogger(__name__)
@@ -57,6 +65,11 @@ class Findings:
     missing_frames: int
     marker_error: str | None = None
     out_of_space: bool = False  # every failed write was the disk filling up (the writer's verdict)
+    # Cameras that sent frames but none captured after the window's end within the late-frame wait.
+    unconfirmed: Sequence[str] = ()
+    late_wait_s: float = 0.0
+    # Per camera, why its clock was judged failed during the recording (its frames fell back to arrival).
+    clock_failures: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
 
 
 def judge(f: Findings, command_id: str) -> tuple[SessionStatus, list[Problem]]:
@@ -90,6 +103,7 @@ def judge(f: Findings, command_id: str) -> tuple[SessionStatus, list[Problem]]:
         )
         for cam in f.silent_cameras
     ]
+    problems += _timing_problems(f)
     if f.outages:
         problems.append(
             Problem(type="StreamOutage", message=f"{f.outages} stream outage(s) during the recording")
@@ -105,9 +119,34 @@ def judge(f: Findings, command_id: str) -> tuple[SessionStatus, list[Problem]]:
     write_failed = any(f.failed_writes.values())
     if not f.command.ok or (write_failed and not f.out_of_space) or f.marker_error:
         return SessionStatus.FAILED, problems
-    if f.silent_cameras or f.outages or f.missing_frames or write_failed:
+    if f.silent_cameras or f.outages or f.missing_frames or write_failed or f.unconfirmed:
         return SessionStatus.PARTIAL, problems
     return SessionStatus.COMPLETE, problems
+
+
+def _timing_problems(f: Findings) -> list[Problem]:
+    """What the capture-time rules could not do: a clock that failed, a window that did not close."""
+    problems = [
+        Problem(
+            type="ClockFailed",
+            camera_id=cam,
+            message=f"camera {cam}'s clock was judged failed ({'; '.join(reasons)}): its frames were "
+            "timed by their arrival less its latency_s (time_source 'fallback')",
+        )
+        for cam, reasons in f.clock_failures.items()
+        if reasons
+    ]
+    problems += [
+        Problem(
+            type="LateFrames",
+            camera_id=cam,
+            message=f"camera {cam} delivered no frame captured after the window's end within "
+            f"{f.late_wait_s:g} s: frames captured at the end of the window may be missing",
+        )
+        for cam in f.unconfirmed
+        if cam not in f.silent_cameras
+    ]
+    return problems
 
 
 class Recording:
@@ -118,10 +157,17 @@ class Recording:
         step: RecordStep,
         settle_point: float,
         settle_proof: dict[str, Any] | None = None,
+        state_since: float | None = None,
     ) -> None:
         self._ctx, self._job, self._step = ctx, job, step
         self.settle_point = settle_point
         self.settle_proof = settle_proof
+        # State samples are kept from here (the batch's start) to the window's close.
+        self._state_since = settle_point if state_since is None else state_since
+        self._late_wait = ctx.config.capture_time.late_wait(
+            ctx.config.cameras[c].latency_s for c in step.cameras if c in ctx.config.cameras
+        )
+        self._waited = 0.0
         self.end_mono = -math.inf  # set once the window is open
         self._marker_error: str | None = None
 
@@ -133,9 +179,8 @@ class Recording:
         self._phase(JobPhase.RECORDING)
         session_id, folder = self._open_folder()
         writer = self._make_writer(session_id, folder)
-        recorder = Recorder(
-            ctx.layout, self._step.cameras, start_mono, start_mono + self._step.duration_s, writer, ctx.hub
-        )
+        window = (start_mono, start_mono + self._step.duration_s)
+        recorder = Recorder(ctx.layout, self._step.cameras, window, writer, ctx.hub, ctx.router.clocks)
         self._attach(recorder)
         self.end_mono = recorder.end_mono
         # Tell the rig a recording starts, while the frames already flow.
@@ -210,10 +255,14 @@ class Recording:
     def _attach(self, recorder: Recorder) -> None:
         ctx = self._ctx
         ctx.router.attach(recorder, recorder.start_mono)
+        kept = [
+            sample
+            for dev in ctx.config.state_devices()
+            for sample in ctx.hub.history_since(dev, self._state_since)
+        ]
+        for sample in sorted(kept, key=lambda s: s.received_mono):
+            recorder.on_state(sample)
         ctx.hub.add_listener(recorder.on_state)
-        for dev in (ctx.layout.pantilt_id, ctx.layout.rangefinder_id):
-            for sample in ctx.hub.history_since(dev, recorder.start_mono):
-                recorder.on_state(sample)
 
     def _detach(self, recorder: Recorder) -> None:
         self._ctx.router.detach(recorder)
@@ -244,6 +293,7 @@ class Recording:
     async def _hold_window(self, recorder: Recorder) -> bool:
         """Wait until the window closes; True if the operator cancelled first (the window is cut)."""
         job = self._job
+        cancelled = False
         while (remaining := recorder.end_mono - time.monotonic()) > 0:
             job.progress = {"frames": recorder.frames_taken, "seconds_left": round(remaining, 1)}
             self._ctx.on_change(job)
@@ -253,8 +303,29 @@ class Recording:
             except TimeoutError:
                 continue
             recorder.cut_short(time.monotonic())
-            return True
-        return False
+            cancelled = True
+            break
+        await self._wait_late_frames(recorder)
+        return cancelled
+
+    async def _wait_late_frames(self, recorder: Recorder) -> None:
+        """Frames captured before the end are still on their way: wait until every camera has sent one
+        captured after it, at most the late-frame wait (docs/protocol.md §5)."""
+        started = time.monotonic()
+        deadline = started + self._late_wait
+        while not recorder.all_confirmed.is_set() and (left := deadline - time.monotonic()) > 0:
+            self._job.progress = {
+                "frames": recorder.frames_taken,
+                "seconds_left": 0,
+                "waiting_for_late_frames": recorder.unconfirmed(),
+            }
+            self._ctx.on_change(self._job)
+            try:
+                async with asyncio.timeout(min(left, PROGRESS_EVERY_S)):
+                    await recorder.all_confirmed.wait()
+            except TimeoutError:
+                continue
+        self._waited = time.monotonic() - started
 
     # -- after the window ------------------------------------------------------------------------------
     async def _save(
@@ -263,6 +334,7 @@ class Recording:
         self._phase(JobPhase.SAVING)
         await self._drain(writer, recorder)
         counts = writer.camera_summary()
+        clocks = recorder.clock_report()
         outages = [
             o
             for stream in self._ctx.streams
@@ -278,10 +350,18 @@ class Recording:
             missing_frames=sum(g["missing_frames"] for g in recorder.gaps),
             marker_error=self._marker_error,
             out_of_space=writer.out_of_space(),
+            unconfirmed=recorder.unconfirmed(),
+            late_wait_s=self._late_wait,
+            clock_failures={cam: c["reasons"] for cam, c in clocks.items()},
         )
         status, problems = judge(findings, self._step.command["command_id"])
         header = self._header(recorder, writer, status, problems, outages)
-        finish = functools.partial(writer.finish, header, raise_on_error=False)
+        header["state_log"] = await self._keep_states(writer.session_dir, recorder)
+        timeline = PoseTimeline(self._ctx.layout, recorder.states, recorder.pose_at_start)
+        notes = {cam: {"clock": clock} for cam, clock in clocks.items()}
+        finish = functools.partial(
+            writer.finish, header, raise_on_error=False, poses=timeline.pose_at, camera_notes=notes
+        )
         try:
             return await asyncio.get_running_loop().run_in_executor(None, finish)
         except OSError as exc:
@@ -319,23 +399,60 @@ class Recording:
             "request": self._job.body,
             "command": dict(self._step.command),
             "settled_at": self._wall(self.settle_point),
-            "settle": self.settle_proof,
+            "settle": self._capture_proof(recorder),
             "record_started_at": self._wall(recorder.start_mono),
             "record_ended_at": self._wall(recorder.end_mono),
             "duration_second": self._step.duration_s,
             "settle_to_first_frame_s": (
                 round(recorder.first_frame_mono - self.settle_point, 4) if recorder.first_frame_mono else None
             ),
+            "capture": {
+                "dropped_before": recorder.dropped_before,
+                "dropped_after": recorder.dropped_after,
+                "late_wait_s": self._late_wait,
+                "waited_s": round(self._waited, 3),
+                "unconfirmed": recorder.unconfirmed(),
+            },
             "pose_at_start": dict(recorder.pose_at_start),
             "problems": problems,
             "gaps": recorder.gaps,
             "stream_outages": outages,
             "unreadable_messages": recorder.unreadable_messages,
             "memory": writer.memory_report(),
-            "telemetry": recorder.telemetry,
-            "telemetry_dropped": recorder.telemetry_dropped,
             **self._job.session_tags,  # a scan's pose: scan_id, pose_index
         }
+
+    def _capture_proof(self, recorder: Recorder) -> dict[str, Any]:
+        """The settle proof, with what shows the window holds only frames captured after the settle
+        (kept as :attr:`settle_proof` too: a scan's manifest repeats it)."""
+        self.settle_proof = {
+            **(self.settle_proof or {}),
+            "latest_dropped_capture_at": recorder.latest_dropped_before,
+            "earliest_saved_capture_at": recorder.earliest_saved,
+            "delay_s": recorder.delay_stats(),
+        }
+        return self.settle_proof
+
+    async def _keep_states(self, folder: Path, recorder: Recorder) -> dict[str, Any] | None:
+        """Write the kept state samples beside the frames (sessions.state_log), off the loop."""
+        layout = self._ctx.layout
+        records = [
+            StateRecord(device_id=s.device_id, received_at=s.received_at, retained=s.retained, values=v)
+            for s in recorder.states
+            if (v := layout.state_values(s)) is not None
+        ]
+        write = functools.partial(write_state_log, folder, records)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, write)
+        except OSError as exc:
+            log.error("session %s: cannot write %s: %s", folder.name, STATE_LOG_NAME, exc)
+            return None
+        return StateLogInfo(
+            samples=len(records),
+            dropped=recorder.states_dropped,
+            from_at=records[0].received_at if records else None,
+            to_at=records[-1].received_at if records else None,
+        ).model_dump(mode="json")
 
     def _report(self, folder: Path, manifest: SessionManifest, outcome: CommandOutcome) -> dict[str, Any]:
         """The session in the job: its summary, and the recording command's result."""

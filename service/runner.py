@@ -144,11 +144,12 @@ class JobRunner:
         state.recorded_proof = proof
         assert settle_point is not None, "a recording step follows its settle step"
         start = recording_start(settle_point, state.last_record_end, self._ctx.router.preroll_horizon())
-        recording = Recording(self._ctx, job, step, settle_point, proof)
+        recording = Recording(self._ctx, job, step, settle_point, proof, state_since=state.batch_start)
         try:
             await recording.run(start)
         finally:
             state.last_record_end = max(state.last_record_end, recording.end_mono)
+            state.recorded_proof = recording.settle_proof  # with what the window showed, once saved
 
     # -- settle helpers --------------------------------------------------------------------------------
     def _spec(self, device: DeviceSettle, state: RunState) -> SettleSpec:
@@ -182,8 +183,7 @@ class JobRunner:
             d
             for s in samples
             if s.received_mono <= settle_point
-            and is_number(d := (ctx.layout.telemetry_entry(s) or {}).get("distance_m"))
-            and d > 0
+            and is_number(d := (ctx.layout.state_values(s) or {}).get("distance_m"))
         ]
         return {
             "settled_at": time.time() - (time.monotonic() - settle_point),

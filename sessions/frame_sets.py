@@ -9,7 +9,8 @@ sets: :func:`load_frame_sets` computes them on demand (without writing anything 
 The format::
 
     FrameSets                 frame_sets.json
-    ├── clock                 "camera" (timestamp_ns of every frame) or "arrival" (received_at)
+    ├── clock                 "capture" (captured_at of every frame), "camera" (timestamp_ns of
+    │                         every frame) or "arrival" (received_at)
     ├── tolerance_ms          the widest spread a set may have
     ├── cameras               the cameras every set holds one frame of
     ├── sets: [FrameSet]      in time order
@@ -20,8 +21,13 @@ The format::
 
 The rules (:func:`match_frames`, pure, no I/O):
 
-* **Clock.** Camera timestamps when every frame of every camera has one; otherwise arrival times
-  for all (mixing the two clocks would pair frames that were not taken together).
+* **Clock.** Capture times (``captured_at``) when every frame of every camera has one: they are
+  all on the service's clock, whether a camera's came from its stamps or, where its stamps were
+  missing or implausible, from its arrival less the camera's latency (sessions saved since format
+  version 3). Otherwise, for older sessions: camera timestamps when every frame has one, else
+  arrival times for all (mixing two clocks would pair frames that were not taken together).
+  Capture times matter when cameras lag by different amounts: frames of one instant arrive far
+  apart, and pairing by arrival would match frames taken at different instants.
 * **Tolerance.** By default half the slowest camera's median frame interval on that clock: two
   frames of the slowest camera never fit in one window, so a set cannot choose between them.
 * **Sets are complete.** A set holds exactly one frame of every camera that has frames in the
@@ -55,7 +61,7 @@ from sessions.manifest import FrameRecord, SessionManifest
 FRAME_SETS_NAME = "frame_sets.json"
 FORMAT_VERSION = 1
 
-Clock = Literal["camera", "arrival"]
+Clock = Literal["capture", "camera", "arrival"]
 
 
 class FrameSetsError(Exception):
@@ -110,7 +116,7 @@ def match_frames(
     ``tolerance_ms`` None: half the slowest camera's median frame interval (0 when no camera has two
     frames with a time). See the module docstring for the rules.
     """
-    clock: Clock = "camera" if _all_have_timestamps(cameras) else "arrival"
+    clock = _clock_of(cameras)
     tracks = [_track(cam, frames, clock) for cam, frames in cameras.items()]
     if tolerance_ms is None:
         intervals = [i for t in tracks if (i := t.median_interval) is not None]
@@ -132,9 +138,14 @@ def match_frames(
     )
 
 
-def _all_have_timestamps(cameras: Mapping[str, Sequence[FrameRecord]]) -> bool:
+def _clock_of(cameras: Mapping[str, Sequence[FrameRecord]]) -> Clock:
+    """The one clock every frame has a time on: capture, else camera stamps, else arrival."""
     frames = [f for records in cameras.values() for f in records]
-    return bool(frames) and all(f.timestamp_ns is not None for f in frames)
+    if frames and all(f.captured_at is not None for f in frames):
+        return "capture"
+    if frames and all(f.timestamp_ns is not None for f in frames):
+        return "camera"
+    return "arrival"
 
 
 def _track(camera_id: str, frames: Sequence[FrameRecord], clock: Clock) -> _Track:
@@ -150,7 +161,8 @@ def _track(camera_id: str, frames: Sequence[FrameRecord], clock: Clock) -> _Trac
 def _time_ns(frame: FrameRecord, clock: Clock) -> int | None:
     if clock == "camera":
         return frame.timestamp_ns
-    return None if frame.received_at is None else round(frame.received_at * 1e9)
+    seconds = frame.captured_at if clock == "capture" else frame.received_at
+    return None if seconds is None else round(seconds * 1e9)
 
 
 def _match(tracks: list[_Track], tolerance_ns: float) -> list[FrameSet]:

@@ -2,16 +2,20 @@
 
 Every reader and writer of these files goes through the models here (the writer, crash recovery, the
 dashboard's session list and the CLI), so the keys of a session exist in one place only. The format is
-versioned: ``format_version`` 2 is written now; a file without the key is version 1 (written before
-this module existed) and still reads, with the fields it lacks left at their defaults. Unknown keys
-are kept (``extra="allow"``) so a reader never drops what a newer writer added. See
+versioned: ``format_version`` 3 is written now (3 added capture times, the pose method, the capture
+window and the state log; 2 files read with those left unset); a file without the key is version 1
+(written before this module existed) and still reads, with the fields it lacks left at their
+defaults. Unknown keys are kept (``extra="allow"``) so a reader never drops what a newer writer added. See
 ``docs/protocol.md`` §6 for the layout of a session folder.
 
 The models::
 
     SessionManifest      session.json: what was recorded, how, and what went wrong
     ├── CameraRecord     one camera: counts and its frames in arrival order
-    │   └── FrameRecord  one frame file with its arrival time, camera time, index and pose
+    │   └── FrameRecord  one frame file with its capture time (and how it was known), arrival time,
+    │                    camera stamp, index and the pose at capture
+    ├── CaptureInfo      how the window was closed in capture time: the wait for late frames
+    ├── StateLogInfo     where the state samples kept with the session are (sessions.state_log)
     └── Problem          one thing that went wrong (names the camera where one is concerned)
     RecordingMarker      .recording.json: present while a session is recorded or saved
     ImagesDataRecord     images_data/<session_id>.json: the request and the session's summary
@@ -23,13 +27,14 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rigcore.atomic import write_json_atomic
+from sessions.state_log import StateLogInfo
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST_NAME = "session.json"
 # Present in a session folder while it is being recorded or saved; a folder that still has it at the
 # next start was cut off (kill -9, power loss) and is recovered as "incomplete" (sessions.recovery).
@@ -55,12 +60,30 @@ class _Doc(BaseModel):
         return self.model_dump(mode="json")
 
 
+# How a frame's capture time was known (camera.capture_clock.TimeSource, docs/protocol.md §5):
+# "stamp" its timestamp_ns, on a camera clock judged plausible; "arrival" the camera sends no stamps,
+# so arrival time less the camera's latency_s; "fallback" its stamps were judged implausible, so the same.
+TimeSource = Literal["stamp", "arrival", "fallback"]
+
+
+class PoseMethod(StrEnum):
+    """How a frame's pose was found at its capture time from the state samples."""
+
+    INTERPOLATED = "interpolated"  # pan/tilt between the samples around the capture time
+    HELD = "held"  # the last sample before the capture time (no later one)
+    EARLIEST = "earliest"  # no sample before the capture time: the first one after it
+
+
 class FrameRecord(_Doc):
     file: str  # relative to the session folder
     received_at: float | None
     timestamp_ns: int | None
     frame_index: int | None
     pose: dict[str, Any] | None
+    # Capture time on the service's clock (epoch seconds); None in sessions saved before it existed.
+    captured_at: float | None = None
+    time_source: TimeSource | None = None
+    pose_method: PoseMethod | None = None
     # "preview" (the 8-bit display copy's file) appears only when one was written: an extra key.
 
 
@@ -69,6 +92,24 @@ class CameraRecord(_Doc):
     rejected_frames: int = 0
     rejection_reasons: list[str] = Field(default_factory=list)
     frames: list[FrameRecord] = Field(default_factory=list)
+    # Frames saved per TimeSource, and the camera clock's verdicts seen during the recording
+    # (camera.capture_clock): {"status": "ok" | "failed" | "no_stamps", "reasons": [...]}.
+    time_sources: dict[str, int] = Field(default_factory=dict)
+    clock: dict[str, Any] | None = None
+
+
+class CaptureInfo(_Doc):
+    """How the recording's window was held in capture time (docs/protocol.md §5)."""
+
+    # Frames of the recorded cameras captured before the window (the rig's backlog, frames taken
+    # while moving) and after it: dropped, never decoded or written.
+    dropped_before: int = 0
+    dropped_after: int = 0
+    # After the window's end the recording waited until every camera delivered a frame captured
+    # after it, at most late_wait_s; cameras that had not by then (frames of theirs may be missing).
+    late_wait_s: float | None = None
+    waited_s: float | None = None
+    unconfirmed: list[str] = Field(default_factory=list)
 
 
 class Problem(_Doc):
@@ -105,6 +146,8 @@ class SessionManifest(_Doc):
     # A session recorded by a scan (POST /scans): the scan and the pose (sessions/scan_manifest.py).
     scan_id: str | None = None
     pose_index: int | None = None
+    capture: CaptureInfo | None = None
+    state_log: StateLogInfo | None = None
 
     @property
     def missing_frames(self) -> int:
@@ -245,9 +288,11 @@ __all__ = [
     "MARKER_NAME",
     "CameraCount",
     "CameraRecord",
+    "CaptureInfo",
     "FrameRecord",
     "ImagesDataRecord",
     "ManifestError",
+    "PoseMethod",
     "Problem",
     "RecordingMarker",
     "SessionManifest",

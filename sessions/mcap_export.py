@@ -10,17 +10,30 @@ What is in the file (Foxglove's well-known schemas, protobuf from ``foxglove-sch
     /<camera_id>/image   foxglove.RawImage (mono8, mono16 little-endian, rgb8, rgba8) with the
                          pixels of the lossless file, or foxglove.CompressedImage (jpeg, png) with
                          the bytes of the camera's own file; frame_id = the camera id
-    /rig/state           JSON: pan, tilt (x100 and degrees), range-finder distance and zooms, one
-                         message per telemetry sample and per zoom change seen in the recording
+    /rig/state           JSON: pan, tilt (x100 and degrees), moving, range-finder distance and each
+                         camera's zoom; one message per state sample kept with the session, every
+                         device, from the batch's first command to the recording's end (older
+                         sessions: what they kept; see sessions.mcap_rig)
     /tf                  foxglove.FrameTransforms: base -> pan -> tilt -> <camera_id>
     /frame_sets          JSON: one message per frame set (sessions.frame_sets)
-    metadata "session"   session id, job, status, times, settle point, pose, scan and pose index
+    metadata "session"   session id, job, status, times, settle point and proof, pose, capture
+                         window and time sources, state samples, scan and pose index
     attachment           session.json as written
 
-Times: a message's log time is when the service received it (``received_at``, ns); an image's
-``timestamp`` (and the MCAP publish time) is the camera's ``timestamp_ns`` when the frame had one.
-A frame with no ``received_at`` (a session rebuilt after a crash) is logged at its camera time, else
-at its file's modification time. Messages are written in log-time order across all channels.
+Times: every log time is on the service's clock (epoch ns). An image is logged when it was
+*captured* (``captured_at``), with its arrival (``received_at``) as the MCAP publish time; its
+``timestamp`` is the camera's ``timestamp_ns`` when the frame's time source is ``stamp`` (a camera
+clock judged plausible), else its capture time too. A session saved before capture times were
+kept (format version < 3) logs an image at its arrival, with the camera's ``timestamp_ns`` as its
+timestamp and publish time where it had one; a frame with no ``received_at`` either (rebuilt
+after a crash) at its camera time, else at its file's modification time. ``/rig/state`` and
+``/tf`` are logged when each state sample arrived (``state.jsonl``, read through
+``sessions.state_log``), so the move before the settle plays too, and at an image's log time the
+state topic shows the rig as it was when the image was captured (frames travel behind the state
+topics by a second or more; their capture times do not). A ``/frame_sets`` message is logged
+at the capture time of its latest frame (older sessions: its arrival), so it plays after its
+images; its publish time is the set's own time. Messages are written in log-time order across all
+channels.
 
 Which image schema: a camera's frames go out as ``CompressedImage`` when every file is the camera's
 own encoding — a ``.jpg`` (the writer never makes JPEG), or a ``.png`` of a camera configured as
@@ -33,27 +46,23 @@ a rotation of ``base`` about +z by the pan angle (positive: counter-clockwise se
 ``tilt`` a rotation of ``pan`` about +y by minus the tilt angle, so a positive tilt raises the
 cameras. Each camera's frame hangs off ``tilt`` in the optical convention Foxglove's image panels use
 (z forward, x right, y down). The rig's protocol does not say which way its angles turn; PAN_SIGN and
-TILT_SIGN flip them for a rig that turns the other way.
+TILT_SIGN (sessions.mcap_rig) flip them for a rig that turns the other way.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
 import numpy as np
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
-from foxglove_schemas_protobuf.FrameTransform_pb2 import FrameTransform
 from foxglove_schemas_protobuf.FrameTransforms_pb2 import FrameTransforms
-from foxglove_schemas_protobuf.Quaternion_pb2 import Quaternion
 from foxglove_schemas_protobuf.RawImage_pb2 import RawImage
-from foxglove_schemas_protobuf.Vector3_pb2 import Vector3
 from google.protobuf.descriptor_pb2 import FileDescriptorSet
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -62,6 +71,8 @@ from PIL import Image
 
 from sessions.frame_sets import FrameSets
 from sessions.manifest import MANIFEST_NAME, FrameRecord, SessionManifest
+from sessions.mcap_rig import RIG_STATE_SCHEMA, rig_states, transforms
+from sessions.state_log import StateRecord, read_state_log
 
 # Target uncompressed size of an MCAP chunk: several frames each, and the memory a stream holds.
 CHUNK_SIZE = 4 * 1024 * 1024
@@ -70,30 +81,9 @@ CHUNK_SIZE = 4 * 1024 * 1024
 COMPRESSION = CompressionType.ZSTD
 LIBRARY = "rigcapture sessions.mcap_export"
 METADATA_NAME = "session"
-PAN_SIGN = 1.0
-TILT_SIGN = -1.0
-BASE_FRAME, PAN_FRAME, TILT_FRAME = "base", "pan", "tilt"
-# base/body axes (x forward, y left, z up) to optical axes (z forward, x right, y down).
-_OPTICAL = Quaternion(x=-0.5, y=0.5, z=-0.5, w=0.5)
 _COMPRESSED_FORMATS = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}
 _U32 = 2**32
 
-RIG_STATE_SCHEMA: dict[str, Any] = {
-    "title": "rigcapture.RigState",
-    "description": "The rig's pose as known at this moment of the recording (null: not known yet)",
-    "type": "object",
-    "properties": {
-        "received_at": {"type": "number", "description": "epoch seconds the sample was received"},
-        "source": {"type": "string", "enum": ["pose_at_start", "telemetry", "frame_pose"]},
-        "device_id": {"type": ["string", "null"]},
-        "pan_deg_x100": {"type": ["number", "null"]},
-        "tilt_deg_x100": {"type": ["number", "null"]},
-        "pan_deg": {"type": ["number", "null"]},
-        "tilt_deg": {"type": ["number", "null"]},
-        "distance_m": {"type": ["number", "null"], "description": "null: no valid reading"},
-        "zoom": {"type": "object", "additionalProperties": {"type": ["number", "null"]}},
-    },
-}
 FRAME_SET_SCHEMA: dict[str, Any] = {
     "title": "rigcapture.FrameSet",
     "description": "One frame per camera taken at the same instant (frame_sets.json)",
@@ -208,11 +198,22 @@ def _plan_frames(folder: Path, manifest: SessionManifest, plan: _Plan) -> None:
         topic = image_topic(camera_id)
         for record in camera.frames:
             path = _frame_path(folder, record.file)
-            log_ns = _ns(record.received_at) or record.timestamp_ns or path.stat().st_mtime_ns
-            stamp = record.timestamp_ns if record.timestamp_ns is not None else log_ns
+            log_ns, publish_ns, stamp = _frame_times(record, path)
             index = record.frame_index
             sequence = index if index is not None and 0 <= index < _U32 else 0
-            plan.add(log_ns, topic, _FrameItem(camera_id, path, record, stamp), stamp, sequence)
+            plan.add(log_ns, topic, _FrameItem(camera_id, path, record, stamp), publish_ns, sequence)
+
+
+def _frame_times(record: FrameRecord, path: Path) -> tuple[int, int, int]:
+    """A frame's (log, publish, image stamp) times in ns, as the module docstring's "Times" says."""
+    captured = _ns(record.captured_at)
+    if captured is not None:
+        publish = _ns(record.received_at)
+        stamp = record.timestamp_ns if record.time_source == "stamp" else None
+        return captured, captured if publish is None else publish, captured if stamp is None else stamp
+    log_ns = _ns(record.received_at) or record.timestamp_ns or path.stat().st_mtime_ns
+    stamp = record.timestamp_ns if record.timestamp_ns is not None else log_ns
+    return log_ns, stamp, stamp
 
 
 def image_topic(camera_id: str) -> str:
@@ -234,131 +235,11 @@ def compressed_format(
     return None
 
 
-# -- rig state and transforms -----------------------------------------------------------------------
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return value
-
-
-def _distance(value: Any) -> float | None:
-    d = _number(value)
-    return d if d is not None and d > 0 else None  # 0 or less: no valid reading (PROTOCOL.md §2)
-
-
-@dataclass
-class _RigState:
-    pan_x100: float | None = None
-    tilt_x100: float | None = None
-    distance_m: float | None = None
-    zoom: dict[str, Any] = field(default_factory=dict)
-
-    def message(self, received_at: float, source: str, device_id: str | None) -> dict[str, Any]:
-        return {
-            "received_at": received_at,
-            "source": source,
-            "device_id": device_id,
-            "pan_deg_x100": self.pan_x100,
-            "tilt_deg_x100": self.tilt_x100,
-            "pan_deg": None if self.pan_x100 is None else self.pan_x100 / 100,
-            "tilt_deg": None if self.tilt_x100 is None else self.tilt_x100 / 100,
-            "distance_m": self.distance_m,
-            "zoom": dict(self.zoom),
-        }
-
-    def apply_pose(self, pose: Mapping[str, Any], with_axes: bool) -> None:
-        if with_axes:
-            self.pan_x100 = _number(pose.get("pan_deg_x100"))
-            self.tilt_x100 = _number(pose.get("tilt_deg_x100"))
-            self.distance_m = _distance(pose.get("distance_m"))
-
-
-def rig_states(manifest: SessionManifest) -> list[dict[str, Any]]:
-    """The ``/rig/state`` messages, oldest first: the pose at the start, then one per telemetry sample
-    (pan-tilt or range finder, as kept in ``session.json``'s ``telemetry``) and one per change of a
-    camera's zoom seen in the frames' poses. A session without telemetry (older ones) takes pan, tilt
-    and distance from the frames' poses too, one message per change."""
-    extra = manifest.model_extra or {}
-    telemetry = [
-        t for t in extra.get("telemetry") or [] if isinstance(t, dict) and _number(t.get("received_at"))
-    ]
-    state = _RigState()
-    out: list[dict[str, Any]] = []
-    start = manifest.record_started_at or manifest.settled_at
-    pose = manifest.pose_at_start
-    if pose is not None and start is not None:
-        state.apply_pose(pose, with_axes=True)
-        zooms = pose.get("zooms")
-        state.zoom = {str(cam): _number(z) for cam, z in zooms.items()} if isinstance(zooms, dict) else {}
-        out.append(state.message(start, "pose_at_start", None))
-    events: list[tuple[float, int, str, Any]] = [(t["received_at"], 0, "telemetry", t) for t in telemetry]
-    for camera_id, camera in manifest.cameras.items():
-        for record in camera.frames:
-            if record.received_at is not None and record.pose is not None:
-                events.append((record.received_at, 1, camera_id, record.pose))
-    events.sort(key=lambda e: (e[0], e[1]))
-    for received_at, _, kind, data in events:
-        if kind == "telemetry":
-            _apply_telemetry(state, data)
-            out.append(state.message(received_at, "telemetry", data.get("device_id")))
-            continue
-        before = state.message(received_at, "frame_pose", None)
-        state.apply_pose(data, with_axes=not telemetry)
-        state.zoom[kind] = _number(data.get("zoom"))
-        after = state.message(received_at, "frame_pose", None)
-        if after != before:
-            out.append(after)
-    return out
-
-
-def _apply_telemetry(state: _RigState, sample: Mapping[str, Any]) -> None:
-    if "distance_m" in sample:
-        state.distance_m = _distance(sample.get("distance_m"))
-    if "pan_deg_x100" in sample:
-        state.pan_x100 = _number(sample.get("pan_deg_x100"))
-    if "tilt_deg_x100" in sample:
-        state.tilt_x100 = _number(sample.get("tilt_deg_x100"))
-
-
-def _about(axis: str, degrees: float) -> Quaternion:
-    half = math.radians(degrees) / 2
-    s, c = math.sin(half), math.cos(half)
-    return Quaternion(x=0.0, y=s if axis == "y" else 0.0, z=s if axis == "z" else 0.0, w=c)
-
-
-def transforms(pan_x100: float, tilt_x100: float, cameras: Collection[str], stamp_ns: int) -> FrameTransforms:
-    """``base -> pan -> tilt -> <camera>`` for a pan and a tilt in hundredths of a degree."""
-    ts = _timestamp(stamp_ns)
-    zero = Vector3(x=0.0, y=0.0, z=0.0)
-    chain = [
-        FrameTransform(
-            timestamp=ts,
-            parent_frame_id=BASE_FRAME,
-            child_frame_id=PAN_FRAME,
-            translation=zero,
-            rotation=_about("z", PAN_SIGN * pan_x100 / 100),
-        ),
-        FrameTransform(
-            timestamp=ts,
-            parent_frame_id=PAN_FRAME,
-            child_frame_id=TILT_FRAME,
-            translation=zero,
-            rotation=_about("y", TILT_SIGN * tilt_x100 / 100),
-        ),
-    ]
-    chain += [
-        FrameTransform(
-            timestamp=ts, parent_frame_id=TILT_FRAME, child_frame_id=cam, translation=zero, rotation=_OPTICAL
-        )
-        for cam in cameras
-    ]
-    return FrameTransforms(transforms=chain)
-
-
-def _plan_rig(manifest: SessionManifest, plan: _Plan) -> None:
+# -- rig state and transforms (sessions.mcap_rig) --------------------------------------------------
+def _plan_rig(manifest: SessionManifest, samples: Sequence[StateRecord], plan: _Plan) -> None:
     last_axes: tuple[float, float] | None = None
     cameras = list(manifest.cameras)
-    for state in rig_states(manifest):
+    for state in rig_states(manifest, samples):
         log_ns = round(state["received_at"] * 1e9)
         plan.add(log_ns, "/rig/state", state)
         pan, tilt = state["pan_deg_x100"], state["tilt_deg_x100"]
@@ -368,10 +249,14 @@ def _plan_rig(manifest: SessionManifest, plan: _Plan) -> None:
 
 
 def _plan_frame_sets(manifest: SessionManifest, frame_sets: FrameSets, plan: _Plan) -> None:
-    """One message per set, logged when its last frame arrived (so it plays after its images)."""
-    arrival = {f.file: _ns(f.received_at) for camera in manifest.cameras.values() for f in camera.frames}
+    """One message per set, logged at its latest frame's log time (so it plays after its images): its
+    capture time, or in an older session its arrival; the publish time is the set's own time."""
+    logged: dict[str, int | None] = {}
+    for camera in manifest.cameras.values():
+        for f in camera.frames:
+            logged[f.file] = _ns(f.captured_at if f.captured_at is not None else f.received_at)
     for index, frame_set in enumerate(frame_sets.sets):
-        times = [t for file in frame_set.frames.values() if (t := arrival.get(file)) is not None]
+        times = [t for file in frame_set.frames.values() if (t := logged.get(file)) is not None]
         log_ns = max(times) if times else frame_set.timestamp_ns
         plan.add(log_ns, "/frame_sets", {"index": index, **frame_set.to_json()}, frame_set.timestamp_ns)
 
@@ -404,10 +289,16 @@ def session_metadata(manifest: SessionManifest) -> dict[str, str]:
         "cameras": {cam: rec.frame_count for cam, rec in manifest.cameras.items()},
         "problems": [p.to_json() for p in manifest.problems],
         "format_version": manifest.format_version,
-        # What /rig/state is made of: the pan-tilt and range-finder samples session.json kept in the
-        # window (the newest beyond its bound are dropped, and counted), zooms from the frames' poses.
+        # What /rig/state is made of: the state samples kept in state.jsonl ("state_log": how many,
+        # how many beyond its bound were dropped, the span); an older session's pan-tilt and
+        # range-finder samples kept in session.json ("telemetry_*"), zooms from the frames' poses.
+        "state_log": None if manifest.state_log is None else manifest.state_log.model_dump(mode="json"),
         "telemetry_samples": len(extra.get("telemetry") or []),
         "telemetry_dropped": extra.get("telemetry_dropped"),
+        # How the window was held in capture time, and how each camera's capture times were known.
+        "capture": None if manifest.capture is None else manifest.capture.to_json(),
+        "time_sources": {cam: rec.time_sources for cam, rec in manifest.cameras.items() if rec.time_sources}
+        or None,
     }
     if manifest.scan_id is not None:
         meta["scan_id"] = manifest.scan_id
@@ -498,7 +389,7 @@ def mcap_chunks(
     folder = folder.resolve()
     plan = _Plan()
     _plan_frames(folder, manifest, plan)  # raises before anything is written
-    _plan_rig(manifest, plan)
+    _plan_rig(manifest, read_state_log(folder, manifest.model_extra), plan)
     _plan_frame_sets(manifest, frame_sets, plan)
     plan.items.sort()
     sink = _Sink()

@@ -1,21 +1,27 @@
 """The session report: ``report.html`` in the session folder, one self-contained page of plots.
 
-Built from ``session.json`` alone (through :mod:`sessions.manifest`), after the session is saved (an
-aftercare hook of the capture service, never on the recording path) and on demand by
+Built from ``session.json`` (through :mod:`sessions.manifest`) and the state samples kept with the
+session (``state.jsonl``, through :func:`sessions.state_log.read_state_log`), after the session is
+saved (an aftercare hook of the capture service, never on the recording path) and on demand by
 ``GET /sessions/<id>/report``. The page carries everything it needs inline — the data as JSON, the
 charting library (uPlot, vendored in ``report_assets/vendor/uplot``: no build step, no network), its
 own script and style — so it opens from disk, with no server, wherever the session folder travels.
 
-What it shows, each from what ``session.json`` keeps:
+What it shows:
 
-* pan and tilt against time with the targets and the settle point marked (``telemetry``: the
-  pan-tilt's state messages during the recording; older sessions: the pose kept with each frame);
-* the settle proof per device: command → start of the steady run → settle point, residuals (the
-  state samples before the settle point are not kept in a session: the page says so);
-* per camera the frame intervals against time and their histogram (camera timestamps where both
-  frames have one, else arrival times), frames per second per second of recording;
+* the settle trace: pan and tilt against time with the targets and the settle point marked, from the
+  pan-tilt's state samples (from the batch's first command, so the move before the settle too;
+  sessions saved before ``state.jsonl``: their ``telemetry`` in the window, else the pose kept with
+  each frame);
+* the settle proof per device: command → start of the steady run → settle point, residuals;
+* capture time per camera: how its frames' capture times were known (time sources), how late they
+  arrived (the settle proof's ``delay_s``), the camera clock's verdict; the window in capture time,
+  what was dropped at its edges and the wait for late frames (sessions.report_html);
+* per camera the frame intervals against time and their histogram, frames per second of the
+  recording: on capture times when the session has them, else camera timestamps where every frame
+  has one, else arrival times;
 * gaps in ``frame_index`` and stream outages (tables, and shaded on the charts);
-* range-finder distance against time (``telemetry``; else the distance kept with each frame);
+* range-finder distance against time (state samples; else the distance kept with each frame);
 * frame counts, rejected frames and their reasons, unreadable messages, write errors, problems.
 
 Numbers are computed here (numpy); the page's script only draws. Cost: see ``bench/report_bench.py``.
@@ -23,12 +29,11 @@ Numbers are computed here (numpy); the page's script only draws. Cost: see ``ben
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,12 +42,14 @@ import numpy as np
 
 from rigcore.atomic import write_bytes_atomic
 from rigcore.config import redact_url
-from sessions.manifest import MANIFEST_NAME, CameraRecord, SessionManifest, read_manifest
+from sessions.manifest import MANIFEST_NAME, CameraRecord, FrameRecord, SessionManifest, read_manifest
+from sessions.report_html import capture_html, header_html, settle_html, tables_html
+from sessions.state_log import StateRecord, read_state_log
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "report.html"
-REPORT_VERSION = 1  # in the page's data; bump when the page's layout or data changes
+REPORT_VERSION = 2  # in the page's data; bump when the page's layout or data changes
 ASSETS = Path(__file__).with_name("report_assets")
 UPLOT_VERSION = "1.6.32"
 MAX_HISTOGRAM_BINS = 40
@@ -58,7 +65,8 @@ def write_report(folder: Path, manifest: SessionManifest | None = None) -> Path:
     if manifest is None:
         manifest = read_manifest(folder)
     path = folder / REPORT_NAME
-    write_bytes_atomic(path, [build_report(manifest).encode("utf-8")])
+    page = build_report(manifest, read_state_log(folder, manifest.model_extra))
+    write_bytes_atomic(path, [page.encode("utf-8")])
     return path
 
 
@@ -68,7 +76,8 @@ def refresh_report(folder: Path) -> bytes | None:
     when ``session.json`` cannot be read."""
     if report_is_current(folder):
         return None
-    page = build_report(read_manifest(folder)).encode("utf-8")
+    manifest = read_manifest(folder)
+    page = build_report(manifest, read_state_log(folder, manifest.model_extra)).encode("utf-8")
     try:
         write_bytes_atomic(folder / REPORT_NAME, [page])
     except OSError as exc:
@@ -93,9 +102,10 @@ def write_session_report(manifest: SessionManifest, folder: Path) -> None:
 
 
 # -- the page --------------------------------------------------------------------------------------
-def build_report(manifest: SessionManifest) -> str:
-    """The report page of ``manifest`` as one HTML string."""
-    data = report_data(manifest)
+def build_report(manifest: SessionManifest, states: Sequence[StateRecord] = ()) -> str:
+    """The report page of ``manifest`` as one HTML string; ``states``: the session's state samples
+    (``read_state_log(folder, manifest.model_extra)``; none: pan, tilt and distance from the frames)."""
+    data = report_data(manifest, states)
     title = f"Session {manifest.session_id}"
     # "<" escaped: the JSON cannot end the script element whatever a message in it says.
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
@@ -106,9 +116,10 @@ def build_report(manifest: SessionManifest) -> str:
         uplot_js=_asset("vendor/uplot/uPlot.iife.min.js"),
         report_js=_asset("report.js"),
         data=payload,
-        header=_header_html(manifest),
-        tables=_tables_html(manifest, data),
-        settle=_settle_html(data["settle"]),
+        header=header_html(manifest),
+        tables=tables_html(manifest, data),
+        settle=settle_html(data["settle"]),
+        capture=capture_html(manifest, data["capture"]),
     )
 
 
@@ -136,6 +147,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <section id="pose"><h2>Pan and tilt</h2><div class="note" data-note="pose"></div>
 <div class="chart" id="chart-pose"></div></section>
 <section id="settle"><h2>Settle</h2>{settle}</section>
+<section id="capture"><h2>Capture time</h2>{capture}</section>
 <section id="frames"><h2>Frames per camera</h2><div class="note" data-note="frames"></div>
 <div id="cameras"></div>
 <h3>Frames per second</h3><div class="chart" id="chart-fps"></div></section>
@@ -157,24 +169,25 @@ _TEMPLATE = """<!DOCTYPE html>
 
 
 # -- data ------------------------------------------------------------------------------------------
-def report_data(manifest: SessionManifest) -> Json:
+def report_data(manifest: SessionManifest, states: Sequence[StateRecord] = ()) -> Json:
     """What the page's charts draw, times in seconds from the start of the recording."""
     t0 = _origin(manifest)
-    telemetry = _telemetry(manifest)
+    samples = sorted(states, key=lambda s: s.received_at)
     return {
         "report_version": REPORT_VERSION,
         "session_id": manifest.session_id,
         "t0": t0,
         "window": [_rel(manifest.record_started_at, t0), _rel(manifest.record_ended_at, t0)],
         "settle_point": _rel(manifest.settled_at, t0),
-        "pose": _pose_series(manifest, telemetry, t0),
+        "pose": _pose_series(manifest, samples, t0),
         "targets": _targets(manifest),
-        "settle": _settle_data(manifest, t0),
+        "settle": _settle_data(manifest, samples, t0),
+        "capture": _capture_data(manifest),
         "cameras": {cam: _camera_data(cam, rec, manifest, t0) for cam, rec in manifest.cameras.items()},
         "fps": _fps_series(manifest, t0),
-        "range": _range_series(manifest, telemetry, t0),
+        "range": _range_series(manifest, samples, t0),
         "outages": [_outage(o, t0) for o in manifest.stream_outages],
-        "notes": _notes(manifest, telemetry),
+        "notes": _notes(manifest, samples),
     }
 
 
@@ -182,10 +195,15 @@ def _origin(manifest: SessionManifest) -> float:
     """Time zero of every chart: the recording's start, else the first frame, else the settle point."""
     if manifest.record_started_at is not None:
         return manifest.record_started_at
-    arrivals = [f.received_at for c in manifest.cameras.values() for f in c.frames if f.received_at]
-    if arrivals:
-        return min(arrivals)
+    times = [t for c in manifest.cameras.values() for f in c.frames if (t := _frame_time(f))]
+    if times:
+        return min(times)
     return manifest.settled_at or 0.0
+
+
+def _frame_time(frame: FrameRecord) -> float | None:
+    """When a frame was taken on the service's clock: its capture time, else (older sessions) arrival."""
+    return frame.captured_at if frame.captured_at is not None else frame.received_at
 
 
 def _rel(t: Any, t0: float) -> float | None:
@@ -201,37 +219,44 @@ def _num(v: Any) -> float | None:
     return float(v) if _number(v) else None
 
 
-def _telemetry(manifest: SessionManifest) -> list[Json] | None:
-    """The state samples the recording kept (pan-tilt and range finder), or None when not kept."""
-    extra = manifest.model_extra or {}
-    samples = extra.get("telemetry")
-    if not isinstance(samples, list):
-        return None
-    return [s for s in samples if isinstance(s, dict) and _number(s.get("received_at"))]
+def _all_captured(manifest: SessionManifest) -> bool:
+    frames = [f for c in manifest.cameras.values() for f in c.frames]
+    return bool(frames) and all(f.captured_at is not None for f in frames)
 
 
 def _frame_poses(manifest: SessionManifest) -> list[tuple[float, dict[str, Any]]]:
-    """(arrival, pose) of every frame that has both, one per arrival time, in order."""
+    """(capture time, else arrival; pose) of every frame that has both, one per time, in order."""
     seen: dict[float, dict[str, Any]] = {}
     for record in manifest.cameras.values():
         for frame in record.frames:
-            if frame.received_at is not None and frame.pose:
-                seen.setdefault(frame.received_at, frame.pose)
+            t = _frame_time(frame)
+            if t is not None and frame.pose:
+                seen.setdefault(t, frame.pose)
     return sorted(seen.items(), key=lambda item: item[0])
 
 
-def _pose_series(manifest: SessionManifest, telemetry: list[Json] | None, t0: float) -> Json:
-    """Pan and tilt in degrees against time: from telemetry, else from the frames' poses."""
-    source = "telemetry"
-    points = [
-        (s["received_at"], s.get("pan_deg_x100"), s.get("tilt_deg_x100"))
-        for s in telemetry or []
-        if "pan_deg_x100" in s or "tilt_deg_x100" in s
-    ]
+def _pantilt_points(samples: Sequence[StateRecord]) -> list[tuple[float, Any, Any]]:
+    """(arrival, pan x100, tilt x100) of every pan-tilt sample; an axis a sample does not report
+    keeps its last value."""
+    points = []
+    pan: Any = None
+    tilt: Any = None
+    for s in samples:
+        if "pan_deg_x100" not in s.values and "tilt_deg_x100" not in s.values:
+            continue
+        pan = s.values.get("pan_deg_x100", pan)
+        tilt = s.values.get("tilt_deg_x100", tilt)
+        points.append((s.received_at, pan, tilt))
+    return points
+
+
+def _pose_series(manifest: SessionManifest, samples: Sequence[StateRecord], t0: float) -> Json:
+    """Pan and tilt in degrees against time: the pan-tilt's state samples, else the frames' poses."""
+    source = "state"
+    points = _pantilt_points(samples)
     if not points:
         source = "frames"
         points = [(t, p.get("pan_deg_x100"), p.get("tilt_deg_x100")) for t, p in _frame_poses(manifest)]
-    points.sort(key=lambda p: p[0])
     return {
         "source": source if points else None,
         "t": [_rel(t, t0) for t, _, _ in points],
@@ -262,9 +287,10 @@ def _settle_devices(manifest: SessionManifest) -> dict[str, Json]:
     return {str(dev): proof for dev, proof in devices.items() if isinstance(proof, dict)}
 
 
-def _settle_data(manifest: SessionManifest, t0: float) -> Json:
+def _settle_data(manifest: SessionManifest, samples: Sequence[StateRecord], t0: float) -> Json:
     """Per device: the command (when state started to count), the steady run's start, the settle
-    point, in seconds from the recording's start; the values, targets and residuals."""
+    point, in seconds from the recording's start; the values, targets and residuals. ``samples``:
+    whether state samples from before the settle point are kept (the trace then shows the approach)."""
     settled = manifest.settled_at
     devices = {}
     for dev, proof in _settle_devices(manifest).items():
@@ -280,32 +306,72 @@ def _settle_data(manifest: SessionManifest, t0: float) -> Json:
             "targets": proof.get("targets") or {},
             "residual": proof.get("residual") or {},
         }
-    samples_kept = any("samples" in p for p in _settle_devices(manifest).values())
+    before = settled is not None and any(t < settled for t, _, _ in _pantilt_points(samples))
+    samples_kept = before or any("samples" in p for p in _settle_devices(manifest).values())
     return {"devices": devices, "range_m": (manifest.settle or {}).get("range_m"), "samples": samples_kept}
 
 
+def _capture_data(manifest: SessionManifest) -> Json:
+    """Per camera its time sources, delays (the settle proof's ``delay_s``) and clock verdict; the
+    settle proof's edges of the window in capture time. ``timed``: the session has capture times."""
+    settle = manifest.settle or {}
+    found = settle.get("delay_s")
+    delays: dict[str, Any] = found if isinstance(found, dict) else {}
+    return {
+        "timed": any(f.captured_at is not None for c in manifest.cameras.values() for f in c.frames),
+        "cameras": {
+            cam: {
+                "time_sources": dict(rec.time_sources),
+                "delay_s": delays.get(cam) if isinstance(delays.get(cam), dict) else None,
+                "clock": rec.clock,
+            }
+            for cam, rec in manifest.cameras.items()
+        },
+        "latest_dropped_capture_at": _num(settle.get("latest_dropped_capture_at")),
+        "earliest_saved_capture_at": _num(settle.get("earliest_saved_capture_at")),
+    }
+
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+def _interval_clock(frames: Sequence[FrameRecord]) -> tuple[str, FloatArray, FloatArray]:
+    """The clock a camera's intervals are measured on, where each frame sits on the charts' time axis
+    (the service's clock) and its time on that clock: capture times when every frame has one (sorted:
+    listed by arrival, they may cross where a camera fell back to arrival); else camera timestamps
+    when every frame that arrived has one; else arrival times."""
+    captured = [f.captured_at for f in frames if f.captured_at is not None]
+    if len(frames) > 1 and len(captured) == len(frames):
+        times = np.sort(np.array(captured, dtype=np.float64))
+        return "capture", times, times
+    timed = [f for f in frames if f.received_at is not None]
+    arrivals = np.array([f.received_at for f in timed], dtype=np.float64)
+    stamps = [f.timestamp_ns for f in timed]
+    if len(timed) > 1 and all(s is not None for s in stamps):
+        return "camera", arrivals, np.array(stamps, dtype=np.float64) / 1e9
+    return "arrival", arrivals, arrivals
+
+
 def _camera_data(camera_id: str, record: CameraRecord, manifest: SessionManifest, t0: float) -> Json:
-    frames = [f for f in record.frames if f.received_at is not None]
-    arrivals = np.array([f.received_at for f in frames], dtype=np.float64)
-    stamps = [f.timestamp_ns for f in frames]
-    use_camera = len(frames) > 1 and all(s is not None for s in stamps)
-    clock = np.array(stamps, dtype=np.float64) / 1e9 if use_camera else arrivals
-    intervals = np.diff(clock) * 1000.0 if len(clock) > 1 else np.zeros(0)
+    clock, axis, times = _interval_clock(record.frames)
+    intervals = np.diff(times) * 1000.0 if len(times) > 1 else np.zeros(0)
     gaps = [g for g in manifest.gaps if g.get("camera_id") == camera_id]
+    # A gap is kept by the arrivals of the frames around it: on the capture axis, their capture times.
+    on_axis = {f.received_at: f.captured_at for f in record.frames} if clock == "capture" else {}
     return {
         "frame_count": record.frame_count,
         "rejected_frames": record.rejected_frames,
         "rejection_reasons": list(record.rejection_reasons),
         "missing_frames": sum(int(g.get("missing_frames", 0)) for g in gaps),
-        "clock": "camera" if use_camera else "arrival",
-        "t": _rounded(arrivals[1:] - t0),
+        "clock": clock,
+        "t": _rounded(axis[1:] - t0),
         "interval_ms": _rounded(intervals),
-        "stats": _interval_stats(intervals, clock, manifest.duration_second, record.frame_count),
+        "stats": _interval_stats(intervals, times, manifest.duration_second, record.frame_count),
         "histogram": _histogram(intervals),
         "gaps": [
             {
-                "from": _rel(g.get("from_received_at"), t0),
-                "to": _rel(g.get("to_received_at"), t0),
+                "from": _rel(_gap_edge(g, "from", on_axis), t0),
+                "to": _rel(_gap_edge(g, "to", on_axis), t0),
                 "missing_frames": g.get("missing_frames"),
                 "frame_index": g.get("missing_frame_index"),
             }
@@ -314,13 +380,22 @@ def _camera_data(camera_id: str, record: CameraRecord, manifest: SessionManifest
     }
 
 
+def _gap_edge(gap: dict[str, Any], edge: str, on_axis: dict[float | None, float | None]) -> Any:
+    captured = gap.get(f"{edge}_captured_at")
+    if captured is not None:
+        return captured
+    arrival = gap.get(f"{edge}_received_at")
+    found = on_axis.get(arrival) if _number(arrival) else None
+    return arrival if found is None else found
+
+
 def _rounded(values: Iterable[float]) -> list[float]:
     return [round(float(v), _DIGITS) for v in values]
 
 
 def _interval_stats(
-    intervals: np.ndarray[Any, np.dtype[np.float64]],
-    clock: np.ndarray[Any, np.dtype[np.float64]],
+    intervals: FloatArray,
+    clock: FloatArray,
     duration: float | None,
     frame_count: int,
 ) -> Json:
@@ -346,7 +421,7 @@ def _interval_stats(
     }
 
 
-def _histogram(intervals: np.ndarray[Any, np.dtype[np.float64]]) -> Json:
+def _histogram(intervals: FloatArray) -> Json:
     """Counts of frame intervals in equal bins (ms): bin centres, counts and the bin width."""
     if intervals.size == 0:
         return {"centre_ms": [], "count": [], "width_ms": None}
@@ -364,25 +439,32 @@ def _histogram(intervals: np.ndarray[Any, np.dtype[np.float64]]) -> Json:
 
 
 def _fps_series(manifest: SessionManifest, t0: float) -> Json:
-    """Frames received per camera in each whole second of the recording (by arrival)."""
-    ends = [_rel(manifest.record_ended_at, t0) or 0.0]
+    """Frames per camera in each whole second of the recording: by capture time when every frame has
+    one, else by arrival."""
+    clock = "capture" if _all_captured(manifest) else "arrival"
+
+    def at(f: FrameRecord) -> float | None:
+        return f.captured_at if clock == "capture" else f.received_at
+
     per_cam = {
-        cam: np.array([f.received_at - t0 for f in rec.frames if f.received_at is not None])
+        cam: np.array([t - t0 for f in rec.frames if (t := at(f)) is not None])
         for cam, rec in manifest.cameras.items()
     }
+    ends = [_rel(manifest.record_ended_at, t0) or 0.0]
     ends += [float(a.max()) for a in per_cam.values() if a.size]
     seconds = max(1, math.ceil(max(ends)))
     edges = np.arange(0, seconds + 1, dtype=np.float64)
     return {
+        "clock": clock,
         "t": [float(e) + 0.5 for e in edges[:-1]],  # the middle of each second
         "cameras": {cam: [int(c) for c in np.histogram(a, bins=edges)[0]] for cam, a in per_cam.items()},
     }
 
 
-def _range_series(manifest: SessionManifest, telemetry: list[Json] | None, t0: float) -> Json:
-    """Range-finder distance (m) against time: telemetry, else the distance kept with each frame."""
-    source = "telemetry"
-    points = [(s["received_at"], s.get("distance_m")) for s in telemetry or [] if "distance_m" in s]
+def _range_series(manifest: SessionManifest, samples: Sequence[StateRecord], t0: float) -> Json:
+    """Range-finder distance (m) against time: the state samples, else the distance kept with each frame."""
+    source = "state"
+    points = [(s.received_at, s.values.get("distance_m")) for s in samples if "distance_m" in s.values]
     if not points:
         source = "frames"
         points = [(t, p.get("distance_m")) for t, p in _frame_poses(manifest)]
@@ -407,229 +489,22 @@ def _outage(outage: dict[str, Any], t0: float) -> Json:
     }
 
 
-def _notes(manifest: SessionManifest, telemetry: list[Json] | None) -> Json:
+def _notes(manifest: SessionManifest, samples: Sequence[StateRecord]) -> Json:
     """Where a chart lacks what it needs, why (shown in the page instead of invented data)."""
     notes: Json = {}
-    if telemetry is None:
+    if not samples:
         notes["pose"] = (
-            "This session keeps no telemetry (written before it was recorded): pan and tilt are "
+            "This session keeps no state samples (saved before they were kept): pan and tilt are "
             "the pose kept with each frame."
         )
-        notes["range"] = "This session keeps no telemetry: distances are those kept with each frame."
+        notes["range"] = "This session keeps no state samples: distances are those kept with each frame."
     if not any(rec.frames for rec in manifest.cameras.values()):
         notes["frames"] = "No frame was recorded."
     extra = manifest.model_extra or {}
-    if extra.get("telemetry_dropped"):
-        notes["pose"] = (
-            f"{extra['telemetry_dropped']} telemetry sample(s) beyond the recording's limit were not kept."
-        )
+    dropped = manifest.state_log.dropped if manifest.state_log is not None else extra.get("telemetry_dropped")
+    if dropped:
+        notes["pose"] = f"{dropped} state sample(s) beyond the session's limit were not kept."
     return notes
-
-
-# -- static HTML parts -----------------------------------------------------------------------------
-def _e(value: Any) -> str:
-    return html.escape("—" if value is None else str(value))
-
-
-def _when(t: float | None) -> str:
-    if t is None:
-        return "—"
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-
-
-def _header_html(m: SessionManifest) -> str:
-    pose = m.pose_at_start or {}
-    rows = [
-        ("status", m.status.value),
-        ("job", m.job_id),
-        ("settled at", _when(m.settled_at)),
-        ("recording", f"{_when(m.record_started_at)} → {_when(m.record_ended_at)}"),
-        ("duration", f"{m.duration_second:g} s" if m.duration_second is not None else None),
-        ("pose at start", _pose_text(pose) or None),
-        ("settle → first frame", f"{m.settle_to_first_frame_s} s" if m.settle_to_first_frame_s else None),
-    ]
-    if m.scan_id:
-        rows.append(("scan", f"{m.scan_id}, pose {m.pose_index}"))
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
-    problems = "".join(
-        f"<li><b>{_e(p.type)}</b>{' (' + _e(p.camera_id) + ')' if p.camera_id else ''}: {_e(p.message)}</li>"
-        for p in m.problems
-    )
-    problem_html = f'<ul class="problems">{problems}</ul>' if problems else '<p class="ok">No problems.</p>'
-    return (
-        f'<header><h1>Session {_e(m.session_id)} <span class="status {_e(m.status.value)}">'
-        f'{_e(m.status.value)}</span></h1><table class="meta">{body}</table>{problem_html}</header>'
-    )
-
-
-def _pose_text(pose: dict[str, Any]) -> str:
-    """``pan_deg_x100 4500, …, zooms: cam 1.0, …`` (one level of nesting flattened)."""
-    parts = []
-    for key, value in pose.items():
-        if isinstance(value, dict):
-            inner = ", ".join(f"{k} {v}" for k, v in value.items())
-            parts.append(f"{key}: {inner or '—'}")
-        else:
-            parts.append(f"{key} {value}")
-    return ", ".join(parts)
-
-
-def _settle_html(settle: Json) -> str:
-    rows = []
-    for dev, d in settle["devices"].items():
-        residual = ", ".join(f"{k} {v:+g}" for k, v in d["residual"].items() if _number(v)) or "—"
-        values = ", ".join(f"{k} {v}" for k, v in d["values"].items()) or "—"
-        rows.append(
-            f"<tr><td>{_e(dev)}</td><td>{_e(d['time_to_settle_s'])} s</td><td>{_e(d['steady_messages'])}"
-            f"</td><td>{_e(d['steady_window_s'])} s</td><td>{_e(values)}</td><td>{_e(residual)}</td></tr>"
-        )
-    if not rows:
-        return '<p class="note">This session keeps no settle proof.</p>'
-    rng = settle.get("range_m")
-    range_text = (
-        f"<p>Range finder over the steady run: {_e(rng.get('readings'))} reading(s), "
-        f"{_e(rng.get('min'))}–{_e(rng.get('max'))} m, mean {_e(rng.get('mean'))} m.</p>"
-        if isinstance(rng, dict)
-        else ""
-    )
-    missing = (
-        ""
-        if settle["samples"]
-        else '<p class="note">The state samples between the command and the settle point are not kept in '
-        "session.json; the trace shows the settle proof's times: when the device's state started to "
-        "count (its last positioning command), when the steady run began, and the settle point.</p>"
-    )
-    return (
-        f"{missing}{_settle_svg(settle)}"
-        "<table><tr><th>device</th><th>time to settle</th><th>steady messages</th><th>steady run</th>"
-        f"<th>values at settle</th><th>residual to target</th></tr>{''.join(rows)}</table>{range_text}"
-    )
-
-
-SVG_WIDTH, SVG_ROW, SVG_LEFT, SVG_RIGHT = 900, 30, 200, 20
-
-
-def _settle_svg(settle: Json) -> str:
-    """The settle trace as an inline SVG timeline: per device, from its command (state counts) to the
-    start of the steady run, the steady run, and the settle point; time 0 is the recording's start."""
-    devices = {dev: d for dev, d in settle["devices"].items() if d["settled"] is not None}
-    if not devices:
-        return ""
-    times = [
-        t for d in devices.values() for t in (d["command"], d["steady_from"], d["settled"]) if t is not None
-    ]
-    lo, hi = min([*times, 0.0]), max([*times, 0.0])
-    span = (hi - lo) or 1.0
-    lo, hi = lo - 0.04 * span, hi + 0.04 * span
-    plot_w = SVG_WIDTH - SVG_LEFT - SVG_RIGHT
-
-    def x(t: float) -> float:
-        return round(SVG_LEFT + (t - lo) / (hi - lo) * plot_w, 1)  # type: ignore[no-any-return]
-
-    height = SVG_ROW * (len(devices) + 1) + 20
-    parts = [
-        f'<svg class="settle" width="{SVG_WIDTH}" height="{height}" '
-        f'viewBox="0 0 {SVG_WIDTH} {height}" role="img" aria-label="settle trace">'
-    ]
-    for row, (dev, d) in enumerate(devices.items()):
-        y = 10 + row * SVG_ROW
-        parts.append(f'<text x="4" y="{y + 15}">{_e(dev)}</text>')
-        if d["command"] is not None and d["steady_from"] is not None:
-            parts.append(_bar(x(d["command"]), x(d["steady_from"]), y, "approach", "command → steady run"))
-        if d["steady_from"] is not None:
-            parts.append(_bar(x(d["steady_from"]), x(d["settled"]), y, "steady", "steady run"))
-        parts.append(f'<circle class="settled" cx="{x(d["settled"])}" cy="{y + 10}" r="4"/>')
-    axis_y = 10 + len(devices) * SVG_ROW
-    parts.append(f'<line class="axis" x1="{SVG_LEFT}" x2="{SVG_LEFT + plot_w}" y1="{axis_y}" y2="{axis_y}"/>')
-    for tick in np.linspace(lo, hi, 7):
-        parts.append(f'<text class="tick" x="{x(float(tick))}" y="{axis_y + 16}">{float(tick):.2f} s</text>')
-    parts.append(
-        f'<line class="zero" x1="{x(0.0)}" x2="{x(0.0)}" y1="4" y2="{axis_y}">'
-        "<title>recording start</title></line>"
-    )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _bar(x1: float, x2: float, y: int, kind: str, title: str) -> str:
-    return (
-        f'<rect class="{kind}" x="{x1}" y="{y + 3}" width="{max(x2 - x1, 1.0)}" height="14">'
-        f"<title>{_e(title)}</title></rect>"
-    )
-
-
-def _tables_html(m: SessionManifest, data: Json) -> str:
-    return "".join(
-        (
-            _camera_table(data),
-            _gap_table(data),
-            _outage_table(data),
-            _rejects_html(m),
-        )
-    )
-
-
-def _camera_table(data: Json) -> str:
-    rows = []
-    for cam, c in data["cameras"].items():
-        s = c["stats"]
-        rows.append(
-            f"<tr><td>{_e(cam)}</td><td>{c['frame_count']}</td><td>{_e(s['fps'])}</td>"
-            f"<td>{_e(s['fps_nominal'])}</td><td>{_e(s['median_ms'])}</td><td>{_e(s['p95_ms'])}</td>"
-            f"<td>{_e(s['max_ms'])}</td><td>{c['missing_frames']}</td><td>{c['rejected_frames']}</td>"
-            f"<td>{_e(c['clock'])}</td></tr>"
-        )
-    return (
-        '<section id="summary"><h2>Cameras</h2><table><tr><th>camera</th><th>frames</th><th>fps</th>'
-        "<th>frames / duration</th><th>median interval (ms)</th><th>95th pct (ms)</th><th>longest (ms)</th>"
-        "<th>missing (gaps)</th><th>rejected</th><th>interval clock</th></tr>"
-        f"{''.join(rows)}</table></section>"
-    )
-
-
-def _gap_table(data: Json) -> str:
-    rows = [
-        f"<tr><td>{_e(cam)}</td><td>{_e(g['frame_index'])}</td><td>{_e(g['missing_frames'])}</td>"
-        f"<td>{_e(g['from'])} → {_e(g['to'])} s</td></tr>"
-        for cam, c in data["cameras"].items()
-        for g in c["gaps"]
-    ]
-    if not rows:
-        return '<section id="gaps"><h2>Gaps</h2><p class="ok">No frame_index gaps.</p></section>'
-    return (
-        '<section id="gaps"><h2>Gaps</h2><table><tr><th>camera</th><th>missing frame_index</th>'
-        f"<th>frames</th><th>between</th></tr>{''.join(rows)}</table></section>"
-    )
-
-
-def _outage_table(data: Json) -> str:
-    rows = [
-        f"<tr><td>{_e(o['url'])}</td><td>{_e(o['from'])} → {_e(o['to'])} s</td>"
-        f"<td>{_e(o['duration_s'])} s</td><td>{_e(o['reason'])}</td></tr>"
-        for o in data["outages"]
-    ]
-    if not rows:
-        return '<section id="outages"><h2>Stream outages</h2><p class="ok">No stream outage.</p></section>'
-    return (
-        '<section id="outages"><h2>Stream outages</h2><table><tr><th>stream</th><th>span</th>'
-        f"<th>duration</th><th>reason</th></tr>{''.join(rows)}</table></section>"
-    )
-
-
-def _rejects_html(m: SessionManifest) -> str:
-    rows = [
-        f"<tr><td>{_e(cam)}</td><td>{rec.rejected_frames}</td>"
-        f"<td>{_e('; '.join(rec.rejection_reasons) or None)}</td></tr>"
-        for cam, rec in m.cameras.items()
-    ]
-    extra = (
-        f"<p>Unreadable messages (no camera named): {m.unreadable_messages}. "
-        f"Write errors: {m.write_error_count}.</p>"
-    )
-    return (
-        '<section id="rejected"><h2>Rejected frames</h2><table><tr><th>camera</th><th>rejected</th>'
-        f"<th>first reasons</th></tr>{''.join(rows)}</table>{extra}</section>"
-    )
 
 
 __all__ = [

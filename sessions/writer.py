@@ -37,7 +37,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,8 @@ def create_session_dir(save_dir: Path, now: float | None = None) -> tuple[str, P
 
 
 Pixels = bytes | memoryview  # a frame's own bytes, or a pool buffer holding a copy of them
+# (camera id, capture time on the monotonic scale) -> (pose, how it was found: a PoseMethod value)
+PoseLookup = Callable[[str, float], tuple[Mapping[str, Any], str | None]]
 
 
 def frame_to_array(frame: Frame, pixels: Pixels | None = None) -> npt.NDArray[Any]:
@@ -218,6 +220,7 @@ class _Entry:
     record: dict[str, Any]  # the manifest entry
     frame: Frame | None  # dropped once the write is done
     nbytes: int
+    captured_mono: float  # the frame's capture time (monotonic): where finish() looks up its pose
     state: str = _PENDING
     spill: tuple[int, int] | None = None  # (offset, length) in the spill file once spilled
     buffer: PoolBuffer | None = None  # the pool memory holding the pixels, if they were copied there
@@ -293,8 +296,11 @@ class SessionWriter:
 
     # -- loop thread -------------------------------------------------------------------------
 
-    def add(self, frame: Frame, pose: Mapping[str, Any]) -> None:
+    def add(self, frame: Frame, pose: Mapping[str, Any] | None = None) -> None:
         """Number the frame, record its manifest entry and submit its write. Cheap, never blocks on I/O.
+
+        ``pose`` is the frame's pose if known now; :meth:`finish` can set it from the state samples
+        at the frame's capture time instead (its ``poses`` argument).
 
         Raises KeyError for a camera not given to the writer, ValueError for a frame that
         :func:`camera.frames.decode_message` would not have accepted, RuntimeError after :meth:`finish`.
@@ -326,7 +332,9 @@ class SessionWriter:
         else:
             self._submit(entry)
 
-    def _new_entry(self, camera: _Camera, frame: Frame, pose: Mapping[str, Any], ext: str | None) -> _Entry:
+    def _new_entry(
+        self, camera: _Camera, frame: Frame, pose: Mapping[str, Any] | None, ext: str | None
+    ) -> _Entry:
         """Number a frame and make its manifest entry (lock held). ``ext`` None: a raw frame."""
         raw = ext is None
         if ext is None:
@@ -339,11 +347,15 @@ class SessionWriter:
             "received_at": frame.received_at,
             "timestamp_ns": frame.timestamp_ns,
             "frame_index": frame.frame_index,
-            "pose": dict(pose),
+            "pose": dict(pose) if pose is not None else None,
+            "captured_at": frame.captured_at,
+            "time_source": frame.time_source,
         }
         if preview is not None:
             record["preview"] = preview
-        entry = _Entry(frame.camera_id, record["file"], preview, record, frame, len(frame.pixels))
+        entry = _Entry(
+            frame.camera_id, record["file"], preview, record, frame, len(frame.pixels), frame.captured_mono
+        )
         camera.entries.append(entry)
         self._submitted += 1
         self._pending_bytes += entry.nbytes
@@ -511,7 +523,13 @@ class SessionWriter:
             ) from first.cause
 
     def finish(
-        self, manifest: Mapping[str, Any], *, raise_on_error: bool = True, timeout: float | None = None
+        self,
+        manifest: Mapping[str, Any],
+        *,
+        raise_on_error: bool = True,
+        timeout: float | None = None,
+        poses: PoseLookup | None = None,
+        camera_notes: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> SessionManifest:
         """Stop accepting frames, wait for every write, then write ``session.json`` last and atomically.
 
@@ -521,8 +539,10 @@ class SessionWriter:
         with ``raise_on_error`` WriteError is raised and nothing is written (call again with
         ``raise_on_error=False``, typically with status "failed"); without it, the manifest is written
         listing what exists, with the failures in ``write_errors`` and ``write_error_count``.
-        TimeoutError (writes still running after ``timeout``) is raised either way. Returns the dict
-        written.
+        TimeoutError (writes still running after ``timeout``) is raised either way. ``poses`` gives
+        each frame's pose (and how it was found) from its camera and capture time; without it the
+        pose given to :meth:`add` stays. ``camera_notes`` adds fields to a camera's record (its
+        ``clock``). Returns the document written.
         """
         with self._cond:
             self._closed = True
@@ -537,12 +557,7 @@ class SessionWriter:
         with self._cond:
             fields: dict[str, Any] = {"session_id": self.session_id, "status": "complete", **manifest}
             fields["cameras"] = {
-                camera_id: CameraRecord(
-                    frame_count=camera.written,
-                    rejected_frames=camera.rejected,
-                    rejection_reasons=list(camera.rejection_reasons),
-                    frames=[FrameRecord(**e.record) for e in camera.entries if e.state == _WRITTEN],
-                )
+                camera_id: _camera_record(camera, poses, (camera_notes or {}).get(camera_id, {}))
                 for camera_id, camera in self._cameras.items()
             }
             fields["write_errors"] = [
@@ -654,6 +669,26 @@ class SessionWriter:
                 camera.failed += 1
                 self._failures.append(failure)
             self._cond.notify_all()
+
+
+def _camera_record(camera: _Camera, poses: PoseLookup | None, notes: Mapping[str, Any]) -> CameraRecord:
+    """A camera's part of the manifest: its written frames (poses at capture), counts and sources."""
+    written = [e for e in camera.entries if e.state == _WRITTEN]
+    sources: dict[str, int] = {}
+    for entry in written:
+        if poses is not None:
+            pose, method = poses(entry.camera_id, entry.captured_mono)
+            entry.record["pose"], entry.record["pose_method"] = dict(pose), method
+        source = str(entry.record.get("time_source"))
+        sources[source] = sources.get(source, 0) + 1
+    return CameraRecord(
+        frame_count=camera.written,
+        rejected_frames=camera.rejected,
+        rejection_reasons=list(camera.rejection_reasons),
+        frames=[FrameRecord(**e.record) for e in written],
+        time_sources=sources,
+        **notes,
+    )
 
 
 def _encoded_ext(frame: Frame) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import sys
@@ -49,6 +50,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", choices=sorted(_SIZE_FLAGS), help="serve only these cameras")
     p.add_argument("--frames-per-message", type=int, default=3)
     p.add_argument("--ack-timeout", type=float, default=2.0)
+    timing = p.add_argument_group("camera timing (real hardware buffers and clocks; all off by default)")
+    timing.add_argument(
+        "--send-queue",
+        action="store_true",
+        help="queue every frame per camera per connection and send oldest first (default: newest only)",
+    )
+    timing.add_argument(
+        "--send-queue-max-frames",
+        type=int,
+        default=600,
+        metavar="N",
+        help="bound of each camera's queue per connection; when full the oldest frame is dropped",
+    )
+    timing.add_argument(
+        "--pipeline-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="frames may be sent only S seconds after capture (cameras without their own delay)",
+    )
+    for short in _SIZE_FLAGS:
+        timing.add_argument(f"--{short}-pipeline-delay", type=float, metavar="S")
+        timing.add_argument(
+            f"--{short}-clock-offset", type=float, metavar="S", help="stamps S seconds ahead of true time"
+        )
+        timing.add_argument(f"--{short}-clock-drift-ppm", type=float, metavar="P")
+        timing.add_argument(
+            f"--{short}-no-timestamps", action="store_true", help="frames carry no timestamp_ns"
+        )
     faults = p.add_argument_group("faults")
     faults.add_argument("--drop-stream-after", type=float, metavar="S")
     faults.add_argument("--never-settle", action="store_true")
@@ -66,18 +96,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     """Build a SimConfig from parsed command-line arguments."""
     cameras = default_cameras()
     for short, cid in _SIZE_FLAGS.items():
-        cam = cameras[cid]
-        size = getattr(args, f"{short}_size")
-        fmt = getattr(args, f"{short}_format")
-        fps = getattr(args, f"{short}_fps") or args.fps
-        cameras[cid] = CameraSim(
-            fmt or cam.pixel_format,
-            size[0] if size else cam.width,
-            size[1] if size else cam.height,
-            fps or cam.fps,
-            cam.zoom_device,
-            cam.zoom_style,
-        )
+        cameras[cid] = _camera_from_args(args, short, cameras[cid])
     if args.only:
         keep = {_SIZE_FLAGS[s] for s in args.only}
         cameras = {cid: cam for cid, cam in cameras.items() if cid in keep}
@@ -105,6 +124,30 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         frames_per_message=args.frames_per_message,
         ack_timeout_s=args.ack_timeout,
         faults=faults,
+        send_queue=args.send_queue,
+        send_queue_max_frames=args.send_queue_max_frames,
+        pipeline_delay_s=args.pipeline_delay,
+    )
+
+
+def _camera_from_args(args: argparse.Namespace, short: str, cam: CameraSim) -> CameraSim:
+    """``cam`` with the ``--{short}-*`` flags applied (dataclasses.replace validates again)."""
+    size = getattr(args, f"{short}_size")
+    fmt = getattr(args, f"{short}_format")
+    fps = getattr(args, f"{short}_fps") or args.fps
+    delay = getattr(args, f"{short}_pipeline_delay")
+    offset = getattr(args, f"{short}_clock_offset")
+    drift = getattr(args, f"{short}_clock_drift_ppm")
+    return dataclasses.replace(
+        cam,
+        pixel_format=fmt or cam.pixel_format,
+        width=size[0] if size else cam.width,
+        height=size[1] if size else cam.height,
+        fps=fps or cam.fps,
+        pipeline_delay_s=cam.pipeline_delay_s if delay is None else delay,
+        clock_offset_s=cam.clock_offset_s if offset is None else offset,
+        clock_drift_ppm=cam.clock_drift_ppm if drift is None else drift,
+        send_timestamps=cam.send_timestamps and not getattr(args, f"{short}_no_timestamps"),
     )
 
 

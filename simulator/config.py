@@ -5,6 +5,7 @@ Device ids and state field names follow docs/protocol.md §1–§2; each is a de
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,6 +38,16 @@ class CameraSim:
     ``noise_sigma`` adds Gaussian sensor noise (standard deviation in the format's own counts) to every
     rendered view. The rendered scene is smooth, so without noise lossless formats compress it 25-45x
     and encode 3-5x faster than real sensor frames, which a benchmark of saving must not rely on.
+
+    Timing of a real camera (all off by default; see simulator/stream.py):
+
+    - ``pipeline_delay_s``: a frame captured at t (rendered at the pose at t, stamped t) may be sent
+      only from t + delay on, as a camera SDK, GigE driver or RTSP pipeline delivers it late. 0 means
+      "use ``SimConfig.pipeline_delay_s``".
+    - ``clock_offset_s`` / ``clock_drift_ppm``: the camera's clock. A frame's ``timestamp_ns`` is its
+      true capture time + offset + drift x (time since the rig started); 10.0 is a clock 10 s ahead,
+      100 ppm one that gains 0.1 ms a second.
+    - ``send_timestamps`` False: frames carry no ``timestamp_ns`` key at all (frame_index stays).
     """
 
     pixel_format: str
@@ -46,6 +57,10 @@ class CameraSim:
     zoom_device: bool = False
     zoom_style: ZoomStyle = "value"
     noise_sigma: float = 0.0
+    pipeline_delay_s: float = 0.0
+    clock_offset_s: float = 0.0
+    clock_drift_ppm: float = 0.0
+    send_timestamps: bool = True
 
     def __post_init__(self) -> None:
         if self.pixel_format not in PIXEL_FORMATS:
@@ -56,6 +71,20 @@ class CameraSim:
             raise ValueError(f"fps must be > 0, got {self.fps}")
         if not self.noise_sigma >= 0:
             raise ValueError(f"noise_sigma must be >= 0, got {self.noise_sigma}")
+        check_delay("pipeline_delay_s", self.pipeline_delay_s)
+        if not math.isfinite(self.clock_offset_s):
+            raise ValueError(f"clock_offset_s must be a finite number of seconds, got {self.clock_offset_s}")
+        # -1e6 ppm would be a stopped clock, below it one running backwards.
+        if not (math.isfinite(self.clock_drift_ppm) and self.clock_drift_ppm > -1e6):
+            raise ValueError(f"clock_drift_ppm must be finite and > -1e6, got {self.clock_drift_ppm}")
+        if not isinstance(self.send_timestamps, bool):
+            raise ValueError(f"send_timestamps must be True or False, got {self.send_timestamps!r}")
+
+
+def check_delay(name: str, value: float) -> None:
+    """Raise ValueError unless ``value`` is a finite number of seconds >= 0."""
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value}")
 
 
 @dataclass
@@ -111,6 +140,18 @@ class SimConfig:
     cameras: dict[str, CameraSim] = field(default_factory=default_cameras)
     frames_per_message: int = 3
     ack_timeout_s: float = 2.0
+    # The rig's send queue (simulator/stream.py). Off: each connection sends each camera's newest
+    # frame and skips the older ones (a one-deep buffer per camera). On: each connection queues every
+    # frame per camera and sends them oldest first, so a slow reader gets frames later and later
+    # behind capture instead of gaps. Overflow policy: when a camera's queue on a connection holds
+    # send_queue_max_frames frames, the OLDEST is dropped (counted in frames_skipped and
+    # queue_overflow_drops) to make room. Frames are shared between connections and a stationary rig
+    # serves cached pixels, so the bound is on references more than on bytes; a moving rig with large
+    # raw frames can hold up to this many distinct frames per camera per connection.
+    send_queue: bool = False
+    send_queue_max_frames: int = 600
+    # Pipeline delay of every camera whose own CameraSim.pipeline_delay_s is 0.
+    pipeline_delay_s: float = 0.0
     faults: Faults = field(default_factory=Faults)
     pantilt_id: str = PANTILT_ID
     lrf_id: str = LRF_ID
@@ -133,10 +174,18 @@ class SimConfig:
                 raise ValueError(f"{name} must be > 0")
         if self.start_delay_s < 0 or self.ack_timeout_s <= 0:
             raise ValueError("start_delay_s must be >= 0 and ack_timeout_s > 0")
+        if self.send_queue_max_frames < 1:
+            raise ValueError(f"send_queue_max_frames must be >= 1, got {self.send_queue_max_frames}")
+        check_delay("pipeline_delay_s", self.pipeline_delay_s)
 
     def topic(self, kind: str, device_id: str) -> str:
         """``<prefix>/<kind>/<device_id>`` with kind entity_state / entity_command / entity_response."""
         return f"{self.topic_prefix}/{kind}/{device_id}"
+
+    def pipeline_delay_of(self, camera_id: str) -> float:
+        """The pipeline delay of one camera: its own, or the rig-wide one when its own is 0."""
+        own = self.cameras[camera_id].pipeline_delay_s
+        return own if own > 0 else self.pipeline_delay_s
 
     def zoom_cameras(self) -> dict[str, CameraSim]:
         """Cameras that have a zoom lens (they report zoom state)."""

@@ -34,16 +34,24 @@ ViewKey = tuple[int, int, int]  # (zoom in 1/1000, pan in output pixels, tilt in
 
 @dataclass(frozen=True)
 class CapturedFrame:
-    """One camera's frame at one tick, shared by every connection that sends it."""
+    """One camera's frame at one tick, shared by every connection that sends it.
+
+    ``timestamp_ns`` is the stamp the camera puts on the wire (its own clock; None: no stamp at all),
+    ``captured_ns`` the true capture time (epoch ns) and ``pose`` the true pose then,
+    ``available_at_epoch`` when the camera's pipeline delay released it for sending (the last two
+    are 0 on frames built by hand).
+    """
 
     camera_id: str
     frame_index: int
-    timestamp_ns: int
+    timestamp_ns: int | None
     pixel_format: str
     width: int
     height: int
     pixels: bytes
     pose: dict[str, Any] = field(hash=False)
+    captured_ns: int = 0
+    available_at_epoch: float = 0.0
 
 
 class Malformed(enum.Enum):
@@ -144,19 +152,19 @@ def encode_pixels(img: np.ndarray[Any, Any], pixel_format: str, jpeg_quality: in
 
 def _wire_frame(frame: CapturedFrame) -> dict[str, Any]:
     """The frame map of docs/protocol.md §4, with the real rig's quirks: pixel_format on even frame indices
-    only (clients must fall back to configured formats) and a stray space in some device ids."""
+    only (clients must fall back to configured formats) and a stray space in some device ids. A camera
+    that sends no stamps (``timestamp_ns`` None) leaves the key out."""
     image: dict[str, Any] = {"pixels": frame.pixels, "width": frame.width, "height": frame.height}
     if frame.frame_index % 2 == 0:
         image["pixel_format"] = frame.pixel_format
     device_id = frame.camera_id
     if frame.frame_index % PAD_ID_EVERY == PAD_ID_EVERY - 1:
         device_id += " "
-    return {
-        "device_id": device_id,
-        "image_data": image,
-        "timestamp_ns": frame.timestamp_ns,
-        "frame_index": frame.frame_index,
-    }
+    wire: dict[str, Any] = {"device_id": device_id, "image_data": image}
+    if frame.timestamp_ns is not None:
+        wire["timestamp_ns"] = frame.timestamp_ns
+    wire["frame_index"] = frame.frame_index
+    return wire
 
 
 def _spoil(wire: dict[str, Any], frame: CapturedFrame, kind: Malformed) -> None:

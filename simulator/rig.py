@@ -301,7 +301,9 @@ class SimRig:
         return self._physics.pose_dict(time.monotonic())
 
     def sent_frames(self) -> list[SentFrame]:
-        """Every frame actually sent on any connection, oldest first (a copy)."""
+        """Every frame actually sent on any connection, oldest first (a copy), with its ground truth:
+        the stamp sent (``timestamp_ns``, None if the camera sends none), the true capture time
+        (``captured_ns``) and pose, and when it was released (``available_at_epoch``) and sent."""
         with self._log_lock:
             return list(self._sent)
 
@@ -312,7 +314,9 @@ class SimRig:
             return [dict(entry) for entry in self._received]
 
     def stats(self) -> dict[str, Any]:
-        """Counters of the frame server and the renderers."""
+        """Counters of the frame server and the renderers; with the send queue also the backlog:
+        ``queue_depth`` {connection id: {camera: frames queued}} of open connections, ``queue_depth_max``
+        {camera: deepest seen} and ``queue_overflow_drops`` (see StreamStats)."""
         return {
             **dataclasses.asdict(self._stats),  # copies malformed_sent too
             "renders": {cid: r.renders for cid, r in self._renderers.items()},

@@ -96,6 +96,25 @@ def sim(sim_config: SimConfig) -> Iterator[SimRig]:
 
 
 @pytest.fixture
+def make_rig() -> Iterator[Callable[..., SimRig]]:
+    """Start rigs with a unique topic prefix and ephemeral ports; stopped at teardown."""
+    rigs: list[SimRig] = []
+
+    def factory(**overrides: Any) -> SimRig:
+        overrides.setdefault("topic_prefix", f"simtest_{uuid.uuid4().hex[:8]}")
+        overrides.setdefault("http_port", 0)
+        overrides.setdefault("ws_port", 0)
+        rig = SimRig(SimConfig(**overrides))
+        rigs.append(rig)
+        rig.start()
+        return rig
+
+    yield factory
+    for rig in rigs:
+        rig.stop()
+
+
+@pytest.fixture
 def make_config(sim: SimRig, prefix: str, tmp_path: Path) -> Callable[..., Config]:
     def make(transport: str = "mqtt", **overrides: Any) -> Config:
         data: dict[str, Any] = {

@@ -69,10 +69,12 @@ def test_capture_prints_progress_and_a_summary_then_the_lists_show_it(url: str) 
     path = next(line.split(maxsplit=1)[1] for line in lines if line.startswith("path "))
     assert Path(path).name == session_id and (Path(path) / "session.json").is_file()
     assert any(line.startswith("duration  1.00 s") for line in lines), out
+    assert any(line.startswith("window    20") and " to " in line for line in lines), out
     header = lines.index(next(line for line in lines if line.startswith("camera ")))
+    assert lines[header].split()[:4] == ["camera", "frames", "rejected", "time"], out
     rows = {r.split()[0]: r.split()[1:] for r in lines[header + 1 : header + 4]}
     assert set(rows) == {"cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1"}
-    assert all(int(frames) > 0 and rejected == "0" for frames, rejected in rows.values()), rows
+    assert all(int(cells[0]) > 0 and cells[1] == "0" for cells in rows.values()), rows
 
     # --json: the job's final JSON only, on stdout.
     code, out, err = rigcli("sessions", "--url", url, "--json")
@@ -85,6 +87,21 @@ def test_capture_prints_progress_and_a_summary_then_the_lists_show_it(url: str) 
     assert code == 0 and json.loads(out)["requests"][0]["status"] == "succeeded"
     code, out, _ = rigcli("status", "--url", url, "--json")
     assert code == 0 and json.loads(out)["pose"]["pan_deg_x100"] == 4500
+
+    # One session in detail: its window, and per camera how its capture times were known.
+    code, out, err = rigcli("session", session_id, "--url", url)
+    assert code == 0, err
+    assert out.startswith(f"session   {session_id}  complete") and "\nwindow    " in out, out
+    manifest = json.loads((Path(path) / "session.json").read_text())
+    for cam, record in manifest["cameras"].items():
+        row = next(line for line in out.splitlines() if line.startswith(cam))
+        assert str(record["frame_count"]) in row
+        for source in record.get("time_sources") or {}:
+            assert source in row, (row, record["time_sources"])
+    code, out, _ = rigcli("session", session_id, "--url", url, "--json")
+    assert code == 0 and json.loads(out)["session_id"] == session_id
+    code, _, err = rigcli("session", "20990101-000000-000", "--url", url)
+    assert code == 2 and "no session" in err
 
     # The human tables.
     code, out, _ = rigcli("status", "--url", url)

@@ -23,6 +23,7 @@ from PIL import Image
 from api import create_app
 from service.capture import CaptureService
 from sessions.writer import read_tiff
+from tests import session_v3
 from tests.conftest import batch, scaled
 
 pytestmark = pytest.mark.integration
@@ -257,6 +258,7 @@ def test_session_summaries_are_read_through_the_manifest_model(
             },
         },
     )
+    session_v3.write_session(save / session_v3.manifest_doc()["session_id"])
     # Version 1 (no format_version, no settled_at, no problems) still reads.
     write_manifest_file(
         save / "20000101-000000-001",
@@ -285,8 +287,21 @@ def test_session_summaries_are_read_through_the_manifest_model(
         "frame_count": 2,
         "rejected_frames": 0,
         "strip": [{"index": 0, "file": "swir/0.png"}, {"index": 1, "file": "swir/1.png"}],
+        # Saved before capture times were kept: no time sources, delay or clock verdict.
+        "time_sources": {},
+        "delay_s": None,
+        "clock": None,
     }
+    assert v2["capture"] is None
     assert v2["cameras"]["cameradevice_lwir_1"]["strip"] == []
+
+    # Version 3: how each camera's capture times were known, its delay, the wait for late frames.
+    v3 = summaries[session_v3.manifest_doc()["session_id"]]
+    lwir = v3["cameras"][session_v3.LWIR]
+    assert lwir["time_sources"] == {"arrival": 10} and lwir["clock"]["status"] == "no_stamps"
+    assert lwir["delay_s"] == {"median": 1.3, "p99": 1.38, "max": 1.41, "frames": 10}
+    assert v3["capture"]["unconfirmed"] == [session_v3.LWIR] and v3["capture"]["waited_s"] == 1.35
+    assert (v3["record_started_at"], v3["record_ended_at"]) == (session_v3.T0, session_v3.T0 + 1)
 
     v1 = summaries["20000101-000000-001"]
     assert v1["status"] == "complete" and v1["settled_at"] is None and v1["problems"] == []

@@ -258,8 +258,8 @@ def check_listed_frame(
 ) -> None:
     pan, tilt, zoom = want
     idx = frame["frame_index"]
-    assert start <= frame["received_at"] < end, (
-        f"{cam} frame {idx}: received at {frame['received_at']:.3f}, "
+    assert start <= frame["captured_at"] < end, (
+        f"{cam} frame {idx}: captured at {frame['captured_at']:.3f} (received {frame['received_at']:.3f}), "
         f"outside the window [{start:.3f}, {end:.3f})"
     )
     pose = frame["pose"] or {}
@@ -293,12 +293,20 @@ def check_ground_truth(
 
 
 def check_kept(cam: str, indices: list[int], cam_sent: list[SentFrame], start: float, end: float) -> None:
-    window = [s for s in cam_sent if start + EDGE <= s.sent_at_epoch < end - EDGE]
+    """At least KEEP of the frames the rig captured inside the window (by its true capture time, EDGE
+    in from each side) were saved, and none captured outside it (EDGE out from each side)."""
+    window = [s for s in cam_sent if start + EDGE <= s.captured_ns / 1e9 < end - EDGE]
     saved = set(indices)
     kept = sum(1 for s in window if s.frame_index in saved)
     assert window and kept / len(window) >= KEEP, (
-        f"{cam}: kept {kept} of the {len(window)} frames the rig sent inside the recording window"
+        f"{cam}: kept {kept} of the {len(window)} frames the rig captured inside the recording window"
     )
+    outside = [
+        s.frame_index
+        for s in cam_sent
+        if s.frame_index in saved and not start - EDGE <= s.captured_ns / 1e9 < end + EDGE
+    ]
+    assert not outside, f"{cam}: frames captured outside the window were saved: {outside[:10]}"
 
 
 def check_timing(
@@ -373,7 +381,7 @@ def check_summary(summary: dict[str, Any], path: Path, manifest: dict[str, Any])
 
 
 def check_format(manifest: dict[str, Any], job: dict[str, Any], cameras: tuple[str, ...]) -> None:
-    assert manifest.get("format_version") == 2, manifest.get("format_version")
+    assert manifest.get("format_version") == 3, manifest.get("format_version")
     assert manifest["job_id"] == job["job_id"]
     assert manifest["command"]["command_id"] == RECORD
     assert manifest["command"]["args"]["camera_ids"] == list(cameras)

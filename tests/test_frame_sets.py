@@ -31,8 +31,10 @@ def frames(
     *,
     stamps: bool = True,
     arrival_delay_ns: int = 2 * MS,
+    captured: bool = False,
 ) -> list[FrameRecord]:
-    """Frame records of ``cam`` captured at ``times_ns``; received a little later."""
+    """Frame records of ``cam`` captured at ``times_ns``; received ``arrival_delay_ns`` later.
+    ``captured``: with their capture time (a session saved since format version 3)."""
     out = []
     for n, t in enumerate(times_ns, start=1):
         out.append(
@@ -42,6 +44,8 @@ def frames(
                 timestamp_ns=t if stamps else None,
                 frame_index=n,
                 pose=None,
+                captured_at=None if t is None or not captured else t / 1e9,
+                time_source=None if not captured else "stamp" if stamps else "arrival",
             )
         )
     return out
@@ -195,6 +199,61 @@ def test_random_rates_gaps_and_jitter_keep_the_rules() -> None:
         for cam, recs in cams.items():
             in_sets = sum(cam in s.frames for s in result.sets)
             assert in_sets + result.unmatched[cam] == len(recs)
+
+
+# -- capture times (format version 3) ------------------------------------------------------------
+def test_cameras_arriving_with_different_delays_pair_by_capture_time() -> None:
+    # One instant every 100 ms for all three; lwir's frames arrive 1.25 s late, swir's 0.4 s, rgb's
+    # 20 ms. Paired by arrival they would match frames taken up to a second apart (or none at all).
+    t = ticks(10, 4)
+    cams = {
+        "rgb": frames("rgb", t, stamps=False, arrival_delay_ns=20 * MS, captured=True),
+        "swir": frames("swir", t, arrival_delay_ns=400 * MS, captured=True),
+        "lwir": frames("lwir", t, stamps=False, arrival_delay_ns=1250 * MS, captured=True),
+    }
+    result = match_frames(cams)
+    assert result.clock == "capture"
+    assert len(result.sets) == len(t) and result.unmatched == {"rgb": 0, "swir": 0, "lwir": 0}
+    for k, s in enumerate(result.sets):
+        assert set(s.frames.values()) == {f"{cam}/{k + 1:06d}.png" for cam in cams}
+        assert s.spread_ms < 0.01
+        assert abs(s.timestamp_ns - t[k]) < 1000  # on the capture clock, not the arrival one
+    assert_well_formed(result)
+    # The same frames without capture times (an older session) pair on arrival: wrongly.
+    for records in cams.values():
+        for f in records:
+            f.captured_at = None
+    old = match_frames(cams)
+    assert old.clock == "arrival" and old.sets
+    assert not any(len({file.rsplit("/", 1)[1] for file in s.frames.values()}) == 1 for s in old.sets), (
+        "arrival pairs frames of different instants"
+    )
+
+
+def test_capture_times_win_over_camera_stamps_and_partial_capture_times_do_not_count() -> None:
+    t = ticks(15, 1)
+    a = frames("a", t, arrival_delay_ns=500 * MS, captured=True)
+    b = frames("b", t, arrival_delay_ns=5 * MS, captured=True)
+    assert match_frames({"a": a, "b": b}).clock == "capture"
+    b[3].captured_at = None  # one frame without a capture time: today's rules (all stamped: camera)
+    assert match_frames({"a": a, "b": b}).clock == "camera"
+
+
+def test_capture_clock_is_kept_in_the_file(tmp_path: Path) -> None:
+    t = ticks(10, 1)
+    m = SessionManifest(
+        session_id="s3",
+        status=SessionStatus.COMPLETE,
+        cameras={
+            "a": CameraRecord(frame_count=len(t), frames=frames("a", t, captured=True)),
+            "b": CameraRecord(
+                frame_count=len(t), frames=frames("b", t, arrival_delay_ns=900 * MS, captured=True)
+            ),
+        },
+    )
+    write_session_frame_sets(m, tmp_path)
+    read = read_frame_sets(tmp_path)
+    assert read is not None and read.clock == "capture" and len(read.sets) == len(t)
 
 
 # -- the file ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_round_trip_keeps_every_field_and_the_version(tmp_path: Path) -> None:
     written = manifest(gaps=[{"missing_frames": 3}])
     write_manifest(tmp_path, written)
     raw = json.loads((tmp_path / MANIFEST_NAME).read_text())
-    assert raw["format_version"] == FORMAT_VERSION == 2
+    assert raw["format_version"] == FORMAT_VERSION == 3
     assert raw["settled_at"] == 1.0 and raw["record_started_at"] == 1.25
     back = read_manifest(tmp_path)
     assert back == written and back.missing_frames == 3

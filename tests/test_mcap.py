@@ -30,9 +30,18 @@ from PIL import Image
 from rigcli.cli import main as cli_main
 from rigcore.config import Config
 from service.capture import CaptureService
-from sessions.frame_sets import FRAME_SETS_NAME, read_frame_sets
+from sessions.frame_sets import FRAME_SETS_NAME, frame_sets_of, read_frame_sets
 from sessions.manifest import CameraRecord, FrameRecord, SessionManifest, SessionStatus, read_manifest
-from sessions.mcap_export import decode_raw, image_topic, rig_states, session_metadata, transforms
+from sessions.mcap_export import (
+    decode_raw,
+    image_topic,
+    mcap_chunks,
+    rig_states,
+    session_metadata,
+    transforms,
+)
+from sessions.state_log import read_state_log
+from tests import session_v3
 from tests.conftest import batch, scaled, serve
 
 CAMERAS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
@@ -105,13 +114,15 @@ def check_images(
         messages = by_topic[f"/{cam}/image"]
         assert record.frames and len(messages) == len(record.frames) == record.frame_count
         cls = message_class(schema_of[f"/{cam}/image"])
-        for frame, (log_time, publish_time, raw) in zip(record.frames, messages, strict=True):
+        # Logged in capture-time order (the session lists its frames in arrival order).
+        in_log_order = sorted(record.frames, key=lambda f: expected_times(f)[0])
+        for frame, (log_time, publish_time, raw) in zip(in_log_order, messages, strict=True):
             assert frame.received_at is not None and frame.timestamp_ns is not None
-            assert log_time == round(frame.received_at * 1e9)
-            assert publish_time == frame.timestamp_ns
+            log_ns, publish_ns, stamp_ns = expected_times(frame)
+            assert (log_time, publish_time) == (log_ns, publish_ns)
             msg = cls.FromString(raw)
             assert msg.frame_id == cam
-            assert msg.timestamp.ToNanoseconds() == frame.timestamp_ns
+            assert msg.timestamp.ToNanoseconds() == stamp_ns
             if cam == "cameradevice_rgb_1":
                 assert msg.format == "jpeg" and msg.data == (folder / frame.file).read_bytes()
                 continue
@@ -121,6 +132,17 @@ def check_images(
             assert (msg.encoding, msg.data) == (encoding, pixels)
             assert msg.step == width * (2 if encoding == "mono16" else 1)
             assert msg.width == width and msg.height * msg.step == len(msg.data)
+
+
+def expected_times(frame: FrameRecord) -> tuple[int, int | None, int | None]:
+    """An image's (log, publish, header stamp) times: capture, arrival, and the camera stamp when the
+    frame was timed by it (else capture); a session without capture times: arrival and the stamp."""
+    assert frame.received_at is not None
+    arrival = round(frame.received_at * 1e9)
+    if frame.captured_at is None:
+        return arrival, frame.timestamp_ns, frame.timestamp_ns
+    capture = round(frame.captured_at * 1e9)
+    return capture, arrival, frame.timestamp_ns if frame.time_source == "stamp" else capture
 
 
 def check_pose(schema_of: dict[str, Schema], by_topic: Messages) -> None:
@@ -182,7 +204,9 @@ def test_frame_sets_of_a_simulated_session_pair_cameras_of_one_rate(
     session_id, folder, manifest = recorded
     body = client.get(f"/sessions/{session_id}/frame_sets").get_json()
     assert body == json.loads((folder / FRAME_SETS_NAME).read_text())
-    assert body["clock"] == "camera" and body["cameras"] == list(CAMERAS)
+    # Paired by capture time (the service keeps it for every frame), else by the cameras' stamps.
+    timed = all(f.captured_at is not None for c in manifest.cameras.values() for f in c.frames)
+    assert body["clock"] == ("capture" if timed else "camera") and body["cameras"] == list(CAMERAS)
     # The simulated cameras run at one rate from one clock: nearly every frame is in a set.
     for cam in CAMERAS:
         paired = sum(cam in s["frames"] for s in body["sets"])
@@ -306,16 +330,116 @@ def test_rig_state_without_telemetry_comes_from_the_frames_poses() -> None:
     assert [s["zoom"]["cam"] for s in states] == [3, 3, 4]
 
 
-def test_rig_state_with_telemetry_has_one_message_per_sample() -> None:
+def test_rig_state_of_an_older_session_with_telemetry_has_one_message_per_sample(tmp_path: Path) -> None:
     telemetry = [
         {"received_at": 10.05, "device_id": "acikgoz_pantilt", "pan_deg_x100": 120, "tilt_deg_x100": -40},
         {"received_at": 10.06, "device_id": "acikgoz_lrf", "distance_m": 7.0},
     ]
-    states = rig_states(_manifest(telemetry=telemetry))
+    m = _manifest(telemetry=telemetry)
+    states = rig_states(m, read_state_log(tmp_path, m.model_extra))  # no state.jsonl: the telemetry
     sources = [s["source"] for s in states]
     assert sources.count("telemetry") == 2
+    assert sources[0] == "pose_at_start" and "frame_pose" in sources  # zooms still from the frames
     last = states[-1]
     assert (last["pan_deg_x100"], last["tilt_deg_x100"], last["distance_m"]) == (120, -40, 7.0)
+    assert last["zoom"] == {"cam": 4}
+
+
+# -- capture times (format version 3) ---------------------------------------------------------------
+def export(folder: Path) -> tuple[dict[str, Schema], Messages]:
+    manifest = read_manifest(folder)
+    data = b"".join(mcap_chunks(folder, manifest, frame_sets_of(manifest)))
+    _, schema_of, by_topic = read_back(data)
+    return schema_of, by_topic
+
+
+def image_times(schema_of: dict[str, Schema], by_topic: Messages, cam: str) -> list[tuple[int, int, int]]:
+    """(log, publish, header stamp) of each image message of ``cam``, in the file's order."""
+    cls = message_class(schema_of[image_topic(cam)])
+    return [
+        (log, pub, cls.FromString(raw).timestamp.ToNanoseconds())
+        for log, pub, raw in by_topic[image_topic(cam)]
+    ]
+
+
+def test_images_are_logged_at_capture_time_with_arrival_as_publish_time(tmp_path: Path) -> None:
+    manifest = session_v3.write_session(tmp_path / "s")
+    schema_of, by_topic = export(tmp_path / "s")
+    for cam in (session_v3.SWIR, session_v3.LWIR):
+        got = image_times(schema_of, by_topic, cam)
+        assert got == [expected_times(f) for f in manifest.cameras[cam].frames]
+        assert got[0][0] == round(session_v3.captured(0) * 1e9)
+        assert got[0][1] - got[0][0] == pytest.approx(session_v3.DELAY[cam] * 1e9, abs=1000)
+    # SWIR was timed by its own (plausible) clock: its stamp, 3 ms ahead; LWIR sends none: capture.
+    swir = image_times(schema_of, by_topic, session_v3.SWIR)
+    assert all(stamp - log == pytest.approx(session_v3.STAMP_OFFSET_NS, abs=1000) for log, _, stamp in swir)
+    assert all(stamp == log for log, _, stamp in image_times(schema_of, by_topic, session_v3.LWIR))
+    # Frame sets pair by capture time (LWIR arrives 0.9 s after SWIR) and play after their images.
+    sets = [(log, json.loads(raw)) for log, _, raw in by_topic["/frame_sets"]]
+    assert len(sets) == session_v3.FRAMES
+    for k, (log, frame_set) in enumerate(sets):
+        assert frame_set["frames"] == {
+            session_v3.SWIR: f"{session_v3.SWIR}/{k + 1:06d}.png",
+            session_v3.LWIR: f"{session_v3.LWIR}/{k + 1:06d}.png",
+        }
+        assert log == round(session_v3.captured(k) * 1e9)
+
+
+def test_rig_state_comes_from_the_kept_samples_of_every_device(tmp_path: Path) -> None:
+    session_v3.write_session(tmp_path / "s")
+    schema_of, by_topic = export(tmp_path / "s")
+    kept = session_v3.samples()
+    states = [(log, json.loads(raw)) for log, _, raw in by_topic["/rig/state"]]
+    assert [log for log, _ in states] == [round(s.received_at * 1e9) for s in kept]
+    assert {s["source"] for _, s in states} == {"telemetry"}  # nothing derived from the frames' poses
+    assert {s["device_id"] for _, s in states} == {session_v3.PANTILT, session_v3.LRF, session_v3.SWIR}
+    # The move before the settle is there: pan from 0 up to 45 degrees, moving, then still.
+    pans = [s["pan_deg"] for _, s in states if s["device_id"] == session_v3.PANTILT]
+    assert pans[0] == 0 and pans[-1] == 45.0 and 0 < pans[5] < 45
+    assert states[1][1]["moving"] is True and states[-1][1]["moving"] is False
+    last = states[-1][1]
+    assert last["zoom"] == {session_v3.SWIR: 4} and last["distance_m"] == 70.5
+    # A range-finder sample without a valid distance: null, as sent.
+    lrf = [s["distance_m"] for _, s in states if s["device_id"] == session_v3.LRF]
+    assert lrf[:4] == [70.0, 70.5, None, 71.0]
+    # /tf follows the pan: one transform per change of pan or tilt, the first at 0 degrees.
+    tfs = by_topic["/tf"]
+    first = message_class(schema_of["/tf"]).FromString(tfs[0][2]).transforms[0].rotation
+    # The retained sample says no tilt: the first transform waits for the first full pose.
+    assert first.z == pytest.approx(0.0) and tfs[0][0] == round(kept[1].received_at * 1e9)
+    assert len(tfs) == 21  # pan 0, then 20 steps up to 4500
+
+
+def test_an_older_session_keeps_todays_times(tmp_path: Path) -> None:
+    manifest = session_v3.old_session(tmp_path / "old")
+    schema_of, by_topic = export(tmp_path / "old")
+    swir = manifest.cameras[session_v3.SWIR].frames
+    got = image_times(schema_of, by_topic, session_v3.SWIR)
+    assert got == [expected_times(f) for f in swir]
+    assert swir[0].received_at is not None and got[0][0] == round(swir[0].received_at * 1e9)
+    assert got[0][1] == got[0][2] == swir[0].timestamp_ns
+    # LWIR has no stamps: paired by arrival, which matches SWIR's last frame with LWIR's first (they
+    # arrive together, taken 0.9 s apart); logged at that arrival.
+    ((log, _, raw),) = by_topic["/frame_sets"]
+    assert json.loads(raw)["frames"] == {
+        session_v3.SWIR: f"{session_v3.SWIR}/000010.png",
+        session_v3.LWIR: f"{session_v3.LWIR}/000001.png",
+    }
+    assert swir[-1].received_at is not None
+    assert log == pytest.approx(swir[-1].received_at * 1e9, abs=1000)
+    sources = {json.loads(raw)["source"] for _, _, raw in by_topic["/rig/state"]}
+    assert sources == {"pose_at_start", "frame_pose"}  # no samples: the frames' poses
+
+
+def test_session_metadata_names_the_state_log_and_the_capture_window(tmp_path: Path) -> None:
+    meta = session_metadata(session_v3.write_session(tmp_path / "s"))
+    assert json.loads(meta["state_log"])["samples"] == len(session_v3.samples())
+    assert json.loads(meta["capture"])["unconfirmed"] == [session_v3.LWIR]
+    assert json.loads(meta["time_sources"]) == {
+        session_v3.SWIR: {"stamp": 10},
+        session_v3.LWIR: {"arrival": 10},
+    }
+    assert "state_log" not in session_metadata(_manifest())
 
 
 def test_transforms_turn_pan_about_z_and_raise_on_positive_tilt() -> None:

@@ -3,6 +3,7 @@ self-contained (no network), and drawn by a real browser."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -17,6 +18,8 @@ from flask.testing import FlaskClient
 from service.capture import CaptureService
 from sessions.manifest import SessionManifest, read_manifest
 from sessions.report import REPORT_NAME, build_report, refresh_report, report_data, write_report
+from sessions.state_log import read_state_log
+from tests import session_v3
 from tests.conftest import batch, scaled
 
 CAMERAS = ("cameradevice_swir_1", "cameradevice_lwir_1", "cameradevice_rgb_1")
@@ -108,11 +111,11 @@ def manifest(**extra: Any) -> SessionManifest:
     return SessionManifest.model_validate(doc)
 
 
-def test_data_without_telemetry_falls_back_to_frame_poses_and_says_so() -> None:
+def test_data_without_state_samples_falls_back_to_frame_poses_and_says_so() -> None:
     data = report_data(manifest())
     assert data["pose"]["source"] == "frames" and data["pose"]["pan"][0] == 45.0
     assert data["range"]["source"] == "frames" and data["range"]["distance_m"][:2] == [70, 71]
-    assert "no telemetry" in data["notes"]["pose"]
+    assert "no state samples" in data["notes"]["pose"]
     assert data["targets"] == {"pan": 45.0, "tilt": -10.0}
     cam = data["cameras"]["cam"]
     assert cam["clock"] == "arrival"  # one frame lacks a camera timestamp
@@ -124,7 +127,7 @@ def test_data_without_telemetry_falls_back_to_frame_poses_and_says_so() -> None:
     assert sum(data["fps"]["cameras"]["cam"]) == 10
 
 
-def test_data_uses_telemetry_and_camera_timestamps_when_kept() -> None:
+def test_data_of_an_older_session_uses_its_telemetry_and_camera_timestamps(tmp_path: Path) -> None:
     t0 = 1_800_000_000.0
     telemetry = [
         {
@@ -139,12 +142,98 @@ def test_data_uses_telemetry_and_camera_timestamps_when_kept() -> None:
     m = manifest(telemetry=telemetry)
     for i, frame in enumerate(m.cameras["cam"].frames):
         frame.timestamp_ns = int((t0 + i * 0.05) * 1e9)
-    data = report_data(m)
-    assert data["pose"] == {"source": "telemetry", "t": [0.05], "pan": [44.9], "tilt": [-10.0]}
+    data = report_data(m, read_state_log(tmp_path, m.model_extra))  # no state.jsonl: the telemetry
+    assert data["pose"] == {"source": "state", "t": [0.05], "pan": [44.9], "tilt": [-10.0]}
     assert data["range"]["distance_m"] == [55.5, None]  # no reading is shown as a hole, not as -1
     assert data["cameras"]["cam"]["clock"] == "camera"
     assert data["cameras"]["cam"]["interval_ms"][0] == pytest.approx(50.0, abs=1e-3)
     assert "pose" not in data["notes"]
+
+
+def page_text(page: str) -> str:
+    """The page's static HTML as text: tags dropped, whitespace collapsed."""
+    body = page.split('<script id="report-data"')[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+def test_a_session_with_capture_times_draws_the_kept_state_samples(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    session_v3.write_session(folder)
+    page = write_report(folder).read_text(encoding="utf-8")
+    data = page_data(page)
+    kept = session_v3.samples()
+    # The settle trace: every pan-tilt sample, from the move before the settle to the window's end.
+    pose = data["pose"]
+    pantilt = [s for s in kept if s.device_id == session_v3.PANTILT]
+    assert pose["source"] == "state" and len(pose["t"]) == len(pantilt)
+    assert pose["t"][0] == pytest.approx(-3.2) and pose["pan"][0] == 0 and pose["pan"][-1] == 45.0
+    assert pose["tilt"][0] is None and pose["tilt"][1] == -10.0  # the retained sample says no tilt
+    assert data["targets"] == {"pan": 45.0, "tilt": -10.0} and data["settle_point"] == pytest.approx(-0.2)
+    assert data["settle"]["samples"] is True
+    assert "pose" not in data["notes"] and "range" not in data["notes"]
+    assert "no state samples from before the settle point" not in page
+    # The range finder: its samples, a reading without a valid distance as a hole.
+    assert data["range"]["source"] == "state" and data["range"]["distance_m"][:4] == [70.0, 70.5, None, 71.0]
+    # Intervals and frames per second on capture times (arrivals are 0.4 s and 1.3 s later).
+    for cam in (session_v3.SWIR, session_v3.LWIR):
+        c = data["cameras"][cam]
+        assert c["clock"] == "capture"
+        assert c["t"][0] == pytest.approx(0.15) and c["interval_ms"] == pytest.approx([100.0] * 9, abs=1e-3)
+        assert data["fps"]["cameras"][cam][0] == session_v3.FRAMES  # all captured in the first second
+    assert data["fps"]["clock"] == "capture"
+    assert data["capture"]["cameras"][session_v3.LWIR]["delay_s"]["p99"] == 1.38
+
+
+def test_the_capture_time_section_shows_sources_delays_clock_and_the_wait(tmp_path: Path) -> None:
+    folder = tmp_path / "s"
+    m = session_v3.write_session(folder)
+    text = page_text(write_report(folder).read_text(encoding="utf-8"))
+    assert "swir_1 stamp 10 0.400 s 0.430 s 0.450 s ok" in text
+    assert "lwir_1 arrival 10 1.300 s 1.380 s 1.410 s no stamps: the camera sends no timestamp_ns" in text
+    assert "Dropped: 12 frame(s) captured before it, 3 after." in text
+    assert "waited 1.35 s (at most 3 s) for late frames" in text
+    assert "Not confirmed: lwir_1" in text
+    # People read local ISO times, degrees and short camera names.
+    start = dt.datetime.fromtimestamp(session_v3.T0).astimezone().isoformat(timespec="milliseconds")
+    assert f"Window in capture time: {start} → " in text
+    edge = dt.datetime.fromtimestamp(session_v3.T0 - 0.05).astimezone().isoformat(timespec="milliseconds")
+    assert f"the latest dropped as captured before it was captured at {edge}." in text
+    assert f"recording {start} → " in text
+    assert "pan 45.00°, tilt -10.00°, 70.5 m, zoom swir_1 4, lwir_1 —" in text
+    assert "pan 45.00°, tilt -10.00°" in text.split("values at settle")[1]
+    assert "cameradevice_" not in text and "deg_x100" not in text
+    assert m.capture is not None and m.capture.unconfirmed == [session_v3.LWIR]
+
+
+def test_an_older_session_says_what_it_lacks(tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    session_v3.old_session(folder, telemetry=True)
+    page = write_report(folder).read_text(encoding="utf-8")
+    data = page_data(page)
+    # Its telemetry (the window only): the trace, but nothing from before the settle point.
+    assert data["pose"]["source"] == "state" and data["pose"]["t"][0] >= 0
+    assert data["settle"]["samples"] is False
+    assert "no state samples from before the settle point" in page
+    assert "saved before capture times were kept" in page
+    assert {c["clock"] for c in data["cameras"].values()} == {"camera", "arrival"}
+    assert data["fps"]["clock"] == "arrival"
+
+
+def test_a_gap_sits_at_the_capture_times_of_the_frames_around_it(tmp_path: Path) -> None:
+    doc = session_v3.manifest_doc()
+    frames = doc["cameras"][session_v3.LWIR]["frames"]
+    doc["gaps"] = [
+        {
+            "camera_id": session_v3.LWIR,
+            "missing_frame_index": [4, 5],
+            "missing_frames": 2,
+            "from_received_at": frames[2]["received_at"],
+            "to_received_at": frames[3]["received_at"],
+        }
+    ]
+    m = SessionManifest.model_validate(doc)
+    (gap,) = report_data(m)["cameras"][session_v3.LWIR]["gaps"]
+    assert (gap["from"], gap["to"]) == (pytest.approx(0.25), pytest.approx(0.35))
 
 
 def test_the_page_is_self_contained_and_escapes_what_the_session_says() -> None:
@@ -191,7 +280,7 @@ def test_report_is_written_after_each_session_and_served(
         assert sum(c["histogram"]["count"]) == len(kept.frames) - 1
         assert sum(data["fps"]["cameras"][cam]) == len(kept.frames)
         assert c["stats"]["fps"] and c["rejected_frames"] == kept.rejected_frames
-    assert data["pose"]["source"] == "telemetry" and data["pose"]["t"]
+    assert data["pose"]["source"] == "state" and data["pose"]["t"]
     assert data["targets"] == {"pan": 45.0, "tilt": -10.0}
     assert data["range"]["t"] and data["settle"]["devices"]
 

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -86,25 +86,6 @@ class MqttProbe:
                 for t, top, p, r in self.messages
                 if top == topic and t >= since and not (live and r)
             ]
-
-
-@pytest.fixture
-def make_rig() -> Iterator[Callable[..., SimRig]]:
-    """Start rigs with a unique topic prefix and ephemeral ports; stopped at teardown."""
-    rigs: list[SimRig] = []
-
-    def factory(**overrides: Any) -> SimRig:
-        overrides.setdefault("topic_prefix", f"simtest_{uuid.uuid4().hex[:8]}")
-        overrides.setdefault("http_port", 0)
-        overrides.setdefault("ws_port", 0)
-        rig = SimRig(SimConfig(**overrides))
-        rigs.append(rig)
-        rig.start()
-        return rig
-
-    yield factory
-    for rig in rigs:
-        rig.stop()
 
 
 def small_cameras(fps: float = 15.0) -> dict[str, CameraSim]:

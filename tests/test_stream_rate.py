@@ -33,11 +33,25 @@ def set_full_rate(service: CaptureService, wanted: bool) -> None:
     service.runtime.submit(apply(), timeout=5)  # waits for the result
 
 
+def clocks_judged(service: CaptureService, timeout: float = 10) -> None:
+    """Wait until every camera's clock was judged: until then the service reads at full rate
+    (camera.capture_clock), and then it is idle."""
+    client = create_app(service).test_client()
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        status = client.get("/status").get_json()
+        if all(c["capture_clock"]["judged"] for c in status["cameras"].values()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the cameras' clocks were never judged: {status['cameras']}")
+
+
 def test_idle_stream_is_slowed_and_wanted_full_rate_restores_it(
     start_service: Callable[..., CaptureService], sim: SimRig
 ) -> None:
-    service = start_service(stream_client={"idle_ack_delay_s": 0.25})
+    service = start_service(stream_client={"idle_ack_delay_s": 0.25}, capture_time={"window_s": 0.5})
     client = create_app(service).test_client()
+    clocks_judged(service)
     assert client.get("/status").get_json()["stream_rate"] == "idle"
     idle = messages_per_second(sim, 1.5)
     assert idle <= 5, f"{idle:.1f} messages/s while idle: the answers are not delayed"
@@ -61,8 +75,9 @@ def test_a_zero_delay_keeps_the_full_rate(start_service: Callable[..., CaptureSe
 def test_a_job_records_at_full_rate_and_saves_at_idle_rate(
     start_service: Callable[..., CaptureService], sim: SimRig
 ) -> None:
-    service = start_service()
+    service = start_service(capture_time={"window_s": 0.5})
     client = create_app(service).test_client()
+    clocks_judged(service)
     answer = client.post("/process-request?wait=false", json=batch(seconds=2.0))
     assert answer.status_code == 202, answer.get_json()
     job_id = answer.get_json()["job_id"]

@@ -352,7 +352,7 @@ def test_session_json_lists_frames_in_arrival_order_and_is_written_last(
     assert on_disk == doc
     assert read_manifest(path) == model
     assert {k: doc[k] for k in manifest} == manifest
-    assert doc["format_version"] == FORMAT_VERSION == 2 and doc["problems"] == []
+    assert doc["format_version"] == FORMAT_VERSION == 3 and doc["problems"] == []
     assert doc["write_errors"] == [] and doc["write_error_count"] == 0  # always present, 0 when none
     assert set(doc["cameras"]) == {"swir", "lwir", "idle"}
     assert doc["cameras"]["idle"] == {
@@ -360,11 +360,16 @@ def test_session_json_lists_frames_in_arrival_order_and_is_written_last(
         "rejected_frames": 0,
         "rejection_reasons": [],
         "frames": [],
+        "time_sources": {},
+        "clock": None,
     }
     for camera_id in ("swir", "lwir"):
         expected = [i for c, i in arrivals if c == camera_id]
         entries = doc["cameras"][camera_id]["frames"]
         assert doc["cameras"][camera_id]["frame_count"] == len(expected)
+        # Frames not judged by a router are timed by arrival, and counted so.
+        assert doc["cameras"][camera_id]["time_sources"] == {"arrival": len(expected)}
+        assert [e["captured_at"] for e in entries] == [e["received_at"] for e in entries]
         assert [e["frame_index"] for e in entries] == expected
         assert [e["pose"]["pan_deg"] for e in entries] == expected
         assert [e["received_at"] for e in entries] == [1_790_000_000.0 + i for i in expected]

@@ -7,7 +7,10 @@
   var WIDE = 940, TALL = 260;
   var cameraIds = Object.keys(data.cameras);
 
+  var CLOCKS = {capture: "capture time", camera: "camera timestamps", arrival: "arrival time"};
+
   function colour(i) { return PALETTE[i % PALETTE.length]; }
+  function short(id) { return String(id).replace(/^cameradevice_/, ""); }
 
   Object.keys(data.notes).forEach(function (key) {
     document.querySelectorAll('[data-note="' + key + '"]').forEach(function (el) {
@@ -109,7 +112,7 @@
     });
     var marks_ = windowMarks();
     chart(el, {
-      title: "Pan and tilt (" + (p.source === "telemetry" ? "pan-tilt state messages" : "pose kept with each frame") + ")",
+      title: "Pan and tilt (" + (p.source === "state" ? "the pan-tilt's state samples" : "pose kept with each frame") + ")",
       scales: {x: {time: false, range: xRange(marks_.map(function (m) { return m.x; }))}},
       series: series,
       axes: [xAxis("seconds from the recording's start"), {scale: "deg", label: "degrees", labelSize: 20}],
@@ -126,8 +129,8 @@
       div.className = "camera";
       div.id = "camera-" + cam;
       var h = document.createElement("h3");
-      h.textContent = cam + " — " + c.frame_count + " frames" + (c.stats.fps != null ? ", " + c.stats.fps + " fps" : "") +
-        ", intervals by " + (c.clock === "camera" ? "camera timestamps" : "arrival time");
+      h.textContent = short(cam) + " — " + c.frame_count + " frames" + (c.stats.fps != null ? ", " + c.stats.fps + " fps" : "") +
+        ", intervals by " + (CLOCKS[c.clock] || c.clock);
       div.appendChild(h);
       box.appendChild(div);
       if (c.t.length < 1) { note(div, "Fewer than two frames: no interval to show."); return; }
@@ -166,11 +169,11 @@
     if (!f.t.length || !cameraIds.length) { note(el, "No frame to count."); return; }
     var series = [{label: "second"}], rows = [f.t];
     cameraIds.forEach(function (cam, i) {
-      series.push({label: cam, stroke: colour(i), width: 2});
+      series.push({label: short(cam), stroke: colour(i), width: 2});
       rows.push(f.cameras[cam]);
     });
     chart(el, {
-      title: "Frames received in each second",
+      title: f.clock === "capture" ? "Frames captured in each second" : "Frames received in each second",
       scales: {
         x: {time: false, range: function () { return [0, f.t.length]; }},
         y: {range: function (u, min, max) { return [0, Math.max(1, Math.ceil(max * 1.15))]; }}
@@ -188,7 +191,7 @@
     if (!r.t.length) { note(el, "No range-finder distance was kept for this session."); return; }
     var marks_ = windowMarks();
     chart(el, {
-      title: "Range-finder distance (" + (r.source === "telemetry" ? "range-finder state messages" : "distance kept with each frame") + ")",
+      title: "Range-finder distance (" + (r.source === "state" ? "range-finder state samples" : "distance kept with each frame") + ")",
       scales: {x: {time: false, range: xRange(marks_.map(function (m) { return m.x; }))}},
       series: [{label: "t (s)"}, {label: "distance (m)", stroke: colour(2), width: 2, spanGaps: false}],
       axes: [xAxis("seconds from the recording's start"), {label: "metres", labelSize: 20}],

@@ -3,7 +3,7 @@
 import { ApiError, apiJson, loadImage } from "./api.js";
 import { sessionLinks, uploadBadge } from "./sessionlinks.js";
 import { state } from "./state.js";
-import { $, badge, deg, h, plural, shortCam, when } from "./util.js";
+import { $, badge, captureText, deg, h, isoSpan, plural, shortCam } from "./util.js";
 import { openSets, openViewer } from "./viewer.js";
 
 const PAGE = 10;
@@ -223,7 +223,8 @@ function sessionCard(s) {
     h("div", { class: "meta" },
       h("span", { class: "sid" }, s.session_id),
       badge(s.status),
-      h("span", {}, when(s.record_started_at)),
+      h("span", { class: "window", title: "The recording's window (capture time), local time" },
+        isoSpan(s.record_started_at, s.record_ended_at)),
       seconds ? h("span", {}, seconds) : null,
       typeof pose.pan_deg_x100 === "number"
         ? h("span", {}, `pan ${deg(pose.pan_deg_x100)} · tilt ${deg(pose.tilt_deg_x100)}`) : null,
@@ -255,8 +256,25 @@ function sessionCard(s) {
     }
     card.append(h("div", { class: "cam", dataset: { camera: cam } },
       h("div", { class: "label" }, h("strong", {}, cam),
-        h("span", { class: "muted" }, `${plural(info.frame_count, "frame")}, ${info.rejected_frames} rejected`)),
+        h("span", { class: "muted" }, `${plural(info.frame_count, "frame")}, ${info.rejected_frames} rejected`),
+        captureInfo(cam, info, s.capture)),
       info.strip && info.strip.length ? strip : h("span", { class: "muted small" }, "no frames")));
   }
   return card;
+}
+
+// How a camera's capture times were known, how late its frames came, and what went wrong with them.
+function captureInfo(cam, info, capture) {
+  const text = captureText(info.time_sources, info.delay_s);
+  const clock = info.clock && typeof info.clock === "object" ? info.clock : null;
+  const failed = clock && clock.status === "failed";
+  const unconfirmed = Boolean(capture && (capture.unconfirmed || []).includes(cam));
+  if (!text && !failed && !unconfirmed) return null;
+  const title = ["Time source (stamp: the camera's clock; arrival, fallback: arrival less latency)",
+    "delay: arrival less capture, median / p99 / max"];
+  if (clock && (clock.reasons || []).length) title.push(`camera clock ${clock.status}: ${clock.reasons.join("; ")}`);
+  return h("span", { class: `capture${failed || unconfirmed ? " warn" : ""}`, title: title.join(" · ") },
+    text,
+    failed ? " · camera clock failed" : null,
+    unconfirmed ? " · late frames not confirmed" : null);
 }

@@ -35,6 +35,36 @@ export function when(epoch) {
   return d.toDateString() === today.toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
 }
 
+// Epoch seconds as local ISO 8601 to the millisecond, "2026-11-23T20:30:16.412" (the browser's zone).
+export function isoLocal(epoch) {
+  if (typeof epoch !== "number") return "–";
+  const d = new Date(epoch * 1000);
+  const p = (n, width = 2) => String(n).padStart(width, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`
+    + `:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+// A window as "<start> → <end>" in local ISO; the end's date is left out when it is the start's.
+export function isoSpan(start, end) {
+  const a = isoLocal(start);
+  if (typeof end !== "number") return a;
+  const b = isoLocal(end);
+  return `${a} → ${b.slice(0, 10) === a.slice(0, 10) ? b.slice(11) : b}`;
+}
+
+// A camera's capture times as "stamp · delay 0.400 / 0.430 / 0.450 s" (time sources with their frame
+// counts when several; the delay's median / 99th percentile / max, arrival less capture); "" for a
+// session saved before capture times were kept.
+export function captureText(timeSources, delay) {
+  const sources = Object.entries(timeSources || {});
+  const bits = [];
+  if (sources.length === 1) bits.push(sources[0][0]);
+  else if (sources.length) bits.push(sources.map(([name, n]) => `${name} ${n}`).join(", "));
+  const s = (v) => (typeof v === "number" ? v.toFixed(3) : "–");
+  if (delay && typeof delay === "object") bits.push(`delay ${s(delay.median)} / ${s(delay.p99)} / ${s(delay.max)} s`);
+  return bits.join(" · ");
+}
+
 export function shortCam(id) {
   return String(id).replace(/^cameradevice_/, "");
 }

@@ -5,7 +5,7 @@
 import { apiJson, download, loadImage } from "./api.js";
 import { sessionLinks, uploadBadge } from "./sessionlinks.js";
 import { state } from "./state.js";
-import { $, deg, h, plural, when } from "./util.js";
+import { $, deg, h, isoLocal, plural, when } from "./util.js";
 
 const SET_IMAGE_SIZE = 960; // the side of each camera's image in a set (a cached thumbnail)
 
@@ -93,6 +93,9 @@ function renderCaption() {
   $("viewer-title").textContent = `${v.sessionId} · ${v.camera} · frame ${v.index + 1} of ${total}`;
   const pose = frame.pose || {};
   const bits = [frame.file];
+  if (typeof frame.captured_at === "number") {
+    bits.push(`captured ${isoLocal(frame.captured_at).slice(11)}${frame.time_source ? ` (${frame.time_source})` : ""}`);
+  }
   if (typeof frame.received_at === "number") bits.push(`received ${when(frame.received_at)}`);
   if (frame.frame_index !== undefined && frame.frame_index !== null) bits.push(`camera frame #${frame.frame_index}`);
   if (typeof pose.pan_deg_x100 === "number") bits.push(`pan ${deg(pose.pan_deg_x100)}, tilt ${deg(pose.tilt_deg_x100)}`);
@@ -131,10 +134,12 @@ export async function openSets(sessionId) {
   showSet();
 }
 
-// A set's time: a wall-clock time to the millisecond when the clock is one (arrival times, and
-// cameras stamping epoch time), else the camera's seconds.
+// A set's time: a wall-clock time to the millisecond when the clock is one (capture and arrival
+// times, and cameras stamping epoch time), else the camera's seconds.
+const SET_CLOCKS = { capture: "captured", arrival: "received", camera: "camera time" };
+
 function setTime(sets, set) {
-  const what = sets.clock === "arrival" ? "received" : "camera time";
+  const what = SET_CLOCKS[sets.clock] || sets.clock;
   const seconds = set.timestamp_ns / 1e9;
   if (seconds < 1e9) return `${what} ${seconds.toFixed(3)} s`;
   const millis = String(Math.floor(set.timestamp_ns / 1e6) % 1000).padStart(3, "0");

@@ -1,0 +1,163 @@
+"""Session summaries for the dashboard's gallery (``GET /sessions``): one short dict per session folder,
+read through :mod:`sessions.manifest` and cached while ``session.json`` is unchanged.
+
+A summary holds what a gallery card shows: status, times (the capture window, ``record_started_at`` to
+``record_ended_at``), pose, problems, per camera its counts, a strip of thumbnails and how its
+capture times were known (time sources, delay, camera clock), and the wait for late frames
+(``capture``). A folder without a readable manifest is summarised as ``incomplete`` or
+``unreadable``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from sessions.manifest import (
+    MANIFEST_NAME,
+    CameraRecord,
+    ManifestError,
+    SessionManifest,
+    has_manifest,
+    read_manifest,
+)
+
+STRIP_LENGTH = 8  # thumbnails per camera in a session's summary
+# Bound of the cache; overflow policy: the least recently used entry goes.
+SUMMARY_CACHE_ENTRIES = 5000  # a few hundred bytes each
+
+
+class SummaryCache:
+    """Session summaries keyed by folder, valid while ``session.json``'s mtime and size are unchanged
+    (a long recording's manifest is megabytes; the gallery should not parse it on every refresh)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, tuple[tuple[int, int], dict[str, Any]]] = OrderedDict()
+
+    def summary(self, session_dir: Path) -> dict[str, Any]:
+        stamp = _manifest_stamp(session_dir)
+        if stamp is None:
+            return _incomplete_summary(session_dir)
+        key = str(session_dir)
+        cached = self._get(key, stamp)
+        if cached is not None:
+            return cached
+        try:
+            manifest = read_manifest(session_dir)
+        except ManifestError as exc:
+            return _unreadable_summary(session_dir, exc)  # not cached: it may be fixed in place
+        summary = _summarise(session_dir.name, manifest)
+        self._put(key, stamp, summary)
+        return summary
+
+    def _get(self, key: str, stamp: tuple[int, int]) -> dict[str, Any] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None or item[0] != stamp:
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def _put(self, key: str, stamp: tuple[int, int], summary: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = (stamp, summary)
+            self._items.move_to_end(key)
+            while len(self._items) > SUMMARY_CACHE_ENTRIES:
+                self._items.popitem(last=False)
+
+
+summaries = SummaryCache()
+
+
+def _manifest_stamp(session_dir: Path) -> tuple[int, int] | None:
+    """``session.json``'s (mtime, size), or None when the folder has none (a symlink counts as none:
+    it is never followed out of the session)."""
+    if not has_manifest(session_dir):
+        return None
+    try:
+        st = (session_dir / MANIFEST_NAME).stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _summarise(session_id: str, manifest: SessionManifest) -> dict[str, Any]:
+    delays = _delays(manifest)
+    cameras = {cam: _camera_summary(record, delays.get(cam)) for cam, record in manifest.cameras.items()}
+    return {
+        "session_id": session_id,
+        "manifest": True,
+        "job_id": manifest.job_id,
+        "status": manifest.status.value,
+        "settled_at": manifest.settled_at,
+        "record_started_at": manifest.record_started_at,
+        "record_ended_at": manifest.record_ended_at,
+        "duration_second": manifest.duration_second,
+        "pose": manifest.pose_at_start,
+        "problems": [problem.to_json() for problem in manifest.problems],
+        "frame_count": sum(c["frame_count"] for c in cameras.values()),
+        "capture": None if manifest.capture is None else manifest.capture.to_json(),
+        "cameras": cameras,
+    }
+
+
+def _delays(manifest: SessionManifest) -> dict[str, Any]:
+    """The settle proof's ``delay_s``: per camera arrival less capture over the recording."""
+    found = (manifest.settle or {}).get("delay_s")
+    return {str(cam): d for cam, d in found.items() if isinstance(d, dict)} if isinstance(found, dict) else {}
+
+
+def _camera_summary(record: CameraRecord, delay: dict[str, Any] | None) -> dict[str, Any]:
+    """One camera of a session: its counts, a strip of thumbnails spread over its frames, and how its
+    capture times were known: frames per time source, the delay {median, p99, max, frames} in
+    seconds, the camera clock's verdict {status, reasons} (empty and null in older sessions)."""
+    frames = record.frames
+    return {
+        "frame_count": record.frame_count,
+        "rejected_frames": record.rejected_frames,
+        "strip": [{"index": i, "file": frames[i].file} for i in _spread(len(frames), STRIP_LENGTH)],
+        "time_sources": dict(record.time_sources),
+        "delay_s": delay,
+        "clock": record.clock,
+    }
+
+
+def _unreadable_summary(session_dir: Path, exc: ManifestError) -> dict[str, Any]:
+    """A folder whose ``session.json`` cannot be read or is not in the session format."""
+    return {**_incomplete_summary(session_dir), "status": "unreadable", "error": str(exc)}
+
+
+def _incomplete_summary(session_dir: Path) -> dict[str, Any]:
+    """A folder without a manifest: a recording in progress, or one that was interrupted."""
+    try:
+        started: float | None = session_dir.stat().st_mtime
+    except OSError:
+        started = None
+    return {
+        "session_id": session_dir.name,
+        "manifest": False,
+        "job_id": None,
+        "status": "incomplete",
+        "settled_at": None,
+        "record_started_at": started,
+        "record_ended_at": None,
+        "duration_second": None,
+        "pose": None,
+        "problems": [],
+        "frame_count": None,
+        "capture": None,
+        "cameras": {},
+    }
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)``, first and last included."""
+    if n <= k:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+__all__ = ["STRIP_LENGTH", "SUMMARY_CACHE_ENTRIES", "SummaryCache", "summaries"]
