@@ -59,10 +59,19 @@ EXAMPLE_BATCH = {
 }
 
 
+def default_config_path() -> Path:
+    """config.json beside application.py when run from a checkout; once installed as a package
+    (the ``rigcapture`` command), config.json in the current folder."""
+    beside = Path(__file__).with_name("config.json")
+    return beside if beside.is_file() else Path.cwd() / "config.json"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="application.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--config", default=str(Path(__file__).with_name("config.json")), help="path of config.json"
+        "--config",
+        default=str(default_config_path()),
+        help="path of config.json (default: beside application.py in a checkout, else ./config.json)",
     )
     p.add_argument("--host", help="listen address (overrides api.host)")
     p.add_argument("--port", type=int, help="listen port (overrides api.port)")
@@ -251,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     warn_risky_settings(config.api)
-    keep_heap_warm()  # before the stream starts: see service/heap.py
+    keep_heap_warm()  # before the stream starts: see rigcore/heap.py
     sim = Simulation(config) if args.simulate else None
     config_path = Path(args.config).resolve()
     service = CaptureService(config, base_dir=config_path.parent, config_path=config_path)

@@ -12,6 +12,7 @@ from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from api.context import settings
 from api.dashboard import bp as dashboard_bp
 from api.errors import error_body
 from api.exports import bp as exports_bp
@@ -63,9 +64,8 @@ def _check_host() -> ResponseReturnValue | None:
     """
     if request.path in HOST_OPEN_PATHS:
         return None
-    service: CaptureService = current_app.extensions["capture"]
     name = host_name(request.headers.get("Host", ""))
-    if host_allowed(name, service.config.api):
+    if host_allowed(name, settings().config.api):
         return None
     what = f"unknown Host {name!r}" if name else "no Host header"
     message = (
@@ -114,8 +114,7 @@ def _is_ip_address(name: str) -> bool:
 
 
 def _check_token() -> ResponseReturnValue | None:
-    service: CaptureService = current_app.extensions["capture"]
-    token = service.config.api.token
+    token = settings().config.api.token
     if not token or request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
         return None
     given = bearer_token(request.headers.get("Authorization", ""))

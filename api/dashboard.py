@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -54,22 +52,25 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from PIL import Image
 
-from api.context import capture_service
+from api.context import paths, rig, session_catalog, settings, uploads
 from api.dashboard_openapi import OPENAPI_PATHS
 from api.errors import error_body
+from api.session_folders import listed_names as _session_names
+from api.session_folders import session_dir as _session_dir
 from api.session_summaries import summaries
 from api.session_zip import walk, zip_stream
 from camera.display import display_8bit
 from camera.frames import Frame, encoded_kind
 from rigcore.config import Config, DisplayConfig
 from sessions.catalog import CatalogUnavailable, FilterError, Page, SessionRow, query_from_params
+from sessions.folders import SESSION_ID as _SESSION_ID
+from sessions.image_codecs import frame_to_array, read_tiff
 from sessions.manifest import (
     MANIFEST_NAME,
     ManifestError,
     has_manifest,
 )
 from sessions.report import REPORT_NAME, refresh_report
-from sessions.writer import frame_to_array, read_tiff
 
 bp = Blueprint("dashboard", __name__)
 
@@ -81,7 +82,6 @@ SESSIONS_PAGE_DEFAULT, SESSIONS_PAGE_MAX = 20, 200
 # Bound of the thumbnail cache (summaries: api.session_summaries); the least recently used goes.
 THUMB_CACHE_BYTES = 32 * 1024 * 1024
 
-_SESSION_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,127}")
 _MIMETYPES = {
     ".png": "image/png",
     ".jpg": "image/jpeg",
@@ -120,8 +120,7 @@ def page() -> ResponseReturnValue:
 def cameras() -> ResponseReturnValue:
     """What the capture form and the command-line client need to build a batch: for each axis and
     zoom, the configured positioning command that drives it (commands are configuration)."""
-    service = capture_service()
-    in_force = service.in_force()
+    in_force = settings().in_force()
     cfg, layout = in_force.config, in_force.layout
     pan = _positioning(cfg, layout.command_for(layout.pan_field))
     tilt = _positioning(cfg, layout.command_for(layout.tilt_field))
@@ -202,7 +201,7 @@ _live_cache = _LiveCache()
 @bp.get("/cameras/<camera_id>/live.<ext>")
 def live(camera_id: str, ext: str) -> ResponseReturnValue:
     """The camera's newest frame as a small 8-bit image (mono stretched), or 404 if none came yet."""
-    service = capture_service()
+    service = rig()
     if ext not in ("jpg", "png"):
         _fail(404, f"no such image type .{ext}: ask for live.jpg or live.png")
     if camera_id not in service.config.cameras:
@@ -244,24 +243,6 @@ def _live_image(frame: Frame, ext: str, max_side: int, display: DisplayConfig | 
 
 
 # -- sessions --------------------------------------------------------------------------------------
-def _natural_key(name: str) -> list[tuple[int, int | str]]:
-    # "…-123-10" after "…-123-9": numbers compare as numbers.
-    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[-_.]", name)]
-
-
-def _session_names(save_dir: Path) -> list[str]:
-    try:
-        entries = list(os.scandir(save_dir))
-    except FileNotFoundError:
-        return []
-    names = [
-        e.name
-        for e in entries
-        if _SESSION_ID.fullmatch(e.name) and ".." not in e.name and e.is_dir(follow_symlinks=False)
-    ]
-    return sorted(names, key=_natural_key, reverse=True)
-
-
 @bp.get("/sessions")
 def sessions() -> ResponseReturnValue:
     """Sessions in ``save_dir``, newest first, one page of summaries, filtered (``?camera=``,
@@ -269,8 +250,7 @@ def sessions() -> ResponseReturnValue:
     the sessions matching. Answered from the catalog (sessions.catalog); while the catalog is first
     built, an unfiltered page is listed from the folders as before, and a filtered one comes from the
     part indexed so far with ``"partial": true``. ``"catalog"`` says which."""
-    service = capture_service()
-    save_dir = service.paths.save_dir
+    save_dir = paths().save_dir
     limit = request.args.get("limit", SESSIONS_PAGE_DEFAULT, type=int)
     offset = request.args.get("offset", 0, type=int)
     limit = min(max(limit, 1), SESSIONS_PAGE_MAX)
@@ -280,7 +260,7 @@ def sessions() -> ResponseReturnValue:
     except FilterError as exc:
         details = [{"index": None, "field": exc.param, "message": str(exc)}]
         return jsonify(error_body(f"bad filter {exc}", details)), 400
-    catalog = service.catalog
+    catalog = session_catalog()
     page: Page | None = None
     if catalog.state != "building" or filters.filtered():
         try:
@@ -330,9 +310,8 @@ def _catalog_fields(row: SessionRow) -> dict[str, Any]:
 def session_manifest(session_id: str) -> ResponseReturnValue:
     """session.json as written (its keys in its order), with "upload": the session's upload state
     (service.uploads; null when it was never queued for the object store)."""
-    service = capture_service()
-    upload = service.uploads.session_state(session_id) if _SESSION_ID.fullmatch(session_id) else None
-    gone = not (service.paths.save_dir / session_id).exists()
+    upload = uploads().session_state(session_id) if _SESSION_ID.fullmatch(session_id) else None
+    gone = not (paths().save_dir / session_id).exists()
     if upload is not None and upload["state"] == "local-deleted" and gone:
         where = upload.get("location") or "the object store"
         message = f"session {session_id} was deleted here after its upload to {where}"
@@ -451,22 +430,6 @@ def session_zip(session_id: str) -> ResponseReturnValue:
 
 
 # -- path checks -----------------------------------------------------------------------------------
-def _session_dir(session_id: str) -> Path:
-    """The folder of an existing session, directly inside save_dir; 404 otherwise."""
-    save_dir = capture_service().paths.save_dir
-    if not _SESSION_ID.fullmatch(session_id) or ".." in session_id:
-        _fail(404, f"no session {session_id!r}")
-    folder = save_dir / session_id
-    try:
-        real = folder.resolve(strict=True)
-        base = save_dir.resolve(strict=True)
-    except (OSError, RuntimeError):
-        _fail(404, f"no session {session_id!r}")
-    if folder.is_symlink() or not real.is_dir() or real.parent != base:
-        _fail(404, f"no session {session_id!r}")
-    return real
-
-
 def _session_file(folder: Path, file: str) -> Path:
     """A regular file inside ``folder``: relative, no ``..``, not leaving it through a symlink."""
     parts = file.split("/")
@@ -555,7 +518,7 @@ def _display_of(file: str) -> DisplayConfig | None:
     """The display settings of the camera a session file belongs to (``<camera_id>/…``); None for a
     preview (already an 8-bit display copy) or a folder that names no configured camera."""
     camera_id, _, rest = file.partition("/")
-    camera = capture_service().config.cameras.get(camera_id)
+    camera = settings().config.cameras.get(camera_id)
     if camera is None or rest.startswith("previews/"):
         return None
     return camera.display

@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
+from pydantic import BaseModel, Field
 
 from api.context import capture_service
-from api.openapi import AUTH_ERR, ERR, json_response
-from sessions.frame_sets import frame_sets_of, load_frame_sets
+from api.dashboard_openapi import SessionPath
+from api.openapi import AUTH_ERR, error
+from api.openapi_gen import answer, parameters, raw
+from api.schemas_in import Omitted
+from api.session_folders import fail as _fail
+from api.session_folders import session_dir
+from sessions.frame_sets import FrameSets, frame_sets_of, load_frame_sets
 from sessions.manifest import MANIFEST_NAME, ManifestError, SessionManifest, has_manifest, read_manifest
 from sessions.mcap_export import ExportError, mcap_chunks
 
@@ -38,54 +43,31 @@ log = logging.getLogger(__name__)
 bp = Blueprint("exports", __name__)
 
 MAX_TOLERANCE_MS = 60_000.0
-_SESSION_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,127}")
 
-_SESSION_PARAM = {
-    "name": "session_id",
-    "in": "path",
-    "required": True,
-    "description": "a folder name in save_dir",
-    "schema": {"type": "string", "minLength": 1, "example": "20261123-203016-412"},
-}
-FRAME_SETS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["clock", "tolerance_ms", "sets", "unmatched"],
-    "properties": {
-        "format_version": {"type": "integer"},
-        "clock": {"type": "string", "enum": ["capture", "camera", "arrival"]},
-        "tolerance_ms": {"type": "number"},
-        "cameras": {"type": "array", "items": {"type": "string"}},
-        "sets": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["timestamp_ns", "spread_ms", "frames"],
-                "properties": {
-                    "timestamp_ns": {"type": "integer"},
-                    "spread_ms": {"type": "number"},
-                    "frames": {"type": "object", "additionalProperties": {"type": "string"}},
-                },
-            },
-        },
-        "unmatched": {"type": "object", "additionalProperties": {"type": "integer"}},
-    },
-}
 
+class FrameSetsQuery(BaseModel):
+    tolerance_ms: Annotated[float, Field(ge=0, le=MAX_TOLERANCE_MS)] | Omitted = Field(
+        None,
+        description=f"match again with this tolerance (0-{MAX_TOLERANCE_MS:g} ms) instead of reading "
+        "the file",
+    )
+
+
+_SESSION = parameters(SessionPath, "path")
 # This blueprint's part of GET /openapi.json (merged in by api.routes through app.extensions).
 OPENAPI_PATHS: dict[str, Any] = {
     "/sessions/{session_id}.mcap": {
         "get": {
             "summary": "The session as MCAP for Foxglove: images, /rig/state, /tf, /frame_sets, streamed",
-            "parameters": [_SESSION_PARAM],
+            "parameters": _SESSION,
             "responses": {
-                "200": {
-                    "description": "the MCAP file (zstd chunks); see README, Export to Foxglove",
-                    "content": {
-                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-                    },
-                },
-                "404": json_response(ERR, "no such session, or no session.json yet"),
-                "409": json_response(ERR, "session.json unreadable, or a listed frame file is missing"),
+                "200": raw(
+                    "the MCAP file (zstd chunks); see README, Export to Foxglove",
+                    bytes,
+                    "application/octet-stream",
+                ),
+                "404": error("no such session, or no session.json yet"),
+                "409": error("session.json unreadable, or a listed frame file is missing"),
                 **AUTH_ERR,
             },
         }
@@ -93,24 +75,12 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/sessions/{session_id}/frame_sets": {
         "get": {
             "summary": "One frame per camera taken at the same instant (frame_sets.json)",
-            "parameters": [
-                _SESSION_PARAM,
-                {
-                    "name": "tolerance_ms",
-                    "in": "query",
-                    "required": False,
-                    "description": "match again with this tolerance (0-60000 ms) instead of reading the file",
-                    "schema": {"type": "number", "minimum": 0, "maximum": MAX_TOLERANCE_MS},
-                },
-            ],
+            "parameters": [*_SESSION, *parameters(FrameSetsQuery, "query")],
             "responses": {
-                "200": {
-                    "description": "the frame sets",
-                    "content": {"application/json": {"schema": FRAME_SETS_SCHEMA}},
-                },
-                "400": json_response(ERR, "tolerance_ms is not a number in range"),
-                "404": json_response(ERR, "no such session, or no session.json yet"),
-                "409": json_response(ERR, "session.json unreadable"),
+                "200": answer(FrameSets, "the frame sets"),
+                "400": error("tolerance_ms is not a number in range"),
+                "404": error("no such session, or no session.json yet"),
+                "409": error("session.json unreadable"),
                 **AUTH_ERR,
             },
         }
@@ -125,7 +95,7 @@ def _document(state: BlueprintSetupState) -> None:
 
 @bp.get("/sessions/<session_id>.mcap")
 def session_mcap(session_id: str) -> ResponseReturnValue:
-    folder = session_folder(capture_service().paths.save_dir, session_id)
+    folder = session_dir(session_id)
     manifest = _manifest(folder)
     cameras = capture_service().config.cameras
     encoded = {cam for cam, c in cameras.items() if c.pixel_format == "encoded"}
@@ -153,7 +123,7 @@ def _stream(session_id: str, first: bytes, rest: Iterator[bytes]) -> Iterator[by
 
 @bp.get("/sessions/<session_id>/frame_sets")
 def session_frame_sets(session_id: str) -> ResponseReturnValue:
-    folder = session_folder(capture_service().paths.save_dir, session_id)
+    folder = session_dir(session_id)
     manifest = _manifest(folder)
     raw = request.args.get("tolerance_ms")
     sets = load_frame_sets(folder, manifest) if raw is None else frame_sets_of(manifest, _tolerance(raw))
@@ -172,22 +142,6 @@ def _tolerance(raw: str) -> float:
     return value
 
 
-# -- path checks ------------------------------------------------------------------------------------
-def session_folder(save_dir: Path, session_id: str) -> Path:
-    """The folder of an existing session, directly inside ``save_dir`` (not a symlink); 404 otherwise."""
-    if not _SESSION_ID.fullmatch(session_id) or ".." in session_id:
-        _fail(404, f"no session {session_id!r}")
-    folder = save_dir / session_id
-    try:
-        real = folder.resolve(strict=True)
-        base = save_dir.resolve(strict=True)
-    except (OSError, RuntimeError):
-        _fail(404, f"no session {session_id!r}")
-    if folder.is_symlink() or not real.is_dir() or real.parent != base:
-        _fail(404, f"no session {session_id!r}")
-    return real
-
-
 def _manifest(folder: Path) -> SessionManifest:
     if not has_manifest(folder):
         _fail(404, f"session {folder.name} has no {MANIFEST_NAME} yet (still recording, or interrupted)")
@@ -195,8 +149,3 @@ def _manifest(folder: Path) -> SessionManifest:
         return read_manifest(folder)
     except ManifestError as exc:
         _fail(409, str(exc))
-
-
-def _fail(status: int, message: str) -> NoReturn:
-    # Rendered by the app's HTTPException handler in the one error shape.
-    abort(status, description=message)

@@ -1,7 +1,7 @@
 """Named presets over HTTP: store, list, read, delete, and save the pose the rig holds now.
 
-The presets themselves live in service/presets.py (``PresetStore``, ``presets.json``); their values
-are checked here against the configured positioning commands' limits (service/validation.py
+The presets themselves live in service/presets/store.py (``PresetStore``, ``presets.json``); their values
+are checked here against the configured positioning commands' limits (service/batches/validation.py
 ``preset_problems``). A refused request saves nothing.
 """
 
@@ -12,12 +12,12 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from api.context import capture_service
+from api.context import presets, rig, settings
 from api.errors import error_body
 from api.routes import json_body
 from rigcore.state import is_number
-from service.presets import Preset, name_problem
-from service.validation import clip, preset_problems
+from service.batches.validation import clip, preset_problems
+from service.presets.store import Preset, name_problem
 
 bp = Blueprint("presets", __name__)
 
@@ -45,7 +45,7 @@ def _bad_name(name: str) -> ResponseReturnValue | None:
 
 @bp.get("/presets")
 def list_presets() -> ResponseReturnValue:
-    store = capture_service().presets
+    store = presets()
     body: dict[str, Any] = {"presets": [_view(n, p) for n, p in sorted(store.all().items())]}
     if store.warning:
         body["warning"] = store.warning
@@ -54,7 +54,7 @@ def list_presets() -> ResponseReturnValue:
 
 @bp.get("/presets/<name>")
 def get_preset(name: str) -> ResponseReturnValue:
-    preset = capture_service().presets.get(name)
+    preset = presets().get(name)
     if preset is None:
         return jsonify(error_body(f"no preset {clip(repr(name))}")), 404
     return jsonify(_view(name, preset))
@@ -69,7 +69,7 @@ def put_preset(name: str) -> ResponseReturnValue:
     body, problem = json_body()
     if problem is not None:
         return jsonify(error_body(f"{problem[1]}; nothing saved")), problem[0]
-    problems = preset_problems(body, capture_service().config)
+    problems = preset_problems(body, settings().config)
     if problems:
         return _refused(400, "invalid preset", problems)
     return _store(name, Preset.model_validate(body))
@@ -86,15 +86,16 @@ def save_current(name: str) -> ResponseReturnValue:
             "POST /presets/<name> stores the rig's pose and needs ?from=current (PUT stores given values)"
         )
         return jsonify(error_body(f"{message}; nothing saved")), 400
-    service = capture_service()
+    service = rig()
     pose = service.pose()
     if pose["pan_deg_x100"] is None or pose["tilt_deg_x100"] is None:
         message = "the rig's pose is not known yet (no pan and tilt from the pan-tilt's state); nothing saved"
         return jsonify(error_body(message)), 409
+    zooms = service.in_force().layout.zoom_fields
     data = {
         "pan_deg_x100": _whole(pose["pan_deg_x100"]),
         "tilt_deg_x100": _whole(pose["tilt_deg_x100"]),
-        "zoom": {cam: _whole(v) for cam, v in pose["zooms"].items() if cam in service.layout.zoom_fields},
+        "zoom": {cam: _whole(v) for cam, v in pose["zooms"].items() if cam in zooms},
     }
     problems = preset_problems(data, service.config)
     if problems:
@@ -108,7 +109,7 @@ def _whole(value: Any) -> Any:
 
 
 def _store(name: str, preset: Preset) -> ResponseReturnValue:
-    store = capture_service().presets
+    store = presets()
     try:
         created = store.put(name, preset)
     except OSError as exc:
@@ -121,7 +122,7 @@ def _store(name: str, preset: Preset) -> ResponseReturnValue:
 
 @bp.delete("/presets/<name>")
 def delete_preset(name: str) -> ResponseReturnValue:
-    store = capture_service().presets
+    store = presets()
     try:
         deleted = store.delete(name)
     except OSError as exc:

@@ -8,16 +8,19 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
-from api.context import capture_service
+from api.context import Submitter, config_editor, jobs, presets, rig, settings, submitter, uploads
+from api.context import history as request_history
+from api.contract import checked, refusal
 from api.errors import error_body
 from api.openapi import spec
+from api.schemas_in import HISTORY_MAX_PAGE, HISTORY_PAGE, Batch
 from rigcore.config_policy import ConfigRefused
 from rigcore.errors import RigError
-from service.validation import build_plan, cap_details, clip, depth_problem
+from service.batches.validation import build_plan, cap_details, clip, depth_problem
+from service.jobs.work import BatchWork, Work
+from service.status import JobPhase
 
 bp = Blueprint("api", __name__)
-HISTORY_PAGE = 100  # entries GET /history answers without ?limit
-HISTORY_MAX_PAGE = 1000  # the most it answers at once (?offset pages further back)
 
 
 def client_info() -> dict[str, Any]:
@@ -57,41 +60,52 @@ def reject(
     shown, omitted = cap_details(details or [])
     err = error_body(message, shown, **({"details_omitted": omitted} if omitted else {}))
     raw = request.get_data(cache=True) if body_read else None
-    entry = capture_service().record_rejected(
+    entry = jobs().record_rejected(
         raw, client_info(), status, err, declared_bytes=request.content_length
     )
     return jsonify({**err, "history_id": entry}), status
 
 
+class NotQueued(Exception):
+    """The work could not be queued; ``answer`` is the refusal (already recorded in history)."""
+
+    def __init__(self, answer: ResponseReturnValue) -> None:
+        super().__init__("not queued")
+        self.answer = answer
+
+
+def submit_or_refuse(service: Submitter, body: Any, work: Work) -> dict[str, Any]:
+    """Queue the work and return its job's view; NotQueued carries the refusal when it cannot be."""
+    try:
+        return service.submit(body, work, client_info())
+    except RigError as exc:
+        raise NotQueued(reject(exc.http_status, f"{exc}; nothing was executed")) from exc
+    except OSError as exc:  # history could not be written: the job was not queued
+        message = f"history could not be written ({clip(str(exc))}); nothing was executed"
+        raise NotQueued(reject(500, message)) from exc
+
+
 @bp.post("/process-request")
 @bp.post("/process-requests")
 def process_request() -> ResponseReturnValue:
-    service = capture_service()
+    service = submitter()
     body, problem = json_body()
     if problem is not None:
         return reject(problem[0], f"{problem[1]}; nothing was executed")
-    plan, problems = build_plan(body, service.config, service.presets.all())
+    plan, problems = checked(build_plan(body, service.config, presets().all()), Batch, body)
     if plan is None:
-        first = problems[0]
-        where = (
-            f"requests[{first['index']}].{first['field']}" if first["index"] is not None else first["field"]
-        )
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return reject(
-            400, f"invalid batch: {where}: {first['message']}{more}; nothing was executed", problems
-        )
+        return reject(400, refusal("batch", problems, "executed", indexed=True), problems)
+    work = BatchWork(plan)
     try:
-        view = service.submit(body, plan, client_info())
-    except RigError as exc:
-        return reject(exc.http_status, f"{exc}; nothing was executed")
-    except OSError as exc:  # history could not be written: the job was not queued
-        return reject(500, f"history could not be written ({clip(str(exc))}); nothing was executed")
+        view = submit_or_refuse(service, body, work)
+    except NotQueued as refused:
+        return refused.answer
     job_id = view["job_id"]
     status_url = url_for("api.get_job", job_id=job_id)
     if request.args.get("wait", "true").lower() in ("false", "0", "no"):
         return jsonify({"job_id": job_id, "status": view["status"], "status_url": status_url}), 202
-    if not service.wait_job(job_id, service.job_timeout(plan)):
-        view = service.job_view(job_id) or view
+    if not jobs().wait_job(job_id, service.timeout(work)):
+        view = jobs().job_view(job_id) or view
         return jsonify(
             {
                 "job_id": job_id,
@@ -100,12 +114,12 @@ def process_request() -> ResponseReturnValue:
                 "message": "still running; follow status_url",
             }
         ), 202
-    return jsonify({"message": "Requests processed", **(service.job_view(job_id) or view)}), 200
+    return jsonify({"message": "Requests processed", **(jobs().job_view(job_id) or view)}), 200
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> ResponseReturnValue:
-    view = capture_service().job_view(job_id)
+    view = jobs().job_view(job_id)
     if view is None:
         return jsonify(error_body(f"no job {clip(job_id)}")), 404
     return jsonify(view)
@@ -113,17 +127,17 @@ def get_job(job_id: str) -> ResponseReturnValue:
 
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> ResponseReturnValue:
-    view = capture_service().cancel(job_id)
+    view = jobs().cancel(job_id)
     if view is None:
         return jsonify(error_body(f"no job {clip(job_id)}")), 404
-    if view["phase"] == "done":
+    if view["phase"] == JobPhase.DONE:
         return jsonify(error_body(f"job {job_id} already {view['status']}", job=view)), 409
     return jsonify({"message": "cancel requested", **view}), 202
 
 
 @bp.get("/jobs")
 def list_jobs() -> ResponseReturnValue:
-    return jsonify({"jobs": capture_service().job_views()})
+    return jsonify({"jobs": jobs().job_views()})
 
 
 @bp.get("/history")
@@ -132,23 +146,22 @@ def history() -> ResponseReturnValue:
     the page before), its entries oldest first as in history.json; archived entries included."""
     limit = request.args.get("limit", type=int) or HISTORY_PAGE
     offset = request.args.get("offset", type=int) or 0
-    page = capture_service().history.page(min(max(limit, 1), HISTORY_MAX_PAGE), max(offset, 0))
+    page = request_history().page(min(max(limit, 1), HISTORY_MAX_PAGE), max(offset, 0))
     return jsonify(page)
 
 
 @bp.get("/status")
 def status() -> ResponseReturnValue:
-    service = capture_service()
-    body = service.status()
-    body["uploads"] = service.uploads.status()  # the object-store queue (service.uploads)
+    body = rig().status()
+    body["uploads"] = uploads().status()  # the object-store queue (service.uploads)
     return jsonify(body)
 
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    service = capture_service()
-    broker = service.link.connected
-    streams = all(s.state.connected for s in service.streams)
+    service = rig()
+    broker = service.broker_connected()
+    streams = service.streams_connected()
     body = {
         "status": "ok" if broker and streams else "degraded",
         "broker_connected": broker,
@@ -160,27 +173,26 @@ def healthz() -> ResponseReturnValue:
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     extra = current_app.extensions.get("openapi_paths", {})
-    return jsonify(spec(extra, token=bool(capture_service().config.api.token)))
+    return jsonify(spec(extra, token=bool(settings().config.api.token)))
 
 
 @bp.get("/config")
 def get_config() -> ResponseReturnValue:
     """The configuration in force, secrets (the token, passwords, credentials in URLs) as ***."""
-    service = capture_service()
-    return jsonify(service.config.to_json(redact=True))
+    return jsonify(settings().config.to_json(redact=True))
 
 
 @bp.put("/config")
 def put_config() -> ResponseReturnValue:
     """Merge the body into the configuration in force (rigcore.config_policy), save, apply."""
-    service = capture_service()
+    editor = config_editor()
     body, problem = json_body()
     if problem is not None:
         return jsonify(error_body(problem[1])), problem[0]
-    if service.config_path is None:
+    if editor.config_path is None:
         return jsonify(error_body("the service was started without a config file; nothing saved")), 409
     try:
-        outcome = service.update_config(body)
+        outcome = editor.update(body)
     except ConfigRefused as exc:
         details = [{"index": None, **d} for d in exc.details]
         return jsonify(error_body(str(exc), details)), exc.status

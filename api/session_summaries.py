@@ -15,14 +15,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from sessions.manifest import (
-    MANIFEST_NAME,
-    CameraRecord,
-    ManifestError,
-    SessionManifest,
-    has_manifest,
-    read_manifest,
-)
+from sessions.folders import SessionFolder, Stamp, manifest_stamp, read_folder
+from sessions.manifest import CameraRecord, SessionManifest
 
 STRIP_LENGTH = 8  # thumbnails per camera in a session's summary
 # Bound of the cache; overflow policy: the least recently used entry goes.
@@ -35,25 +29,22 @@ class SummaryCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: OrderedDict[str, tuple[tuple[int, int], dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[Stamp, dict[str, Any]]] = OrderedDict()
 
     def summary(self, session_dir: Path) -> dict[str, Any]:
-        stamp = _manifest_stamp(session_dir)
-        if stamp is None:
-            return _incomplete_summary(session_dir)
+        stamp = manifest_stamp(session_dir)
         key = str(session_dir)
-        cached = self._get(key, stamp)
+        cached = None if stamp is None else self._get(key, stamp)
         if cached is not None:
             return cached
-        try:
-            manifest = read_manifest(session_dir)
-        except ManifestError as exc:
-            return _unreadable_summary(session_dir, exc)  # not cached: it may be fixed in place
-        summary = _summarise(session_dir.name, manifest)
+        found = read_folder(session_dir, stamp)
+        if found.manifest is None or stamp is None:  # not cached: it may be written or fixed in place
+            return _without_manifest(found)
+        summary = _summarise(found.session_id, found.manifest)
         self._put(key, stamp, summary)
         return summary
 
-    def _get(self, key: str, stamp: tuple[int, int]) -> dict[str, Any] | None:
+    def _get(self, key: str, stamp: Stamp) -> dict[str, Any] | None:
         with self._lock:
             item = self._items.get(key)
             if item is None or item[0] != stamp:
@@ -61,7 +52,7 @@ class SummaryCache:
             self._items.move_to_end(key)
             return item[1]
 
-    def _put(self, key: str, stamp: tuple[int, int], summary: dict[str, Any]) -> None:
+    def _put(self, key: str, stamp: Stamp, summary: dict[str, Any]) -> None:
         with self._lock:
             self._items[key] = (stamp, summary)
             self._items.move_to_end(key)
@@ -70,18 +61,6 @@ class SummaryCache:
 
 
 summaries = SummaryCache()
-
-
-def _manifest_stamp(session_dir: Path) -> tuple[int, int] | None:
-    """``session.json``'s (mtime, size), or None when the folder has none (a symlink counts as none:
-    it is never followed out of the session)."""
-    if not has_manifest(session_dir):
-        return None
-    try:
-        st = (session_dir / MANIFEST_NAME).stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
 
 
 def _summarise(session_id: str, manifest: SessionManifest) -> dict[str, Any]:
@@ -125,24 +104,17 @@ def _camera_summary(record: CameraRecord, delay: dict[str, Any] | None) -> dict[
     }
 
 
-def _unreadable_summary(session_dir: Path, exc: ManifestError) -> dict[str, Any]:
-    """A folder whose ``session.json`` cannot be read or is not in the session format."""
-    return {**_incomplete_summary(session_dir), "status": "unreadable", "error": str(exc)}
-
-
-def _incomplete_summary(session_dir: Path) -> dict[str, Any]:
-    """A folder without a manifest: a recording in progress, or one that was interrupted."""
-    try:
-        started: float | None = session_dir.stat().st_mtime
-    except OSError:
-        started = None
-    return {
-        "session_id": session_dir.name,
+def _without_manifest(found: SessionFolder) -> dict[str, Any]:
+    """A folder without a readable manifest: ``incomplete`` (a recording in progress, or one that was
+    interrupted), or ``unreadable`` (its ``session.json`` cannot be read or is not in the session
+    format; ``error`` says why). The same keys as a summary with a manifest."""
+    summary: dict[str, Any] = {
+        "session_id": found.session_id,
         "manifest": False,
         "job_id": None,
-        "status": "incomplete",
+        "status": found.status,
         "settled_at": None,
-        "record_started_at": started,
+        "record_started_at": found.started_at,
         "record_ended_at": None,
         "duration_second": None,
         "pose": None,
@@ -151,6 +123,9 @@ def _incomplete_summary(session_dir: Path) -> dict[str, Any]:
         "capture": None,
         "cameras": {},
     }
+    if found.error is not None:
+        summary["error"] = found.error
+    return summary
 
 
 def _spread(n: int, k: int) -> list[int]:

@@ -57,7 +57,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from camera.frames import Frame
-from sessions.writer import _IMAGE_FORMATS, CameraWriteOptions, _encode, frame_to_array
+from sessions.image_codecs import IMAGE_FORMATS as _IMAGE_FORMATS
+from sessions.image_codecs import CameraWriteOptions, frame_to_array
+from sessions.image_codecs import encode_frame as _encode
 from simulator.config import CameraSim
 from simulator.frames import FrameRenderer
 from simulator.scene import Scene

@@ -28,7 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from service.history import HistoryStore
+from service.history.store import HistoryStore
+from service.status import JobPhase, JobStatus
 
 CAMERAS = ("cameradevice_rgb_1", "cameradevice_swir_1", "cameradevice_lwir_1")
 FILL_BATCH = 5_000
@@ -71,8 +72,8 @@ def job_entry(n: int, when: float) -> dict[str, Any]:
         "client": {"address": "127.0.0.1", "user_agent": "python-requests/2.32.3"},
         "request": {"requests": commands(n)},
         "transport": "mqtt",
-        "status": "queued",
-        "phase": "queued",
+        "status": str(JobStatus.QUEUED),
+        "phase": str(JobPhase.QUEUED),
         "started_at": None,
         "finished_at": None,
         "results": [],
@@ -115,8 +116,8 @@ def finished(n: int, when: float) -> dict[str, Any]:
     ]
     results[-1]["session_id"] = session(n, when)["session_id"]
     entry.update(
-        status="succeeded",
-        phase="done",
+        status=str(JobStatus.SUCCEEDED),
+        phase=str(JobPhase.DONE),
         started_at=when,
         finished_at=when + 7,
         results=results,
@@ -133,7 +134,7 @@ def record_request(store: HistoryStore, n: int, when: float) -> float:
     entry = job_entry(n, when)
     store.add(entry)
     fields = {k: v for k, v in entry.items() if k != "id"}
-    fields.update(status="running", phase="commanding", started_at=when)
+    fields.update(status=str(JobStatus.RUNNING), phase=str(JobPhase.COMMANDING), started_at=when)
     store.update(entry["id"], **fields)
     fields.update(phase="saving", session=session(n, when), sessions=[session(n, when)])
     store.update(entry["id"], **fields)

@@ -33,6 +33,7 @@ from api import create_app
 from application import ApiServer
 from rigcore.config import Config
 from service.capture import CaptureService
+from service.status import JobPhase, JobStatus
 from simulator.config import SimConfig
 from simulator.rig import SimRig
 
@@ -155,7 +156,7 @@ def wait_for_jobs(url: str, accepted: list[dict[str, Any]]) -> dict[str, dict[st
     """Each accepted job once it is done, by job id; None if they are not all done within 300 s."""
     deadline = time.monotonic() + 300
     for o in accepted:
-        while requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()["phase"] != "done":
+        while requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()["phase"] != JobPhase.DONE:
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.05)
@@ -172,7 +173,7 @@ def check_valid_outcome(
     if o["status"] == 202:
         if sent_pans.count(o["pan"]) != 1:
             problems.append(f"pan {o['pan']} executed {sent_pans.count(o['pan'])} times")
-        if jobs[o["body"]["job_id"]]["status"] != "succeeded":
+        if jobs[o["body"]["job_id"]]["status"] != JobStatus.SUCCEEDED:
             problems.append(f"job for pan {o['pan']} ended {jobs[o['body']['job_id']]['status']}")
     elif o["status"] == 503:
         if o["pan"] in sent_pans:

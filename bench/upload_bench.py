@@ -5,7 +5,7 @@ plus one ``--big-mib`` MiB file that goes up in multipart, plus ``session.json``
 server (``python -m moto.server``) as its own process on 127.0.0.1 (its own process, so that the
 server and the client do not share one interpreter lock), and uploads the session with:
 
-- ``rigcapture``: service.uploads.Uploader, the service's own path (boto3, Content-MD5 on every
+- ``rigcapture``: service.uploads.uploader.Uploader, the service's own path (boto3, Content-MD5 on every
   request, a HEAD of every object to verify it, the journal on disk; ``--concurrency`` objects at once)
 - ``boto3``: boto3's ``upload_file`` (s3transfer), the same number of files at once, no verification
 - ``minio``: the MinIO SDK's ``fput_object``, the same number of files at once
@@ -43,8 +43,8 @@ import requests
 from botocore.config import Config as BotoConfig
 
 from rigcore.config import RemoteStorageConfig
-from service import uploads
-from service.uploads import Uploader
+from service.uploads import uploader as uploads
+from service.uploads.uploader import Uploader
 
 MIB = 1024 * 1024
 ACCESS, SECRET, REGION = "bench-access", "bench-secret", "us-east-1"

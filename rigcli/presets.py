@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from rigcli.client import EXIT_JOB_FAILED, EXIT_OK, ApiClient
 from rigcli.common import deg, follow, parse_zoom, path_of, print_json, table, when, x100
+from rigcli.named import add_action, add_collection, delete, listed
 from rigcli.progress import JobProgress
 
 GOTO_PRESET = "goto_preset"  # the batch command that moves the rig to a preset
@@ -25,39 +26,34 @@ examples:
 
 
 def add_presets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    presets = sub.add_parser(
+    actions = add_collection(
+        sub,
+        common,
         "presets",
-        parents=[common],
+        cmd_presets_list,
         help="named poses: list (the default), set, save, show, delete, go",
         description="Named poses kept by the service (GET/PUT/DELETE /presets/<name>).",
         epilog=PRESETS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    presets.set_defaults(run=cmd_presets_list)
-    actions = presets.add_subparsers(dest="presets_action", metavar="[ACTION]", parser_class=type(presets))
-    ls = actions.add_parser("list", parents=[common], help="every preset (the default)")
-    ls.set_defaults(run=cmd_presets_list)
-    put = actions.add_parser("set", parents=[common], help="store pan, tilt (degrees) and zooms under NAME")
-    put.add_argument("name", metavar="NAME")
+    name = ("name", "NAME")
+    add_action(actions, common, "list", cmd_presets_list, help="every preset (the default)")
+    put = add_action(
+        actions, common, "set", cmd_presets_set, name, help="store pan, tilt (degrees) and zooms under NAME"
+    )
     put.add_argument("--pan", type=float, required=True, metavar="DEG", help="pan in degrees")
     put.add_argument("--tilt", type=float, required=True, metavar="DEG", help="tilt in degrees")
     put.add_argument(
         "--zoom", action="append", default=[], metavar="CAM=VALUE", help="a camera's zoom; may be repeated"
     )
-    put.set_defaults(run=cmd_presets_set)
-    save = actions.add_parser("save", parents=[common], help="store the pose the rig holds now as NAME")
-    save.add_argument("name", metavar="NAME")
-    save.set_defaults(run=cmd_presets_save)
-    show = actions.add_parser("show", parents=[common], help="one preset")
-    show.add_argument("name", metavar="NAME")
-    show.set_defaults(run=cmd_presets_show)
-    delete = actions.add_parser("delete", parents=[common], help="forget a preset")
-    delete.add_argument("name", metavar="NAME")
-    delete.set_defaults(run=cmd_presets_delete)
-    go = actions.add_parser("go", parents=[common], help="move the rig to a preset; wait until it settled")
-    go.add_argument("name", metavar="NAME")
+    add_action(
+        actions, common, "save", cmd_presets_save, name, help="store the pose the rig holds now as NAME"
+    )
+    add_action(actions, common, "show", cmd_presets_show, name, help="one preset")
+    add_action(actions, common, "delete", cmd_presets_delete, name, help="forget a preset")
+    go = add_action(
+        actions, common, "go", cmd_presets_go, name, help="move the rig to a preset; wait until it settled"
+    )
     go.add_argument("-q", "--quiet", action="store_true", help="no progress")
-    go.set_defaults(run=cmd_presets_go)
 
 
 def _row(p: dict[str, Any]) -> list[str]:
@@ -77,16 +73,13 @@ def _print_presets(out: TextIO, presets: list[dict[str, Any]]) -> None:
 
 
 def cmd_presets_list(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    body = client.get("/presets")
-    if args.json:
-        print_json(out, body)
+    presets = listed(args, client.get("/presets"), "presets", out, err)
+    if presets is None:
         return EXIT_OK
-    if body.get("warning"):
-        err.write(f"rigcli: warning from the service: {body['warning']}\n")
-    if not body["presets"]:
+    if not presets:
         out.write("no presets (store one: python -m rigcli presets set NAME --pan DEG --tilt DEG)\n")
         return EXIT_OK
-    _print_presets(out, body["presets"])
+    _print_presets(out, presets)
     return EXIT_OK
 
 
@@ -123,12 +116,7 @@ def cmd_presets_show(args: argparse.Namespace, client: ApiClient, out: TextIO, e
 
 
 def cmd_presets_delete(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    answer = client.delete(path_of("presets", args.name))
-    if args.json:
-        print_json(out, answer)
-    else:
-        out.write(f"preset {args.name} deleted\n")
-    return EXIT_OK
+    return delete(args, client, out, "preset", args.name)
 
 
 def cmd_presets_go(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:

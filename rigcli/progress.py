@@ -14,18 +14,38 @@ BAR_WIDTH = 24
 REDRAW_EVERY_S = 0.1
 
 
-class JobProgress:
+class _RedrawnLine:
+    """The line a progress redraws in place on a terminal (``enabled`` False: nothing is written)."""
+
+    def __init__(self, stream: TextIO, enabled: bool) -> None:
+        self._stream = stream
+        self._enabled = enabled
+        self._tty = enabled and _isatty(stream)
+        self._started = time.monotonic()
+        self._last_draw = 0.0
+        self._width = 0  # of the line drawn last, to blank what a shorter line leaves behind
+
+    def close(self) -> None:
+        if self._tty and self._width:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._width = 0
+
+    def _draw(self, text: str) -> None:
+        pad = " " * max(0, self._width - len(text))
+        self._stream.write("\r" + text + pad)
+        self._stream.flush()
+        self._width = len(text)
+
+
+class JobProgress(_RedrawnLine):
     """Call :meth:`update` with each ``GET /jobs/<id>`` answer, then :meth:`close`."""
 
     def __init__(self, stream: TextIO, duration_s: float | None, enabled: bool = True) -> None:
-        self._stream = stream
+        super().__init__(stream, enabled)
         self._duration = duration_s
-        self._enabled = enabled
-        self._tty = enabled and _isatty(stream)
         self._phase: str | None = None
-        self._started = self._phase_started = time.monotonic()
-        self._last_draw = 0.0
-        self._width = 0  # of the line drawn last, to blank what a shorter line leaves behind
+        self._phase_started = self._started
 
     def update(self, job: dict[str, Any]) -> None:
         if not self._enabled:
@@ -43,12 +63,6 @@ class JobProgress:
             # A log, not a redrawn line: a time stamp since the start says how long each phase took.
             self._stream.write(f"{self.line(job, live=False)}  (+{now - self._started:.1f} s)\n")
             self._stream.flush()
-
-    def close(self) -> None:
-        if self._tty and self._width:
-            self._stream.write("\n")
-            self._stream.flush()
-            self._width = 0
 
     def line(self, job: dict[str, Any], live: bool = True) -> str:
         """``[4/6] recording  [######------------------]  12 frames, 0.7 s left``; ``live`` adds the
@@ -83,12 +97,6 @@ class JobProgress:
             return None, f"sending commands{elapsed}"
         return None, f"waiting in the queue{elapsed}"
 
-    def _draw(self, text: str) -> None:
-        pad = " " * max(0, self._width - len(text))
-        self._stream.write("\r" + text + pad)
-        self._stream.flush()
-        self._width = len(text)
-
 
 def _isatty(stream: TextIO) -> bool:
     try:
@@ -97,7 +105,7 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-class ScanProgress:
+class ScanProgress(_RedrawnLine):
     """A scan's progress over its poses. Call :meth:`update` with each ``GET /scans/<id>`` answer, then
     :meth:`close`.
 
@@ -105,15 +113,10 @@ class ScanProgress:
     under them is redrawn in place: poses done of the total, and the pose being worked on."""
 
     def __init__(self, stream: TextIO, enabled: bool = True) -> None:
-        self._stream = stream
-        self._enabled = enabled
-        self._tty = enabled and _isatty(stream)
-        self._started = time.monotonic()
+        super().__init__(stream, enabled)
         self._seen: dict[int, str] = {}
         self._status: str | None = None
         self._pose_started: dict[int, float] = {}
-        self._last_draw = 0.0
-        self._width = 0
 
     def update(self, scan: dict[str, Any]) -> None:
         if not self._enabled:
@@ -128,12 +131,6 @@ class ScanProgress:
             self._draw(self.line(scan))
             self._last_draw = now
         self._stream.flush()
-
-    def close(self) -> None:
-        if self._tty and self._width:
-            self._stream.write("\n")
-            self._stream.flush()
-            self._width = 0
 
     def _events(self, scan: dict[str, Any]) -> list[str]:
         """What changed since the last answer, oldest pose first, the scan's own status last."""
@@ -181,11 +178,6 @@ class ScanProgress:
         if self._tty and self._width:
             self._stream.write("\r" + " " * self._width + "\r")
             self._width = 0
-
-    def _draw(self, text: str) -> None:
-        pad = " " * max(0, self._width - len(text))
-        self._stream.write("\r" + text + pad)
-        self._width = len(text)
 
 
 def pose_event(pose: dict[str, Any]) -> str:

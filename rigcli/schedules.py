@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from rigcli.client import EXIT_OK, ApiClient, RequestRejected
 from rigcli.common import ago, clip, path_of, print_json, table
+from rigcli.named import add_action, add_collection, delete, listed
 
 SCHEDULES_EPILOG = """\
 The file is the body you would POST yourself: for --scan-file that of POST /scans
@@ -27,23 +28,21 @@ examples:
 
 
 def add_schedules_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    schedules = sub.add_parser(
+    actions = add_collection(
+        sub,
+        common,
         "schedules",
-        parents=[common],
+        cmd_schedules_list,
         help="scans and batches run on a schedule: list (the default), add, show, delete",
         description="Scans and batches the service runs every N seconds or on a cron expression.",
         epilog=SCHEDULES_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    schedules.set_defaults(run=cmd_schedules_list)
-    actions = schedules.add_subparsers(
-        dest="schedules_action", metavar="[ACTION]", parser_class=type(schedules)
-    )
-    ls = actions.add_parser("list", parents=[common], help="every schedule, with its next and last run")
-    ls.set_defaults(run=cmd_schedules_list)
-    add = actions.add_parser(
+    add_action(actions, common, "list", cmd_schedules_list, help="every schedule, with its next and last run")
+    add = add_action(
+        actions,
+        common,
         "add",
-        parents=[common],
+        cmd_schedules_add,
         help="run a scan or a batch every N seconds or on a cron expression",
         epilog=SCHEDULES_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -55,13 +54,10 @@ def add_schedules_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     what.add_argument("--scan-file", type=Path, metavar="FILE", help="a POST /scans body (JSON)")
     what.add_argument("--batch-file", type=Path, metavar="FILE", help="a POST /process-request body (JSON)")
     add.add_argument("--label", metavar="TEXT", help="a name for the schedule")
-    add.set_defaults(run=cmd_schedules_add)
-    show = actions.add_parser("show", parents=[common], help="one schedule: its request and its last run")
-    show.add_argument("schedule_id", metavar="ID")
-    show.set_defaults(run=cmd_schedules_show)
-    delete = actions.add_parser("delete", parents=[common], help="stop and forget a schedule")
-    delete.add_argument("schedule_id", metavar="ID")
-    delete.set_defaults(run=cmd_schedules_delete)
+    schedule = ("schedule_id", "ID")
+    help_show = "one schedule: its request and its last run"
+    add_action(actions, common, "show", cmd_schedules_show, schedule, help=help_show)
+    add_action(actions, common, "delete", cmd_schedules_delete, schedule, help="stop and forget a schedule")
 
 
 def read_body(path: Path, option: str, stdin: TextIO | None = None) -> Any:
@@ -101,22 +97,13 @@ def cmd_schedules_add(args: argparse.Namespace, client: ApiClient, out: TextIO, 
 
 
 def cmd_schedules_delete(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    answer = client.delete(path_of("schedules", args.schedule_id))
-    if args.json:
-        print_json(out, answer)
-    else:
-        out.write(f"schedule {args.schedule_id} deleted\n")
-    return EXIT_OK
+    return delete(args, client, out, "schedule", args.schedule_id)
 
 
 def cmd_schedules_list(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    body = client.get("/schedules")
-    if args.json:
-        print_json(out, body)
+    schedules = listed(args, client.get("/schedules"), "schedules", out, err)
+    if schedules is None:
         return EXIT_OK
-    if body.get("warning"):
-        err.write(f"rigcli: warning from the service: {body['warning']}\n")
-    schedules = body.get("schedules") or []
     if not schedules:
         out.write("no schedules (add one: python -m rigcli schedules add --help)\n")
         return EXIT_OK

@@ -55,13 +55,20 @@ def read_json_or_quarantine(path: str | os.PathLike[str]) -> tuple[Any | None, s
     """
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        raw = source.read_bytes()
     except FileNotFoundError:
         return None, None
+    except IsADirectoryError:
+        return None, set_aside(source, "it is a folder, not a file")
+    except OSError as exc:  # unreadable (permissions, I/O error): left where it is, never fatal
+        warning = f"{source.name} cannot be read ({exc}); starting without it"
+        log.warning(warning)
+        return None, warning
     try:
-        return json.loads(text), None
-    except ValueError as exc:
-        return None, set_aside(source, str(exc))
+        # Any bytes at all: not UTF-8 (UnicodeDecodeError is a ValueError), not JSON, nested too deep.
+        return json.loads(raw.decode("utf-8")), None
+    except (ValueError, RecursionError) as exc:
+        return None, set_aside(source, f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def set_aside(path: Path, why: str) -> str:

@@ -1,7 +1,7 @@
 """Pure checks of a client's values, shared by every layer that validates a request (no I/O).
 
-The batch validator (service/validation.py) and the scan validator (service/scan_plan.py) both check a
-target against the limits of the positioning command that drives it, and both repeat a client's
+The batch validator (service/batches/validation.py) and the scan validator (service/scans/spec.py)
+both check a target against the limits of the positioning command that drives it, and both repeat a client's
 values in their messages the same bounded way; the rules live here, below both.
 """
 

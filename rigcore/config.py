@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rigcore.config_limits import limit_warnings
+from rigcore.config_paths import start_warnings
+
 PixelFormat = Literal["encoded", "mono8", "mono16", "rgb8", "bgr8"]
 # Lossless formats for raw frames (sessions/writer.py): "fast" is the recommended one and names no codec,
 # so it can follow the measurements; "tiff-zstd" is what it stands for now.
@@ -35,6 +38,13 @@ _SECRET_QUERY = re.compile(
 
 class ConfigError(Exception):
     """config.json is missing, not JSON, or does not validate; the message names the key."""
+
+
+def _url_with(value: str, *schemes: str) -> str:
+    """A URL field's check: it starts with one of ``schemes`` (the message names them)."""
+    if not value.startswith(schemes):
+        raise ValueError(f"must start with {' or '.join(schemes)}")
+    return value
 
 
 class _Model(BaseModel):
@@ -113,12 +123,7 @@ class StreamConfig(_Model):
     # Only these cameras are taken from this stream; empty means every configured camera.
     cameras: tuple[str, ...] = ()
 
-    @field_validator("url")
-    @classmethod
-    def _ws_url(cls, v: str) -> str:
-        if not v.startswith(("ws://", "wss://")):
-            raise ValueError("must start with ws:// or wss://")
-        return v
+    _ws_url = field_validator("url")(lambda v: _url_with(v, "ws://", "wss://"))
 
 
 class StreamClientConfig(_Model):
@@ -255,12 +260,9 @@ class RemoteStorageConfig(_Model):
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0)
 
-    @field_validator("endpoint")
-    @classmethod
-    def _http_endpoint(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return v
+    _http_endpoint = field_validator("endpoint")(
+        lambda v: None if v is None else _url_with(v, "http://", "https://")
+    )
 
 
 class StorageConfig(_Model):
@@ -330,12 +332,7 @@ class Config(_Model):
     # and history_file (relative to that folder). Set only in config.json: PUT /config refuses it.
     storage_roots: tuple[str, ...] = ()
 
-    @field_validator("invoke_url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return v
+    _http_url = field_validator("invoke_url")(lambda v: _url_with(v, "http://", "https://"))
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -391,7 +388,7 @@ class Config(_Model):
 
     def check_own_files(self, config_path: Path) -> None:
         """At start the operator's paths are taken as written (only warned about, see
-        rigcore.config_policy), but history_file must not be config.json: the history would
+        rigcore.config_paths), but history_file must not be config.json: the history would
         overwrite the configuration."""
         config_file = config_path.resolve()
         if self.resolve(config_file.parent).history_file.resolve() == config_file:
@@ -399,11 +396,14 @@ class Config(_Model):
                 f"{config_path}: history_file: names this configuration file itself; the request "
                 "history would overwrite it, choose another file"
             )
-        # Imported here: rigcore.config_policy builds on this module.
-        from rigcore.config_policy import start_warnings
-
-        for warning in start_warnings(self, config_file):
+        paths = {"save_dir": self.save_dir, "images_data_dir": self.images_data_dir}
+        paths["history_file"] = self.history_file
+        for warning in [*start_warnings(paths, self.storage_roots, config_file), *self.limit_warnings()]:
             log.warning("%s: %s", config_path, warning)
+
+    def limit_warnings(self) -> list[str]:
+        """Numbers beyond what PUT /config may set (rigcore.config_limits): warned, not refused."""
+        return limit_warnings(self.model_dump(mode="json"))
 
     def to_json(self, *, redact: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")

@@ -12,7 +12,8 @@
   ``storage_roots`` folder, and never name a file the service owns: 403 (400 when not a path).
 
 At start the operator's config.json is taken as written: the path rules only warn
-(:func:`start_warnings`), except that history_file may never be config.json (Config.load refuses).
+(:func:`rigcore.config_paths.start_warnings`), except that history_file may never be config.json
+(Config.load refuses).
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from rigcore.config import REDACTED, Config, ResolvedPaths, validation_details
+from rigcore.config_limits import changed_numbers, over_limits
+from rigcore.config_paths import (
+    PATH_KEYS,
+    Problem,
+    allowed_roots,
+    collisions,
+    inside,
+    resolved_paths,
+)
 
 # Keys that decide who may reach the service, and from where, or where it may write: a caller of
 # the API must not be able to widen its own access. (api.allowed_hosts: the DNS-rebinding guard.)
@@ -47,12 +57,8 @@ REDACTABLE_KEYS = frozenset(
 )
 # Keys of ``storage`` in force from the next job on (the others need a restart).
 STORAGE_LIVE_KEYS = frozenset({"min_free_mb"})
-DATA_DIRS = ("save_dir", "images_data_dir")
-PATH_KEYS = (*DATA_DIRS, "history_file")
 
 Detail = dict[str, str]
-# (HTTP status, dotted key, what is wrong)
-Problem = tuple[int, str, str]
 
 
 class ConfigRefused(Exception):
@@ -89,6 +95,7 @@ def plan_change(current: Config, patch: Any, place: Place) -> Config:
         *file_only_changes(current, new),
         *moved_credentials(current, new, patch),
         *path_problems(current, new, place),
+        *limit_problems(current, new),
     ]
     if problems:
         # Any key the API may not change makes it 403; only malformed values make it 400.
@@ -96,6 +103,13 @@ def plan_change(current: Config, patch: Any, place: Place) -> Config:
         details = [{"field": key, "message": message} for _, key, message in problems]
         raise _refusal(status, "refused" if status == 403 else "invalid configuration", details)
     return new
+
+
+def limit_problems(current: Config, new: Config) -> list[Problem]:
+    """Numbers the change sets beyond their bound (rigcore.config_limits); unchanged ones stay."""
+    old_data, new_data = current.to_json(), new.to_json()
+    changed = changed_numbers(old_data, new_data)
+    return [(400, key, message) for key, message in over_limits(new_data, changed)]
 
 
 def merge_patch(base: dict[str, Any], patch: dict[str, Any], path: str = "") -> dict[str, Any]:
@@ -208,35 +222,8 @@ def moved_credentials(current: Config, new: Config, patch: dict[str, Any]) -> li
     return problems
 
 
-def _resolve(value: str, base: Path) -> Path:
-    path = Path(value)
-    return (path if path.is_absolute() else base / path).resolve()
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-def allowed_roots(config: Config, config_file: Path) -> list[Path]:
-    """The folder of config.json and each usable storage_roots folder, resolved."""
-    roots = [config_file.parent]
-    for root in config.storage_roots:
-        try:
-            roots.append(_resolve(root, config_file.parent))
-        except (OSError, RuntimeError, ValueError):
-            continue  # reported at start by start_warnings; an unusable root admits nothing
-    return roots
-
-
-def _resolved(config: Config, base: Path) -> tuple[dict[str, Path], list[Problem]]:
-    resolved: dict[str, Path] = {}
-    problems: list[Problem] = []
-    for key in PATH_KEYS:
-        try:
-            resolved[key] = _resolve(getattr(config, key), base)
-        except (OSError, RuntimeError, ValueError) as exc:  # a NUL byte, a symlink loop
-            problems.append((400, key, f"not a usable path: {exc}"))
-    return resolved, problems
+def _path_values(config: Config) -> dict[str, str]:
+    return {key: getattr(config, key) for key in PATH_KEYS}
 
 
 def path_problems(current: Config, new: Config, place: Place) -> list[Problem]:
@@ -245,12 +232,12 @@ def path_problems(current: Config, new: Config, place: Place) -> list[Problem]:
     changed = [key for key in PATH_KEYS if getattr(current, key) != getattr(new, key)]
     if not changed:
         return []
-    resolved, problems = _resolved(new, place.base_dir)
+    resolved, problems = resolved_paths(_path_values(new), place.base_dir)
     if problems:
         return problems
-    roots = allowed_roots(new, place.config_file)
+    roots = allowed_roots(new.storage_roots, place.config_file)
     for key in changed:
-        if not any(_inside(resolved[key], root) for root in roots):
+        if not any(inside(resolved[key], root) for root in roots):
             problems.append(
                 (
                     403,
@@ -262,29 +249,12 @@ def path_problems(current: Config, new: Config, place: Place) -> list[Problem]:
     if problems:
         return problems
     in_force = [place.in_force.save_dir.resolve(), place.in_force.images_data_dir.resolve()]
-    problems += [(403, k, m) for k, m in _collisions(resolved, place.config_file, in_force) if k in changed]
+    problems += [(403, k, m) for k, m in collisions(resolved, place.config_file, in_force) if k in changed]
     if "history_file" in changed:
         problems += _not_a_history_file(resolved["history_file"])
-        if any(_inside(resolved["history_file"], owned.resolve()) for owned in place.owned):
+        if any(inside(resolved["history_file"], owned.resolve()) for owned in place.owned):
             problems.append((403, "history_file", "names a journal or archive of the history in force"))
     return problems
-
-
-def _collisions(resolved: dict[str, Path], config_file: Path, in_force: list[Path]) -> list[tuple[str, str]]:
-    """(key, why) for each way these paths would have the service overwrite or serve its own files."""
-    out: list[tuple[str, str]] = []
-    history = resolved["history_file"]
-    if history == config_file:
-        out.append(("history_file", "names config.json; the request history would overwrite it"))
-    for key in DATA_DIRS:
-        if _inside(config_file, resolved[key]):
-            out.append((key, "would contain config.json; the service writes into this folder and serves it"))
-        if _inside(history, resolved[key]):
-            out.append(("history_file", f"is inside {key}, a folder the service writes into and serves"))
-            out.append((key, "would contain history_file"))
-    if any(_inside(history, folder) for folder in in_force):
-        out.append(("history_file", "is inside the save_dir or images_data_dir in force until the restart"))
-    return out
 
 
 def _not_a_history_file(path: Path) -> list[Problem]:
@@ -302,24 +272,6 @@ def _not_a_history_file(path: Path) -> list[Problem]:
         return []
     why = f"{path} exists and is not a request history; the service would overwrite it"
     return [(403, "history_file", why)]
-
-
-def start_warnings(config: Config, config_file: Path) -> list[str]:
-    """What PUT /config would refuse in the operator's own config.json: logged at start, not fatal."""
-    resolved, problems = _resolved(config, config_file.parent)
-    warnings = [f"{key}: {message}" for _, key, message in problems]
-    warnings += [
-        f"storage_roots: {root!r} is not a usable path; ignored"
-        for root in config.storage_roots
-        if "\0" in root
-    ]
-    roots = allowed_roots(config, config_file)
-    for key, path in resolved.items():
-        if not any(_inside(path, root) for root in roots):
-            warnings.append(f"{key}: {path} is outside the folder of config.json and storage_roots")
-    if len(resolved) == len(PATH_KEYS):
-        warnings += [f"{key}: {why}" for key, why in _collisions(resolved, config_file, [])]
-    return warnings
 
 
 def read_file_only(config_file: Path) -> dict[str, Any]:

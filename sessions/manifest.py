@@ -129,7 +129,7 @@ class SessionManifest(_Doc):
     # start is never before the settle point but may be later (docs/architecture.md, "Recording").
     settled_at: float | None = None
     # The settle proof: per device the time from "state counts" to settled, the residual error to
-    # each target, the steady run that decided; the range finder over that run (service.runner).
+    # each target, the steady run that decided; the range finder over that run (service.jobs.batch_runner).
     settle: dict[str, Any] | None = None
     record_started_at: float | None = None
     record_ended_at: float | None = None

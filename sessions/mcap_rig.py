@@ -24,6 +24,7 @@ from foxglove_schemas_protobuf.Quaternion_pb2 import Quaternion
 from foxglove_schemas_protobuf.Vector3_pb2 import Vector3
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from rigcore.state import is_number
 from sessions.manifest import SessionManifest
 from sessions.state_log import StateRecord
 
@@ -57,9 +58,7 @@ RIG_STATE_SCHEMA: dict[str, Any] = {
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None
-    return value
+    return value if is_number(value) else None  # finite, and a float can hold it
 
 
 def _distance(value: Any) -> float | None:
@@ -179,28 +178,17 @@ def transforms(pan_x100: float, tilt_x100: float, cameras: Collection[str], stam
     ts = Timestamp()
     ts.FromNanoseconds(stamp_ns)
     zero = Vector3(x=0.0, y=0.0, z=0.0)
-    chain = [
-        FrameTransform(
-            timestamp=ts,
-            parent_frame_id=BASE_FRAME,
-            child_frame_id=PAN_FRAME,
-            translation=zero,
-            rotation=_about("z", PAN_SIGN * pan_x100 / 100),
-        ),
-        FrameTransform(
-            timestamp=ts,
-            parent_frame_id=PAN_FRAME,
-            child_frame_id=TILT_FRAME,
-            translation=zero,
-            rotation=_about("y", TILT_SIGN * tilt_x100 / 100),
-        ),
-    ]
-    chain += [
-        FrameTransform(
-            timestamp=ts, parent_frame_id=TILT_FRAME, child_frame_id=cam, translation=zero, rotation=_OPTICAL
+
+    def link(parent: str, child: str, rotation: Quaternion) -> FrameTransform:
+        return FrameTransform(
+            timestamp=ts, parent_frame_id=parent, child_frame_id=child, translation=zero, rotation=rotation
         )
-        for cam in cameras
+
+    chain = [
+        link(BASE_FRAME, PAN_FRAME, _about("z", PAN_SIGN * pan_x100 / 100)),
+        link(PAN_FRAME, TILT_FRAME, _about("y", TILT_SIGN * tilt_x100 / 100)),
     ]
+    chain += [link(TILT_FRAME, cam, _OPTICAL) for cam in cameras]
     return FrameTransforms(transforms=chain)
 
 

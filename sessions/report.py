@@ -42,6 +42,7 @@ import numpy as np
 
 from rigcore.atomic import write_bytes_atomic
 from rigcore.config import redact_url
+from rigcore.state import is_number
 from sessions.manifest import MANIFEST_NAME, CameraRecord, FrameRecord, SessionManifest, read_manifest
 from sessions.report_html import capture_html, header_html, settle_html, tables_html
 from sessions.state_log import StateRecord, read_state_log
@@ -211,7 +212,7 @@ def _rel(t: Any, t0: float) -> float | None:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return is_number(v)  # finite, and a float can hold it (rigcore.state)
 
 
 def _num(v: Any) -> float | None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from rigcore.state import is_number
 from sessions.manifest import SessionManifest
 
 Json = dict[str, Any]
@@ -34,7 +34,7 @@ def _e(value: Any) -> str:
 
 
 def _finite(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return is_number(v)  # finite, and a float can hold it (rigcore.state)
 
 
 def local_iso(t: Any) -> str:

@@ -132,7 +132,7 @@ def _load(path: Path) -> UploadRecord | None:
         return UploadRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, ValidationError) as exc:  # a damaged record: the item starts over
+    except (OSError, ValueError, ValidationError, RecursionError) as exc:  # damaged: the item starts over
         log.warning("upload record %s is not readable (%s); ignored", path, exc)
         return None
 
@@ -157,13 +157,17 @@ def read_journal(images_data_dir: Path, kind: ItemKind, item_id: str) -> dict[st
     """The objects verified so far, by key. Lines that do not parse (a torn last line) are skipped."""
     verified: dict[str, VerifiedObject] = {}
     try:
-        text = journal_path(images_data_dir, kind, item_id).read_text(encoding="utf-8")
+        # Any bytes: a line that is not UTF-8 or not JSON is skipped like a torn one.
+        text = journal_path(images_data_dir, kind, item_id).read_bytes().decode("utf-8", "replace")
     except FileNotFoundError:
+        return verified
+    except OSError as exc:
+        log.warning("upload journal of %s %s unreadable (%s); objects checked again", kind, item_id, exc)
         return verified
     for line in text.splitlines():
         try:
             obj = VerifiedObject.model_validate(json.loads(line))
-        except (ValueError, ValidationError):
+        except (ValueError, ValidationError, RecursionError):
             continue
         verified[obj.key] = obj
     return verified

@@ -33,7 +33,6 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import errno
-import io
 import os
 import threading
 import time
@@ -42,17 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-import numpy.typing as npt
-import tifffile
-from PIL import Image
-
-from camera.display import display_8bit, display_index
-from camera.frames import Frame, encoded_kind
+from camera.frames import Frame
 from camera.pool import FramePool, PoolBuffer
-from rigcore.config import DisplayConfig
+from sessions.image_codecs import IMAGE_FORMATS, CameraWriteOptions, Pixels, encode_frame, encoded_ext
 from sessions.manifest import MANIFEST_NAME, CameraRecord, FrameRecord, SessionManifest, write_manifest
+from sessions.spill import SpillFile, drop_cached
 
 PREVIEW_DIR = "previews"
 MAX_REJECTION_REASONS = 5  # per camera, the first ones are kept
@@ -61,50 +54,6 @@ _MAX_SESSION_SUFFIX = 10_000
 # The spill thread may fall this far behind (or 2 % of the cap, if more) before frames are spilled on
 # the caller's thread instead.
 SPILL_QUEUE_MIN_BYTES = 64 * 2**20
-# Spilled bytes are dropped from the page cache once written back: every SPILL_DROP_EVERY appended
-# bytes, the file up to SPILL_DROP_LAG behind its end. Left cached, a long recording would grow the
-# cache by all it spills, each page a fresh one for the spill thread to fault in; dropped, the
-# same pages serve again. Encoders read their frame back from the disk if it is gone.
-SPILL_DROP_EVERY = 64 * 2**20
-SPILL_DROP_LAG = 128 * 2**20
-
-# The format that "fast" stands for (bench/codec_bench.py measured the candidates; README, Performance).
-FAST_FORMAT = "tiff-zstd"
-
-# image_format -> (encoder, file extension, save options). All lossless. The encoder is a Pillow format
-# ("PNG", "TIFF") or "tifffile" (tifffile.imwrite of the pixel array; its options are imwrite's).
-_IMAGE_FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "png": ("PNG", "png", {"compress_level": 1}),
-    "png-small": ("PNG", "png", {"compress_level": 6}),
-    "tiff": ("TIFF", "tif", {"compression": "raw"}),
-    # Zstandard level 1 after the horizontal predictor (TIFF tag 317 = 2), in tifffile's strips of
-    # about 256 KB (zstd's small-input settings: noisy 16-bit files 5-7 % smaller than one strip a
-    # frame, at the same speed). Both steps run in imagecodecs without the GIL. No tifffile metadata
-    # (a plain TIFF), native (little-endian) byte order. Any libtiff built with zstd reads it (Pillow's
-    # wheels, Debian's libtiff); OpenCV's wheels are built without zstd: read_tiff() for them.
-    "tiff-zstd": (
-        "tifffile",
-        "tif",
-        {
-            "compression": "zstd",
-            "compressionargs": {"level": 1},
-            "predictor": True,
-            "metadata": None,
-            "maxworkers": 1,  # one thread a frame: the writer's pool gives the parallelism
-        },
-    ),
-}
-_IMAGE_FORMATS["fast"] = _IMAGE_FORMATS[FAST_FORMAT]
-_PREVIEW_FORMAT = "png"  # a display copy: speed over size
-
-# pixel_format -> (Pillow image mode, Pillow raw decoder mode) for Image.frombuffer.
-_PIL_MODES: dict[str, tuple[str, str]] = {
-    "mono8": ("L", "L"),
-    "mono16": ("I;16", "I;16"),  # I;16 is little-endian, as the wire is
-    "rgb8": ("RGB", "RGB"),
-    "bgr8": ("RGB", "BGR"),  # Pillow's unpacker swaps to RGB while copying in
-}
-_COLOUR_FORMATS = frozenset({"rgb8", "bgr8"})
 
 
 class WriteError(Exception):
@@ -143,68 +92,8 @@ def create_session_dir(save_dir: Path, now: float | None = None) -> tuple[str, P
     raise FileExistsError(f"{save_dir / base} and {_MAX_SESSION_SUFFIX - 1} suffixed names all exist")
 
 
-Pixels = bytes | memoryview  # a frame's own bytes, or a pool buffer holding a copy of them
 # (camera id, capture time on the monotonic scale) -> (pose, how it was found: a PoseMethod value)
 PoseLookup = Callable[[str, float], tuple[Mapping[str, Any], str | None]]
-
-
-def frame_to_array(frame: Frame, pixels: Pixels | None = None) -> npt.NDArray[Any]:
-    """The frame's pixels (or ``pixels``, a copy of them) as an array: ``mono8`` HxW uint8, ``mono16``
-    HxW ``<u2``, ``rgb8``/``bgr8`` HxWx3 uint8 in RGB order. Zero-copy except for ``bgr8``. Not for
-    ``encoded`` (ValueError)."""
-    data = frame.pixels if pixels is None else pixels
-    shape: tuple[int, ...] = (frame.height, frame.width)
-    if frame.pixel_format == "mono8":
-        return np.frombuffer(data, dtype=np.uint8).reshape(shape)
-    if frame.pixel_format == "mono16":
-        return np.frombuffer(data, dtype="<u2").reshape(shape)
-    if frame.pixel_format in _COLOUR_FORMATS:
-        arr = np.frombuffer(data, dtype=np.uint8).reshape((*shape, 3))
-        if frame.pixel_format == "bgr8":
-            # cv2 swaps channels about 10x faster than a contiguous copy of arr[..., ::-1].
-            result: npt.NDArray[Any] = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
-            return result
-        return arr
-    raise ValueError(f"no pixel array for pixel format {frame.pixel_format!r}")
-
-
-def preview_8bit(arr: npt.NDArray[Any], display: DisplayConfig | None = None) -> npt.NDArray[np.uint8]:
-    """An 8-bit display copy (RGB order): the camera's fixed range and colour map when ``display`` is
-    given, else the 2nd–98th percentile stretched to 0–255 (camera.display.display_8bit, the one
-    mapping previews, thumbnails and the live view share). 3-channel uint8 input is returned as it is.
-    """
-    return display_8bit(arr, display)
-
-
-def preview_image(arr: npt.NDArray[Any], display: DisplayConfig | None = None) -> Image.Image:
-    """The preview of a mono frame as a Pillow image: grey (mode ``L``), or with a colour map a palette
-    image (mode ``P``: the map's 256 colours and one index byte a pixel, so the PNG costs what a grey
-    one does, where RGB would triple the encoding)."""
-    if display is None or arr.ndim != 2 or arr.size == 0:
-        return Image.fromarray(preview_8bit(arr, display))
-    index, lut = display_index(arr, display)
-    image = Image.fromarray(index)
-    if lut is not None:
-        image.putpalette(lut.tobytes(), rawmode="RGB")
-    return image
-
-
-@dataclass(frozen=True, kw_only=True)
-class CameraWriteOptions:
-    """How one camera's frames are written. Keyword-only: ``CameraWriteOptions("tiff")`` would
-    otherwise quietly mean ``previews="tiff"``."""
-
-    previews: bool = False  # also write previews/<name>.png (8-bit) for raw formats
-    # For raw formats: a key of _IMAGE_FORMATS, all lossless. The service passes the camera's
-    # cameras.<id>.image_format (default "fast"); "png" here keeps the writer's own callers unchanged.
-    image_format: str = "png"
-    display: DisplayConfig | None = None  # the previews' fixed range and colour map (camera.display)
-
-    def __post_init__(self) -> None:
-        if self.image_format not in _IMAGE_FORMATS:
-            raise ValueError(
-                f"image_format {self.image_format!r} is not one of {', '.join(sorted(_IMAGE_FORMATS))}"
-            )
 
 
 _PENDING, _WRITTEN, _FAILED = "pending", "written", "failed"
@@ -280,19 +169,15 @@ class SessionWriter:
         self._closed = False
         self._cap = memory_cap_bytes if spill_dir is not None else None
         self._pool = pool
-        self._spill_path = spill_dir / f"{session_id}.spill" if spill_dir is not None else None
-        self._spill_executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._spill_fh: Any = None
+        self._spill_file = SpillFile(spill_dir / f"{session_id}.spill") if spill_dir is not None else None
         self._memory_bytes = 0
         self.peak_memory_bytes = 0
         self.spilled_frames = 0
         self.spilled_inline = 0  # of those, spilled on the caller's thread (the spill thread was behind)
-        self._spill_dropped_at = 0
         self.warm_frames = 0  # frames copied into the pool's warm memory
         self.cold_frames = 0  # frames the pool had no room for, held where they arrived (no cap)
         self.spilled_bytes = 0
         self._spill_queued_bytes = 0
-        self._spill_lock = threading.Lock()
 
     # -- loop thread -------------------------------------------------------------------------
 
@@ -305,7 +190,7 @@ class SessionWriter:
         Raises KeyError for a camera not given to the writer, ValueError for a frame that
         :func:`camera.frames.decode_message` would not have accepted, RuntimeError after :meth:`finish`.
         """
-        ext = _encoded_ext(frame)
+        ext = encoded_ext(frame)
         # Into warm memory (see camera.pool), outside the lock: the message's bytes can then be freed.
         # The unlocked checks only spare a useless copy; the locked ones below decide.
         wanted = not self._closed and frame.camera_id in self._cameras
@@ -327,8 +212,8 @@ class SessionWriter:
         if route == "inline":
             self._spill(entry, queued=False)
         elif route == "spill":
-            assert self._spill_executor is not None
-            self._spill_executor.submit(self._spill, entry)
+            assert self._spill_file is not None
+            self._spill_file.submit(self._spill, entry)
         else:
             self._submit(entry)
 
@@ -338,7 +223,7 @@ class SessionWriter:
         """Number a frame and make its manifest entry (lock held). ``ext`` None: a raw frame."""
         raw = ext is None
         if ext is None:
-            ext = _IMAGE_FORMATS[camera.options.image_format][1]
+            ext = IMAGE_FORMATS[camera.options.image_format][1]
         camera.accepted += 1
         name = f"{camera.accepted:06d}"
         preview = f"{frame.camera_id}/{PREVIEW_DIR}/{name}.png" if raw and camera.options.previews else None
@@ -381,8 +266,6 @@ class SessionWriter:
             self.spilled_inline += 1
             return "inline"
         self._spill_queued_bytes += entry.nbytes
-        if self._spill_executor is None:
-            self._spill_executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="spill")
         return "spill"
 
     def _submit(self, entry: _Entry) -> None:
@@ -397,37 +280,22 @@ class SessionWriter:
     def _spill(self, entry: _Entry, queued: bool = True) -> None:
         """Move a frame's pixels to the spill file, then queue its encode (spill thread, or inline)."""
         frame = entry.frame
-        assert frame is not None and self._spill_path is not None
+        assert frame is not None and self._spill_file is not None
         if queued:
             with self._cond:
                 self._spill_queued_bytes -= entry.nbytes
         try:
-            with self._spill_lock:
-                self._spill_append(entry, frame)
+            spilled = self._spill_file.append(frame.pixels)
         except Exception as exc:
             self._complete(entry, _Failure(entry.camera_id, entry.file, exc))
             return
-        self._submit(entry)
-
-    def _spill_append(self, entry: _Entry, frame: Frame) -> None:
-        assert self._spill_path is not None
-        if self._spill_fh is None:
-            self._spill_path.parent.mkdir(parents=True, exist_ok=True)
-            self._spill_fh = open(self._spill_path, "a+b")  # noqa: SIM115 - closed in finish()
-        offset = self._spill_fh.seek(0, os.SEEK_END)
-        self._spill_fh.write(frame.pixels)
-        self._spill_fh.flush()  # readers use pread on their own descriptor
-        end = offset + len(frame.pixels)
-        if end - self._spill_dropped_at >= SPILL_DROP_EVERY and end > SPILL_DROP_LAG:
-            # Starts the write-back of what is dirty, drops what is clean (see SPILL_DROP_EVERY).
-            _drop_cached(self._spill_fh.fileno(), 0, end - SPILL_DROP_LAG)
-            self._spill_dropped_at = end
         with self._cond:
-            entry.spill = (offset, len(frame.pixels))
+            entry.spill = spilled
             entry.frame = dataclasses.replace(frame, pixels=b"")
             self._memory_bytes -= entry.nbytes
             self.spilled_frames += 1
             self.spilled_bytes += entry.nbytes
+        self._submit(entry)
 
     def _failures_in_order(self) -> list[_Failure]:
         """The failed writes in arrival order (writes finish in any order on the pool; lock held)."""
@@ -575,13 +443,8 @@ class SessionWriter:
         return document
 
     def _close_spill(self) -> None:
-        if self._spill_executor is not None:
-            self._spill_executor.shutdown(wait=True)
-        if self._spill_fh is not None:
-            self._spill_fh.close()
-            self._spill_fh = None
-        if self._spill_path is not None:
-            self._spill_path.unlink(missing_ok=True)
+        if self._spill_file is not None:
+            self._spill_file.close()
 
     # -- executor threads ----------------------------------------------------------------------
 
@@ -595,13 +458,10 @@ class SessionWriter:
         pixels: Pixels = frame.pixels if entry.buffer is None else entry.buffer.view
         try:
             if entry.spill is not None:
-                assert self._spill_fh is not None  # open until every write is done (finish)
-                offset, length = entry.spill
-                fd = self._spill_fh.fileno()
-                pixels = os.pread(fd, length, offset)  # pread: the appender's position is untouched
-                _drop_cached(fd, offset, length)  # read once, never again
+                assert self._spill_file is not None
+                pixels = self._spill_file.read(*entry.spill)
             self._make_dir(entry.camera_id, entry.camera_id)
-            data, preview = _encode(frame, options, pixels)
+            data, preview = encode_frame(frame, options, pixels)
             self._write_file(self.session_dir / entry.file, data, created)
             if entry.preview is not None and preview is not None:
                 current = entry.preview
@@ -637,7 +497,7 @@ class SessionWriter:
                 os.fsync(fh.fileno())
                 # On disk now: let its pages serve the next files instead of taking fresh ones
                 # (uncompressed formats write hundreds of MB a second; see SPILL_DROP_EVERY).
-                _drop_cached(fh.fileno(), 0, 0)
+                drop_cached(fh.fileno(), 0, 0)
 
     def _on_done(self, entry: _Entry, future: concurrent.futures.Future[_Failure | None]) -> None:
         failure: _Failure | None
@@ -691,96 +551,6 @@ def _camera_record(camera: _Camera, poses: PoseLookup | None, notes: Mapping[str
     )
 
 
-def _encoded_ext(frame: Frame) -> str | None:
-    """The file extension of an ``encoded`` frame (by its magic bytes); None for a raw frame.
-    ValueError for a frame no writer takes."""
-    if frame.pixel_format == "encoded":
-        ext = encoded_kind(frame.pixels)
-        if ext is None:
-            raise ValueError(f"encoded frame of camera {frame.camera_id} is neither JPEG nor PNG")
-        return ext
-    if frame.pixel_format not in _PIL_MODES:
-        raise ValueError(f"unknown pixel format {frame.pixel_format!r}")
-    return None
-
-
-def _encode(
-    frame: Frame, options: CameraWriteOptions, pixels: Pixels | None = None
-) -> tuple[Pixels, bytes | None]:
-    """The file's bytes and, if previews are on and the frame is raw, the preview's bytes. ``pixels``:
-    the frame's pixels when they are held elsewhere (a pool buffer, the spill file)."""
-    raw = frame.pixels if pixels is None else pixels
-    if frame.pixel_format == "encoded":
-        return raw, None  # byte for byte, never re-encoded
-    encoder = _IMAGE_FORMATS[options.image_format][0]
-    colour = frame.pixel_format in _COLOUR_FORMATS
-    if encoder == "tifffile":
-        arr = frame_to_array(frame, raw)  # zero-copy but for bgr8 (swapped to RGB, as Pillow does)
-        data = _save_tifffile(arr, options.image_format)
-        if not options.previews:
-            return data, None
-        if colour:  # already 8-bit: the display copy is a PNG of the same pixels
-            return data, _save(Image.fromarray(arr), _PREVIEW_FORMAT)
-    else:
-        image = _pil_image(frame, raw)
-        data = _save(image, options.image_format)
-        if not options.previews:
-            return data, None
-        if colour:  # already 8-bit: a PNG file is itself the display copy; a TIFF is re-saved as PNG
-            return data, data if encoder == "PNG" else _save(image, _PREVIEW_FORMAT)
-    preview = preview_image(frame_to_array(frame, raw), options.display)
-    return data, _save(preview, _PREVIEW_FORMAT)
-
-
-def _pil_image(frame: Frame, raw: Pixels) -> Image.Image:
-    mode, raw_mode = _PIL_MODES[frame.pixel_format]
-    # frombuffer shares the bytes for L and I;16; RGB is copied once (Pillow keeps RGB as 4 bytes/pixel).
-    # A uint8 array is the typed way to hand Pillow any buffer, pool memory included.
-    buffer = np.frombuffer(raw, dtype=np.uint8)
-    return Image.frombuffer(mode, (frame.width, frame.height), buffer, "raw", raw_mode, 0, 1)
-
-
-def _save(image: Image.Image, image_format: str) -> bytes:
-    pil_format, _, params = _IMAGE_FORMATS[image_format]
-    buffer = io.BytesIO()
-    image.save(buffer, pil_format, **params)
-    return buffer.getvalue()
-
-
-def _save_tifffile(arr: npt.NDArray[Any], image_format: str) -> bytes:
-    """A TIFF of ``arr`` (HxW grey, HxWx3 RGB) by tifffile with the format's options."""
-    _, _, params = _IMAGE_FORMATS[image_format]
-    buffer = io.BytesIO()
-    photometric = "rgb" if arr.ndim == 3 else "minisblack"
-    tifffile.imwrite(buffer, arr, photometric=photometric, **params)
-    return buffer.getvalue()
-
-
-def read_tiff(data: bytes) -> npt.NDArray[Any] | None:
-    """The pixels of a TIFF frame file at their own depth (HxW, or HxWx3 RGB), by tifffile and
-    imagecodecs: readers whose libtiff lacks Zstandard (OpenCV's wheels) cannot open ``tiff-zstd``
-    files. None if ``data`` is not a TIFF tifffile can read."""
-    if data[:4] not in (b"II*\x00", b"MM\x00*"):
-        return None
-    try:
-        with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            if not tif.pages:
-                return None
-            arr: npt.NDArray[Any] = tif.pages.first.asarray()
-    except (ValueError, OSError, RuntimeError):  # TiffFileError is a ValueError; codec errors Runtime
-        return None
-    return arr
-
-
-def _drop_cached(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to drop a file range from the page cache (where it can be asked)."""
-    if hasattr(os, "posix_fadvise"):
-        try:
-            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            pass  # advice only
-
-
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -803,15 +573,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+# CameraWriteOptions and Pixels are the types of SessionWriter's arguments (sessions.image_codecs).
 __all__: list[str] = [
-    "MANIFEST_NAME",
     "CameraWriteOptions",
     "Pixels",
     "SessionWriter",
     "WriteError",
     "create_session_dir",
-    "frame_to_array",
-    "preview_8bit",
-    "preview_image",
-    "read_tiff",
 ]

@@ -48,6 +48,40 @@ import threading
 import time
 from types import TracebackType
 
+from simulator.mqtt_wire import (
+    CONNACK,
+    CONNACK_ACCEPTED,
+    CONNACK_BAD_PROTOCOL_VERSION,
+    CONNACK_IDENTIFIER_REJECTED,
+    CONNECT,
+    DISCONNECT,
+    MAX_GRANTED_QOS,
+    MAX_PACKET_ID,
+    PINGREQ,
+    PINGRESP,
+    PUBACK,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    REQUIRED_FLAGS,
+    SUBACK,
+    SUBACK_FAILURE,
+    SUBSCRIBE,
+    UNSUBACK,
+    UNSUBSCRIBE,
+    Fields,
+    ProtocolError,
+    Will,
+    check_topic_name,
+    encode_string,
+    make_packet,
+    read_will,
+    skip_credentials,
+    topic_matches,
+    valid_filter,
+)
+
 __all__ = ["EmbeddedBroker", "broker_reachable", "topic_matches"]
 
 log = logging.getLogger(__name__)
@@ -60,155 +94,6 @@ START_TIMEOUT = 5.0  # seconds start() waits for the listening socket
 STOP_TIMEOUT = 5.0  # seconds stop() waits for connections to close and for the thread
 
 # Control packet types (MQTT 3.1.1 section 2.2.1).
-_CONNECT = 1
-_CONNACK = 2
-_PUBLISH = 3
-_PUBACK = 4
-_PUBREC = 5
-_PUBREL = 6
-_PUBCOMP = 7
-_SUBSCRIBE = 8
-_SUBACK = 9
-_UNSUBSCRIBE = 10
-_UNSUBACK = 11
-_PINGREQ = 12
-_PINGRESP = 13
-_DISCONNECT = 14
-
-# Fixed-header flags that each incoming packet type must carry (section 2.2.2). PUBLISH is checked apart.
-_REQUIRED_FLAGS = {_PUBACK: 0, _PUBREL: 2, _SUBSCRIBE: 2, _UNSUBSCRIBE: 2, _PINGREQ: 0, _DISCONNECT: 0}
-
-_CONNACK_ACCEPTED = 0x00
-_CONNACK_BAD_PROTOCOL_VERSION = 0x01
-_CONNACK_IDENTIFIER_REJECTED = 0x02
-_SUBACK_FAILURE = 0x80
-_MAX_GRANTED_QOS = 1
-_MAX_PACKET_ID = 0xFFFF
-
-_Will = tuple[str, bytes, int, bool]  # topic, payload, QoS, retain
-
-
-class _ProtocolError(Exception):
-    """The client broke MQTT 3.1.1, so its connection is closed."""
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """Return True if the topic name matches the (valid) topic filter, following MQTT 3.1.1 section 4.7."""
-    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
-        return False
-    filter_levels = topic_filter.split("/")
-    topic_levels = topic.split("/")
-    for index, level in enumerate(filter_levels):
-        if level == "#":
-            return True  # also matches the parent level: "a/#" matches "a"
-        if index >= len(topic_levels) or (level != "+" and level != topic_levels[index]):
-            return False
-    return len(filter_levels) == len(topic_levels)
-
-
-def _valid_filter(topic_filter: str) -> bool:
-    if not topic_filter:
-        return False
-    levels = topic_filter.split("/")
-    for index, level in enumerate(levels):
-        if "#" in level and (level != "#" or index != len(levels) - 1):
-            return False
-        if "+" in level and level != "+":
-            return False
-    return True
-
-
-def _check_topic_name(topic: str) -> None:
-    if not topic or "+" in topic or "#" in topic:
-        raise _ProtocolError(f"invalid topic name {topic!r}")
-
-
-def _encode_length(length: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, length = length % 128, length // 128
-        out.append(byte | 0x80 if length else byte)
-        if not length:
-            return bytes(out)
-
-
-def _packet(first_byte: int, body: bytes = b"") -> bytes:
-    return bytes([first_byte]) + _encode_length(len(body)) + body
-
-
-def _encode_string(text: str) -> bytes:
-    raw = text.encode("utf-8")
-    return struct.pack("!H", len(raw)) + raw
-
-
-class _Fields:
-    """Reads the fields of one packet's body; running past its end is a protocol error."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self._pos = 0
-
-    def _take(self, count: int) -> bytes:
-        if self._pos + count > len(self._data):
-            raise _ProtocolError("packet shorter than its fields")
-        chunk = self._data[self._pos : self._pos + count]
-        self._pos += count
-        return chunk
-
-    def u8(self) -> int:
-        return self._take(1)[0]
-
-    def u16(self) -> int:
-        value: int = struct.unpack("!H", self._take(2))[0]
-        return value
-
-    def binary(self) -> bytes:
-        return self._take(self.u16())
-
-    def string(self) -> str:
-        try:
-            text = self.binary().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _ProtocolError("string is not valid UTF-8") from exc
-        if "\x00" in text:
-            raise _ProtocolError("string contains U+0000")
-        return text
-
-    def rest(self) -> bytes:
-        chunk = self._data[self._pos :]
-        self._pos = len(self._data)
-        return chunk
-
-    @property
-    def at_end(self) -> bool:
-        return self._pos == len(self._data)
-
-
-def _read_will(fields: _Fields, connect_flags: int) -> _Will | None:
-    """CONNECT's will topic and message if its will flag is set; checks the will QoS and retain bits."""
-    will_qos = (connect_flags >> 3) & 0x03
-    will_retain = bool(connect_flags & 0x20)
-    if connect_flags & 0x04:
-        if will_qos > 2:
-            raise _ProtocolError("will QoS 3")
-        will_topic = fields.string()
-        _check_topic_name(will_topic)
-        return (will_topic, fields.binary(), will_qos, will_retain)
-    if will_qos or will_retain:
-        raise _ProtocolError("will QoS or retain set without the will flag")
-    return None
-
-
-def _skip_credentials(fields: _Fields, connect_flags: int) -> None:
-    """Read past CONNECT's user name and password (neither is checked)."""
-    if connect_flags & 0x80:
-        fields.string()  # user name: not checked
-    elif connect_flags & 0x40:
-        raise _ProtocolError("password flag without user name flag")
-    if connect_flags & 0x40:
-        fields.binary()  # password: not checked
-
-
 class _Client:
     """One client connection: its read loop, its subscriptions and its bounded outgoing queue."""
 
@@ -221,7 +106,7 @@ class _Client:
         self.subscriptions: dict[str, int] = {}
         self._registered = False  # got CONNACK "accepted", so it is (or was) in broker.clients
         self._closing = False
-        self._will: _Will | None = None
+        self._will: Will | None = None
         self._keepalive_limit: float | None = None
         self._queue: collections.deque[bytes] = collections.deque()
         self._queued_bytes = 0
@@ -248,7 +133,7 @@ class _Client:
                     self._will = None  # a clean DISCONNECT discards the will
                     log.debug("MQTT client %s disconnected", self.name)
                     break
-        except _ProtocolError as exc:
+        except ProtocolError as exc:
             log.warning("MQTT client %s broke the protocol, closing it: %s", self.name, exc)
         except TimeoutError:
             log.info("MQTT client %s sent nothing in time (CONNECT or keep-alive), closing it", self.name)
@@ -283,8 +168,8 @@ class _Client:
 
     async def _read_packet(self, first_packet: bool = False) -> tuple[int, int, bytes]:
         first = (await self._reader.readexactly(1))[0]
-        if first_packet and first >> 4 != _CONNECT:  # checked at once, so a non-MQTT peer is closed early
-            raise _ProtocolError("first packet is not CONNECT")
+        if first_packet and first >> 4 != CONNECT:  # checked at once, so a non-MQTT peer is closed early
+            raise ProtocolError("first packet is not CONNECT")
         length = 0
         for shift in range(0, 28, 7):
             byte = (await self._reader.readexactly(1))[0]
@@ -292,9 +177,9 @@ class _Client:
             if not byte & 0x80:
                 break
         else:
-            raise _ProtocolError("remaining length longer than 4 bytes")
+            raise ProtocolError("remaining length longer than 4 bytes")
         if length > MAX_PACKET_SIZE:
-            raise _ProtocolError(f"packet of {length} bytes exceeds the {MAX_PACKET_SIZE}-byte limit")
+            raise ProtocolError(f"packet of {length} bytes exceeds the {MAX_PACKET_SIZE}-byte limit")
         body = await self._reader.readexactly(length) if length else b""
         return first >> 4, first & 0x0F, body
 
@@ -334,24 +219,24 @@ class _Client:
             self.abort("writing to it failed")
 
     def deliver(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        first = (_PUBLISH << 4) | (qos << 1) | (1 if retain else 0)
+        first = (PUBLISH << 4) | (qos << 1) | (1 if retain else 0)
         if qos == 0:
-            self._send(_packet(first, _encode_string(topic) + payload), droppable=True)
+            self._send(make_packet(first, encode_string(topic) + payload), droppable=True)
             return
         packet_id = self._allocate_packet_id()
         if packet_id is None:
             self.abort("too many unacknowledged QoS 1 messages")
             return
-        body = _encode_string(topic) + struct.pack("!H", packet_id) + payload
-        if self._send(_packet(first, body), droppable=False):
+        body = encode_string(topic) + struct.pack("!H", packet_id) + payload
+        if self._send(make_packet(first, body), droppable=False):
             self._inflight.add(packet_id)
 
     def _allocate_packet_id(self) -> int | None:
-        if len(self._inflight) >= _MAX_PACKET_ID:
+        if len(self._inflight) >= MAX_PACKET_ID:
             return None
         while True:
             packet_id = self._next_packet_id
-            self._next_packet_id = packet_id % _MAX_PACKET_ID + 1
+            self._next_packet_id = packet_id % MAX_PACKET_ID + 1
             if packet_id not in self._inflight:
                 return packet_id
 
@@ -367,35 +252,35 @@ class _Client:
 
     async def _on_connect(self, flags: int, body: bytes) -> bool:
         if flags:
-            raise _ProtocolError("CONNECT with reserved header flags set")
-        fields = _Fields(body)
+            raise ProtocolError("CONNECT with reserved header flags set")
+        fields = Fields(body)
         protocol = fields.string()
         level = fields.u8()
         if (protocol, level) not in (("MQTT", 4), ("MQIsdp", 3)):
             if protocol not in ("MQTT", "MQIsdp"):
-                raise _ProtocolError(f"unknown protocol name {protocol!r}")
+                raise ProtocolError(f"unknown protocol name {protocol!r}")
             log.info("MQTT client %s asked for protocol level %d; only 3.1.1 is served", self.name, level)
-            await self._refuse(_CONNACK_BAD_PROTOCOL_VERSION)
+            await self._refuse(CONNACK_BAD_PROTOCOL_VERSION)
             return False
         connect_flags = fields.u8()
         keepalive = fields.u16()
         if connect_flags & 0x01:
-            raise _ProtocolError("CONNECT with the reserved flag set")
+            raise ProtocolError("CONNECT with the reserved flag set")
         clean_session = bool(connect_flags & 0x02)
         client_id = fields.string()
-        will = _read_will(fields, connect_flags)
-        _skip_credentials(fields, connect_flags)
+        will = read_will(fields, connect_flags)
+        skip_credentials(fields, connect_flags)
         if not fields.at_end:
-            raise _ProtocolError("CONNECT has bytes after its payload")
+            raise ProtocolError("CONNECT has bytes after its payload")
         if not client_id:
             if not clean_session:
-                await self._refuse(_CONNACK_IDENTIFIER_REJECTED)
+                await self._refuse(CONNACK_IDENTIFIER_REJECTED)
                 return False
             client_id = f"auto-{secrets.token_hex(8)}"
         self._accept(client_id, will, keepalive)
         return True
 
-    def _accept(self, client_id: str, will: _Will | None, keepalive: int) -> None:
+    def _accept(self, client_id: str, will: Will | None, keepalive: int) -> None:
         """Register the connection under client_id (dropping any older one) and send CONNACK."""
         self.client_id = client_id
         self.name = f"{client_id!r} at {self.name}"
@@ -406,106 +291,106 @@ class _Client:
         self._registered = True
         self._will = will
         self._keepalive_limit = keepalive * 1.5 if keepalive else None
-        self._send(_packet(_CONNACK << 4, bytes([0, _CONNACK_ACCEPTED])), droppable=False)
+        self._send(make_packet(CONNACK << 4, bytes([0, CONNACK_ACCEPTED])), droppable=False)
         log.debug("MQTT client %s connected", self.name)
 
     async def _refuse(self, return_code: int) -> None:
-        self._writer.write(_packet(_CONNACK << 4, bytes([0, return_code])))
+        self._writer.write(make_packet(CONNACK << 4, bytes([0, return_code])))
         await self._writer.drain()
         self._writer.close()  # closes once the CONNACK is written
 
     def _on_packet(self, packet_type: int, flags: int, body: bytes) -> bool:
         """Handle one packet after CONNECT; False means the client sent DISCONNECT."""
-        if packet_type == _PUBLISH:
+        if packet_type == PUBLISH:
             self._on_publish(flags, body)
             return True
-        if packet_type not in _REQUIRED_FLAGS:
-            raise _ProtocolError(f"unexpected packet type {packet_type}")
-        if flags != _REQUIRED_FLAGS[packet_type]:
-            raise _ProtocolError(f"packet type {packet_type} with header flags {flags:#x}")
-        fields = _Fields(body)
-        if packet_type == _PUBACK:
+        if packet_type not in REQUIRED_FLAGS:
+            raise ProtocolError(f"unexpected packet type {packet_type}")
+        if flags != REQUIRED_FLAGS[packet_type]:
+            raise ProtocolError(f"packet type {packet_type} with header flags {flags:#x}")
+        fields = Fields(body)
+        if packet_type == PUBACK:
             self._inflight.discard(fields.u16())
-        elif packet_type == _PUBREL:
+        elif packet_type == PUBREL:
             packet_id = fields.u16()
             self._qos2_received.discard(packet_id)
-            self._send(_packet(_PUBCOMP << 4, struct.pack("!H", packet_id)), droppable=False)
-        elif packet_type == _SUBSCRIBE:
+            self._send(make_packet(PUBCOMP << 4, struct.pack("!H", packet_id)), droppable=False)
+        elif packet_type == SUBSCRIBE:
             self._on_subscribe(fields)
-        elif packet_type == _UNSUBSCRIBE:
+        elif packet_type == UNSUBSCRIBE:
             self._on_unsubscribe(fields)
-        elif packet_type == _PINGREQ:
-            self._send(_packet(_PINGRESP << 4), droppable=False)
+        elif packet_type == PINGREQ:
+            self._send(make_packet(PINGRESP << 4), droppable=False)
         if not fields.at_end:
-            raise _ProtocolError(f"packet type {packet_type} has bytes after its payload")
-        return packet_type != _DISCONNECT
+            raise ProtocolError(f"packet type {packet_type} has bytes after its payload")
+        return packet_type != DISCONNECT
 
     def _on_publish(self, flags: int, body: bytes) -> None:
         qos = (flags >> 1) & 0x03
         retain = bool(flags & 0x01)
         if qos == 3:
-            raise _ProtocolError("PUBLISH with QoS 3")
+            raise ProtocolError("PUBLISH with QoS 3")
         if qos == 0 and flags & 0x08:
-            raise _ProtocolError("QoS 0 PUBLISH with the DUP flag set")
-        fields = _Fields(body)
+            raise ProtocolError("QoS 0 PUBLISH with the DUP flag set")
+        fields = Fields(body)
         topic = fields.string()
-        _check_topic_name(topic)
+        check_topic_name(topic)
         packet_id = fields.u16() if qos else 0
         if qos and packet_id == 0:
-            raise _ProtocolError("PUBLISH with packet id 0")
+            raise ProtocolError("PUBLISH with packet id 0")
         payload = fields.rest()
         if qos == 2:
             if packet_id not in self._qos2_received:  # a resent copy is not routed twice
                 self._qos2_received.add(packet_id)
                 self._broker.route(topic, payload, qos, retain)
-            self._send(_packet(_PUBREC << 4, struct.pack("!H", packet_id)), droppable=False)
+            self._send(make_packet(PUBREC << 4, struct.pack("!H", packet_id)), droppable=False)
             return
         self._broker.route(topic, payload, qos, retain)
         if qos == 1:
-            self._send(_packet(_PUBACK << 4, struct.pack("!H", packet_id)), droppable=False)
+            self._send(make_packet(PUBACK << 4, struct.pack("!H", packet_id)), droppable=False)
 
-    def _on_subscribe(self, fields: _Fields) -> None:
+    def _on_subscribe(self, fields: Fields) -> None:
         packet_id = fields.u16()
         if packet_id == 0:
-            raise _ProtocolError("SUBSCRIBE with packet id 0")
+            raise ProtocolError("SUBSCRIBE with packet id 0")
         requests: list[tuple[str, int]] = []
         while not fields.at_end:
             topic_filter = fields.string()
             requested = fields.u8()
             if requested > 2:
-                raise _ProtocolError(f"SUBSCRIBE option byte {requested:#x}")
+                raise ProtocolError(f"SUBSCRIBE option byte {requested:#x}")
             requests.append((topic_filter, requested))
         if not requests:
-            raise _ProtocolError("SUBSCRIBE without topic filters")
+            raise ProtocolError("SUBSCRIBE without topic filters")
         codes = bytearray()
         granted: list[tuple[str, int]] = []
         for topic_filter, requested in requests:
-            if not _valid_filter(topic_filter):
+            if not valid_filter(topic_filter):
                 log.info("MQTT client %s: refused invalid topic filter %r", self.name, topic_filter)
-                codes.append(_SUBACK_FAILURE)
+                codes.append(SUBACK_FAILURE)
                 continue
-            qos = min(requested, _MAX_GRANTED_QOS)
+            qos = min(requested, MAX_GRANTED_QOS)
             self.subscriptions[topic_filter] = qos
             codes.append(qos)
             granted.append((topic_filter, qos))
-        self._send(_packet(_SUBACK << 4, struct.pack("!H", packet_id) + bytes(codes)), droppable=False)
+        self._send(make_packet(SUBACK << 4, struct.pack("!H", packet_id) + bytes(codes)), droppable=False)
         for topic_filter, qos in granted:
             for topic, (payload, retained_qos) in list(self._broker.retained.items()):
                 if topic_matches(topic_filter, topic):
                     self.deliver(topic, payload, min(qos, retained_qos), retain=True)
 
-    def _on_unsubscribe(self, fields: _Fields) -> None:
+    def _on_unsubscribe(self, fields: Fields) -> None:
         packet_id = fields.u16()
         if packet_id == 0:
-            raise _ProtocolError("UNSUBSCRIBE with packet id 0")
+            raise ProtocolError("UNSUBSCRIBE with packet id 0")
         filters: list[str] = []
         while not fields.at_end:
             filters.append(fields.string())
         if not filters:
-            raise _ProtocolError("UNSUBSCRIBE without topic filters")
+            raise ProtocolError("UNSUBSCRIBE without topic filters")
         for topic_filter in filters:
             self.subscriptions.pop(topic_filter, None)
-        self._send(_packet((_UNSUBACK << 4), struct.pack("!H", packet_id)), droppable=False)
+        self._send(make_packet((UNSUBACK << 4), struct.pack("!H", packet_id)), droppable=False)
 
 
 class _Broker:
@@ -659,11 +544,11 @@ def broker_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
     """
     deadline = time.monotonic() + timeout
     client_id = f"rcprobe{secrets.token_hex(8)}"  # 23 alphanumerics: every 3.1.1 broker must accept it
-    body = _encode_string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 10) + _encode_string(client_id)
+    body = encode_string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 10) + encode_string(client_id)
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            sock.sendall(_packet(_CONNECT << 4, body))
+            sock.sendall(make_packet(CONNECT << 4, body))
             answer = b""
             while len(answer) < 4:
                 remaining = deadline - time.monotonic()
@@ -674,15 +559,15 @@ def broker_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
                 if not chunk:
                     return False
                 answer += chunk
-            if answer[:2] != bytes([_CONNACK << 4, 2]):
+            if answer[:2] != bytes([CONNACK << 4, 2]):
                 return False
-            if answer[3] != _CONNACK_ACCEPTED:
+            if answer[3] != CONNACK_ACCEPTED:
                 log.warning(
                     "MQTT broker at %s:%d refused a connection (CONNACK code %d)", host, port, answer[3]
                 )
                 return True
             try:
-                sock.sendall(_packet(_DISCONNECT << 4))
+                sock.sendall(make_packet(DISCONNECT << 4))
             except OSError:
                 pass
             return True

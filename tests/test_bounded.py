@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from rigcore.config import Config
+from service.batches.validation import MAX_DETAILS, MAX_ITEMS, MAX_JSON_DEPTH, json_depth, validate_batch
 from service.capture import CaptureService
-from service.validation import MAX_DETAILS, MAX_ITEMS, MAX_JSON_DEPTH, json_depth, validate_batch
 from simulator.rig import SimRig
 from tests.conftest import batch, wait_job
 

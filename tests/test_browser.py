@@ -2,7 +2,7 @@
 the simulated rig, served by a real HTTP server on loopback.
 
 Each view is screenshotted into the test's tmp_path; with ``RIGCAPTURE_SCREENSHOTS=docs`` the
-screenshots are also copied there (that is how the README's pictures are made).
+screenshots are also copied there (that is how the docs pages' pictures are made).
 """
 
 from __future__ import annotations

@@ -15,15 +15,15 @@ from api import create_app
 from rigcli import main as rigcli_main
 from rigcore.config import Config
 from service.capture import CaptureService
-from sessions import catalog as catalog_module
+from sessions import catalog_index
 from sessions.catalog import (
     CATALOG_FILE,
     Catalog,
     FilterError,
     SessionQuery,
     query_from_params,
-    sort_key,
 )
+from sessions.folders import sort_key
 from sessions.manifest import SessionManifest, SessionStatus, write_manifest
 from sessions.scan_manifest import ScanManifest, write_scan_manifest
 from sessions.upload_queue import UploadRecord, UploadState, read_record, write_record
@@ -406,7 +406,7 @@ def test_more_cameras_than_bits(
     dirs: tuple[Path, Path], open_catalog: Callable[[], Catalog], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past MAX_CAMERA_BITS cameras, a camera is matched through the cameras column, as exactly."""
-    monkeypatch.setattr(catalog_module, "MAX_CAMERA_BITS", 1)
+    monkeypatch.setattr(catalog_index, "MAX_CAMERA_BITS", 1)
     catalog = filled(dirs, open_catalog)
     assert ids(catalog, camera=LWIR) == ["20260101-101000-003", "20260101-100500-002"]
     assert ids(catalog, camera=RGB) == ["20260101-101500-004", "20260101-100000-001"]

@@ -20,7 +20,7 @@ import requests
 from rigcore.atomic import write_json_atomic
 from rigcore.config import Config
 from service.capture import CaptureService
-from service.history import HistoryStore
+from service.history.store import HistoryStore
 from sessions.recovery import FRAME_SUFFIXES
 from simulator.rig import SimRig
 from tests.conftest import batch, free_port, scaled, service_process

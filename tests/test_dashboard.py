@@ -22,7 +22,7 @@ from PIL import Image
 
 from api import create_app
 from service.capture import CaptureService
-from sessions.writer import read_tiff
+from sessions.image_codecs import read_tiff
 from tests import session_v3
 from tests.conftest import batch, scaled
 

@@ -24,13 +24,8 @@ from rigcore.atomic import write_json_atomic
 from rigcore.config import Config, ConfigError, DisplayConfig
 from rigcore.config_policy import Place, change_report, plan_change
 from service.capture import CaptureService
-from sessions.writer import (
-    CameraWriteOptions,
-    SessionWriter,
-    create_session_dir,
-    preview_8bit,
-    preview_image,
-)
+from sessions.image_codecs import CameraWriteOptions, preview_8bit, preview_image
+from sessions.writer import SessionWriter, create_session_dir
 
 LWIR = "cameradevice_lwir_1"
 IRON = DisplayConfig(min=1000, max=3000, colormap="ironbow")

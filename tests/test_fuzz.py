@@ -18,14 +18,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api import create_app
+from api.contract import contract_problems
+from api.schemas_in import Batch, ScanRequest
 from camera.frames import Frame, Rejection, decode_message
 from camera.router import FrameRouter
 from rigcore.config import Config
 from rigcore.rig import EMPTY_POSE, RigLayout
 from rigcore.state import SettleTracker, StateSample, is_number
+from service.batches.plan import Plan, RecordStep
+from service.batches.validation import build_plan, validate_batch
 from service.capture import CaptureService
-from service.plan import Plan, RecordStep
-from service.validation import build_plan, validate_batch
+from service.scans.spec import parse_scan
 
 CFG = Config()
 CAMERAS = sorted(CFG.cameras)
@@ -408,3 +411,55 @@ def test_a_body_with_nan_is_refused_and_history_stays_strict_json(fuzz_client: A
     )
     assert resp.status_code == 400 and constant.lstrip("-") in resp.get_json()["error"]
     strict_json(fuzz_client.get("/history").get_data(as_text=True))
+
+
+# -- (d) the request models (api/schemas_in.py) agree with the validators ---------------------------------
+# The models document the bodies and check those the validators accepted (api/contract.py): a body the
+# validator accepts must pass the model too (else a refusal would be new), and a body the model
+# refuses must be refused by the validator (else the document would promise more than is checked).
+SCAN_POSES = st.lists(
+    st.fixed_dictionaries(
+        {"pan_deg_x100": st.integers(-18000, 18000), "tilt_deg_x100": st.integers(-9000, 9000)}
+    ),
+    min_size=1,
+    max_size=3,
+)
+VALID_SCANS = st.fixed_dictionaries(
+    {
+        "cameras": st.lists(st.sampled_from(CAMERAS), min_size=1, max_size=2, unique=True),
+        "duration_second": st.floats(0.01, CFG.recording.max_duration_s),
+        "poses": SCAN_POSES,
+    },
+    optional={
+        "on_pose_failure": st.sampled_from(["abort", "skip"]),
+        "retries": st.integers(0, 5),
+        "label": st.none() | st.text(max_size=5),
+    },
+)
+
+
+@st.composite
+def near_valid_scans(draw: st.DrawFn) -> Any:
+    """A valid scan with one key replaced, removed or added, or with a pose's key replaced."""
+    body: dict[str, Any] = draw(VALID_SCANS)
+    target: dict[str, Any] = draw(st.sampled_from([body, body["poses"][0]]))
+    key = draw(st.sampled_from([*sorted(target), "grid", "unexpected"]))
+    if draw(st.booleans()):
+        target.pop(key, None)
+    else:
+        target[key] = draw(EDGE_VALUES | HTTP_VALUES)
+    return body
+
+
+@FAST
+@given(JSON_VALUES | VALID_BATCHES | near_valid_batches())
+def test_the_batch_model_refuses_nothing_the_validator_accepts(body: Any) -> None:
+    accepted = not validate_batch(body, CFG)
+    assert accepted <= (contract_problems(Batch, body) == []), body
+
+
+@FAST
+@given(JSON_VALUES | VALID_SCANS | near_valid_scans())
+def test_the_scan_model_refuses_nothing_the_validator_accepts(body: Any) -> None:
+    spec, _ = parse_scan(body, CFG, {})
+    assert (spec is not None) <= (contract_problems(ScanRequest, body) == []), body

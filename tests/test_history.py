@@ -1,4 +1,4 @@
-"""The history store (service/history.py): journal replay after a kill, archiving that keeps every entry
+"""The history store (service/history/store.py): journal replay after a kill, archiving that keeps every entry
 reachable, history.json valid JSON after every change, damaged files moved aside. Pure: no broker."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from service import history as history_module
-from service.history import HistoryStore, refused_request
+from service.history import store as history_module
+from service.history.store import HistoryStore, refused_request
 
 
 @pytest.fixture

@@ -22,15 +22,10 @@ from PIL import Image
 from api.dashboard import _decode
 from camera.frames import Frame
 from rigcore.config import CameraConfig, Config, ImageFormat
+from sessions.image_codecs import FAST_FORMAT, CameraWriteOptions, read_tiff
+from sessions.image_codecs import IMAGE_FORMATS as _IMAGE_FORMATS
 from sessions.recovery import _camera_record
-from sessions.writer import (
-    _IMAGE_FORMATS,
-    FAST_FORMAT,
-    CameraWriteOptions,
-    SessionWriter,
-    create_session_dir,
-    read_tiff,
-)
+from sessions.writer import SessionWriter, create_session_dir
 
 TIMEOUT = 20.0
 POSE = {"pan_deg": 1.0, "tilt_deg": 2.0, "zoom": 1, "distance_m": None}

@@ -9,9 +9,10 @@ import pytest
 from mqtt_control.commands import CommandOutcome
 from rigcore.config import Config
 from rigcore.rig import RigLayout
-from service.job import Job, JobPhase, JobStatus, view_from_history
-from service.plan import compile_plan
-from service.recording import Findings, judge
+from service.batches.plan import compile_plan
+from service.jobs.job import Job, view_from_history
+from service.jobs.record_step import Findings, judge
+from service.status import JobPhase, JobStatus
 from sessions.manifest import SessionStatus
 
 CFG = Config()

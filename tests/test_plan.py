@@ -7,9 +7,9 @@ from typing import Any
 
 from rigcore.config import Config
 from rigcore.rig import RigLayout
-from service.plan import RecordStep, SendStep, SettleStep, compile_plan
-from service.runner import RunState, recording_start
-from service.validation import build_plan
+from service.batches.plan import RecordStep, SendStep, SettleStep, compile_plan
+from service.batches.validation import build_plan
+from service.jobs.batch_runner import RunState, recording_start
 
 CFG = Config()
 LAYOUT = RigLayout.from_config(CFG)

@@ -18,9 +18,10 @@ from flask.testing import FlaskClient
 from api import create_app
 from rigcore.config import Config, PositioningCommand
 from rigcore.rig import RigLayout
+from service.batches.plan import SendStep
+from service.batches.validation import build_plan, preset_problems
 from service.capture import CaptureService
-from service.plan import SendStep
-from service.presets import (
+from service.presets.store import (
     GOTO_PRESET,
     PRESETS_FILE,
     Preset,
@@ -29,7 +30,6 @@ from service.presets import (
     name_problem,
     presets_path,
 )
-from service.validation import build_plan, preset_problems
 from simulator.rig import SimRig
 from tests.conftest import scaled
 

@@ -39,3 +39,26 @@ def test_import_layers_hold() -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+PACKAGES = ("api", "service", "sessions", "camera", "mqtt_control", "rigcore", "rigcli", "simulator")
+
+
+def import_cycles() -> list[tuple[str, str]]:
+    """Each import ``a -> b`` between the project's modules where ``b`` leads back to ``a`` (directly
+    or through others). Every import counts: at module level, inside a function, under TYPE_CHECKING."""
+    import grimp
+
+    sys.path.insert(0, str(ROOT))
+    graph = grimp.build_graph(*PACKAGES, include_external_packages=False)
+    return [
+        (importer, imported)
+        for importer in sorted(graph.modules)
+        for imported in sorted(graph.find_modules_directly_imported_by(importer))
+        if importer == imported or graph.chain_exists(importer=imported, imported=importer)
+    ]
+
+
+def test_no_import_cycles() -> None:
+    """No module imports, directly or through others, a module that imports it back."""
+    assert import_cycles() == []

@@ -8,9 +8,9 @@ import pytest
 
 from rigcore.config import Config
 from rigcore.rig import RigLayout
-from service.plan import RecordStep, SendStep, SettleStep, compile_plan
-from service.presets import Preset
-from service.scan_plan import (
+from service.batches.plan import RecordStep, SendStep, SettleStep, compile_plan
+from service.presets.store import Preset
+from service.scans.spec import (
     MAX_POSES,
     AxisRange,
     Grid,

@@ -1,10 +1,11 @@
 """Schedules: the timing rules and the file (unit), and runs fired against the simulated rig.
 
-The unit part drives :class:`service.scheduler.Scheduler` with a fake launcher and a fake clock (pure
-logic: which slot is next, what is refused, what is skipped, what a downtime owes). The integration
-part stores schedules over HTTP on a service talking to the real Mosquitto and the simulated rig: an
-``every_s`` schedule fires twice and both runs record sessions; a run that fell due while the
-service was stopped runs once at the next start; a bad schedule is refused with nothing stored.
+The unit part drives :class:`service.schedules.scheduler.Scheduler` with a fake launcher and a fake
+clock (pure logic: which slot is next, what is refused, what is skipped, what a downtime owes). The
+integration part stores schedules over HTTP on a service talking to the real Mosquitto and the
+simulated rig: an ``every_s`` schedule fires twice and both runs record sessions; a run that fell due
+while the service was stopped runs once at the next start; a bad schedule is refused with nothing
+stored.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from api import create_app
 from rigcore.config import Config
 from rigcore.errors import QueueFull
 from service.capture import CaptureService
-from service.plan import Plan
-from service.presets import PresetStore
-from service.scan_run import ScanRun
-from service.scheduler import RETRY_S, Scheduler
-from service.schedules import (
+from service.jobs.work import ScanWork, Work
+from service.presets.store import PresetStore
+from service.scans.run import ScanRun
+from service.schedules.rules import (
     Schedule,
     ScheduleStore,
     cron_problem,
@@ -35,6 +35,7 @@ from service.schedules import (
     next_slot,
     parse_schedule,
 )
+from service.schedules.scheduler import RETRY_S, Scheduler
 from simulator.rig import SimRig
 from tests.conftest import batch, scaled, wait_job
 
@@ -141,13 +142,11 @@ class FakeLauncher:
         self.status: dict[str, str] = {}
         self.refuse: Exception | None = None
 
-    def submit(
-        self, body: dict[str, Any], plan: Plan, client: dict[str, Any], scan: ScanRun | None = None
-    ) -> dict[str, Any]:
+    def submit(self, body: dict[str, Any], work: Work, client: dict[str, Any]) -> dict[str, Any]:
         if self.refuse is not None:
             raise self.refuse
         job_id = f"job-{len(self.submitted)}"
-        self.submitted.append((body, scan))
+        self.submitted.append((body, work.run if isinstance(work, ScanWork) else None))
         self.status[job_id] = "queued"
         assert client["schedule_id"]
         return {"job_id": job_id, "status": "queued"}
@@ -306,3 +305,37 @@ def test_a_bad_schedule_is_refused_and_nothing_is_stored_or_run(client: FlaskCli
     time.sleep(scaled(1.5))
     assert len(sim.commands_received()) == before
     assert client.delete("/schedules/nope").status_code == 404
+
+
+def test_a_cron_that_never_fires_is_refused() -> None:
+    assert "never fires" in (cron_problem("0 0 30 2 *") or "")  # 30 February
+    assert fields({"batch": batch(), "cron": "0 0 31 4 *"}) == ["cron"]  # 31 April
+
+
+def test_a_failing_schedule_is_marked_and_skipped_while_the_others_keep_their_slots(tmp_path: Path) -> None:
+    """A schedule edited into the file with a cron that can never fire, and one whose firing raises,
+    must neither stop the scheduler nor starve the good schedule."""
+    sched, launcher, clock = scheduler_at(tmp_path, {"batch": batch(), "every_s": 10}, 1000.0)
+    (good,) = sched.store.all()
+    never = good.model_copy(update={"schedule_id": "s-never", "cron": "0 0 30 2 *", "every_s": None})
+    sched.store.add(never)
+    raising = good.model_copy(update={"schedule_id": "s-raise", "every_s": 0.0})  # next slot: 1/0
+    sched.store.add(raising)
+    for t in (1010.0, 1020.0, 1030.0):
+        clock[0] = t
+        sched.tick()
+        for job_id in launcher.status:
+            launcher.status[job_id] = "succeeded"
+    by_id = {s.schedule_id: s for s in sched.store.all()}
+    assert by_id[good.schedule_id].runs == 3 and by_id[good.schedule_id].broken is None
+    assert "CroniterBadDateError" in (by_id["s-never"].broken or "")
+    assert "ZeroDivisionError" in (by_id["s-raise"].broken or "")
+    assert by_id["s-never"].runs == 0
+    # The marks are saved: after a restart the broken schedules are still skipped.
+    reread = {s.schedule_id: s.broken for s in ScheduleStore(tmp_path / "schedules.json").all()}
+    assert reread[good.schedule_id] is None and reread["s-never"] and reread["s-raise"]
+
+
+def test_a_huge_integer_period_is_refused_not_a_crash() -> None:
+    # math.isfinite(10**400) raises OverflowError; one is_number (rigcore.state) decides everywhere.
+    assert fields({"batch": batch(), "every_s": 10**400}) == ["every_s"]

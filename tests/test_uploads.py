@@ -28,7 +28,8 @@ from rigcore.atomic import write_json_atomic
 from rigcore.config import REDACTED, Config, RemoteStorageConfig
 from rigcore.config_policy import ConfigRefused
 from service.capture import CaptureService
-from service.uploads import Uploader, etag_of
+from service.uploads.s3_store import etag_of
+from service.uploads.uploader import Uploader
 from sessions.scan_manifest import ScanManifest, write_scan_manifest
 from sessions.upload_queue import Journal, VerifiedObject, read_journal, read_record
 from tests.conftest import batch, free_port, scaled, service_process

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from rigcore.config import Config
-from service.validation import validate_batch
+from service.batches.validation import validate_batch
 
 CFG = Config()
 

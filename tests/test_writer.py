@@ -25,16 +25,9 @@ from PIL import Image
 
 import sessions.writer as writer_module
 from camera.frames import Frame, decode_message
+from sessions.image_codecs import CameraWriteOptions, Pixels, frame_to_array, preview_8bit
 from sessions.manifest import FORMAT_VERSION, SessionManifest, SessionStatus, read_manifest, write_manifest
-from sessions.writer import (
-    CameraWriteOptions,
-    Pixels,
-    SessionWriter,
-    WriteError,
-    create_session_dir,
-    frame_to_array,
-    preview_8bit,
-)
+from sessions.writer import SessionWriter, WriteError, create_session_dir
 
 # Seconds; generous so a slow CI never flakes, short enough that a hang fails. Scaled like conftest's.
 TIMEOUT = 20.0 * float(os.environ.get("RIGCAPTURE_TIME_FACTOR", "1"))
@@ -299,7 +292,7 @@ def test_session_json_lists_frames_in_arrival_order_and_is_written_last(
     session: tuple[str, Path], executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session_id, path = session
-    real_encode = writer_module._encode
+    real_encode = writer_module.encode_frame
 
     def slow_encode(
         frame: Frame, options: CameraWriteOptions, pixels: Pixels | None = None
@@ -316,7 +309,7 @@ def test_session_json_lists_frames_in_arrival_order_and_is_written_last(
         write_manifest(folder, manifest)
         written.append(folder)
 
-    monkeypatch.setattr(writer_module, "_encode", slow_encode)
+    monkeypatch.setattr(writer_module, "encode_frame", slow_encode)
     monkeypatch.setattr(writer_module, "write_manifest", checked_write_manifest)
 
     cameras = {

@@ -5,7 +5,7 @@
 // the report (one self-contained page) opens from a blob URL in a new tab; a download is streamed to a
 // file chosen in a save dialog where the browser offers one (File System Access API: Chromium, on
 // https or localhost), else held in memory as a blob before it is saved (a multi-GB session needs that
-// much memory then; see the README).
+// much memory then; see docs/sessions.md).
 
 import { download, fetchOk } from "./api.js";
 import { state } from "./state.js";

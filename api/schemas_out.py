@@ -1,0 +1,198 @@
+"""What the service answers, as pydantic models: only for the OpenAPI document (api/openapi_gen.py).
+
+The views themselves are built by the service (job views, scan and session manifests, schedules);
+where the service has a model of its own (sessions.manifest.SessionSummary, the scan manifest, the
+schedule, the preset, the frame sets, rigcore.config.Config) the answer's model is that one, so its
+enums and fields are the code's. Answers may carry more keys than listed (no
+``additionalProperties: false``), as clients must expect from a service that grows.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas_in import Omitted
+from service.batches.validation import MAX_DETAILS
+from service.presets import store
+from service.schedules import rules
+from service.status import CommandStatus, JobPhase, JobStatus
+from sessions.catalog import CatalogState
+from sessions.manifest import SessionSummary
+from sessions.scan_manifest import ScanManifest
+
+
+class ErrorDetail(BaseModel):
+    index: int | None = Field(description="item of requests")
+    field: str
+    message: str
+
+
+class Error(BaseModel):
+    """Every error answer: ``{"error": ..., "details": [...]}`` (api/errors.py)."""
+
+    error: str = Field(description="what is wrong, in words")
+    details: list[ErrorDetail]
+    details_omitted: Annotated[int, Field(ge=1)] | Omitted = Field(
+        None, description=f"problems found beyond those listed (details holds at most {MAX_DETAILS})"
+    )
+    history_id: str | Omitted = None
+    type: str | Omitted = None
+    host: str | Omitted = Field(None, description="421: the Host name that was refused")
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+class Result(BaseModel):
+    request: Any
+    status: CommandStatus
+    status_code: int | Omitted | None = None
+    response: Any = None
+    error: str | Omitted | None = None
+    transport: str | Omitted = None
+    sent_at: float | Omitted = None
+    session_id: str | Omitted = None
+
+
+class Session(SessionSummary):
+    """A session of a job (sessions.manifest.SessionSummary)."""
+
+
+class Job(BaseModel):
+    job_id: str
+    status: JobStatus
+    phase: JobPhase
+    created_at: float | Omitted = None
+    started_at: float | Omitted | None = None
+    finished_at: float | Omitted | None = None
+    results: list[Result] | Omitted = None
+    session: Session | Omitted | None = None
+    sessions: list[Session] | Omitted = None
+    progress: dict[str, Any] | Omitted = None
+    error: dict[str, Any] | Omitted | None = None
+    final_pose: dict[str, Any] | Omitted | None = None
+    warnings: list[str] | Omitted = None
+
+
+class JobDone(Job):
+    """The job, finished (its status says how)."""
+
+    message: str
+
+
+class Accepted(BaseModel):
+    job_id: str
+    status: str
+    status_url: str
+    message: str | Omitted = None
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+class HistoryPage(BaseModel):
+    requests: list[dict[str, Any]]
+    total: int = Field(description="entries in the whole history")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the older page; null at the oldest")
+
+
+class RigStatus(BaseModel):
+    broker: Any
+    devices: Any
+    streams: Any
+    cameras: Any
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    broker_connected: bool
+    streams_connected: bool
+
+
+class ConfigSaved(BaseModel):
+    message: str
+    changed: list[str]
+    restart_required: list[str]
+
+
+# -- presets --------------------------------------------------------------------------------------
+class Preset(store.Preset):
+    """A stored preset, with its name."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    message: str | Omitted = None
+
+
+class PresetList(BaseModel):
+    presets: list[Preset]
+    warning: str | Omitted = None
+
+
+class Deleted(BaseModel):
+    message: str
+    name: str
+
+
+# -- scans ----------------------------------------------------------------------------------------
+class ScanProgress(BaseModel):
+    done: int
+    total: int
+
+
+class Scan(ScanManifest):
+    """A scan: its manifest (sessions.scan_manifest) with its progress."""
+
+    progress: ScanProgress
+    message: str | Omitted = None
+
+
+class ScanQueued(BaseModel):
+    scan_id: str
+    status_url: str
+    message: str | Omitted = None
+
+
+class ScanList(BaseModel):
+    scans: list[Scan]
+
+
+# -- schedules ------------------------------------------------------------------------------------
+class Schedule(rules.Schedule):
+    """A stored schedule (service.schedules.rules.Schedule)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str | Omitted = None
+
+
+class ScheduleCreated(BaseModel):
+    schedule_id: str
+    next_run_at: float
+
+
+class ScheduleList(BaseModel):
+    schedules: list[Schedule]
+    warning: str | Omitted = None
+
+
+# -- the dashboard's files ------------------------------------------------------------------------
+class CameraList(BaseModel):
+    """What a client needs to build a batch."""
+
+    cameras: list[dict[str, Any]]
+    pantilt: Any
+    recording: Any
+
+
+class SessionPage(BaseModel):
+    sessions: list[dict[str, Any]]
+    total: int = Field(description="sessions matching")
+    offset: Any
+    limit: Any
+    catalog: CatalogState | Omitted = None
+    partial: bool | Omitted = Field(None, description="true while the catalog is first built")

@@ -1,0 +1,67 @@
+"""Named things the service keeps (``/presets``, ``/schedules``): the command with its actions, and
+the actions every such collection has (list, show, delete), so each command module writes only what
+is its own (rigcli.presets, rigcli.schedules)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from rigcli.client import EXIT_OK, ApiClient
+from rigcli.common import path_of, print_json
+
+Command = Callable[[argparse.Namespace, ApiClient, TextIO, TextIO], int]
+
+
+def add_collection(
+    sub: Any, common: argparse.ArgumentParser, name: str, run_list: Command, **parser_args: Any
+) -> Any:
+    """The ``name`` command (listing when given no action) and its subparsers for the actions."""
+    parser = sub.add_parser(
+        name, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **parser_args
+    )
+    parser.set_defaults(run=run_list)
+    return parser.add_subparsers(dest=f"{name}_action", metavar="[ACTION]", parser_class=type(parser))
+
+
+def add_action(
+    actions: Any,
+    common: argparse.ArgumentParser,
+    action: str,
+    run: Command,
+    item: tuple[str, str] | None = None,
+    **parser_args: Any,
+) -> argparse.ArgumentParser:
+    """One action; ``item`` (dest, metavar): the positional argument naming the thing it acts on."""
+    parser: argparse.ArgumentParser = actions.add_parser(action, parents=[common], **parser_args)
+    if item is not None:
+        parser.add_argument(item[0], metavar=item[1])
+    parser.set_defaults(run=run)
+    return parser
+
+
+def listed(
+    args: argparse.Namespace, body: dict[str, Any], key: str, out: TextIO, err: TextIO
+) -> list[Any] | None:
+    """The items of a listing (``GET /presets``, say) to print, after the service's warning; None when
+    ``--json`` printed the whole answer."""
+    if args.json:
+        print_json(out, body)
+        return None
+    if body.get("warning"):
+        err.write(f"rigcli: warning from the service: {body['warning']}\n")
+    return list(body.get(key) or [])
+
+
+def delete(args: argparse.Namespace, client: ApiClient, out: TextIO, noun: str, name: str) -> int:
+    """``DELETE /<noun>s/<name>``, said in a line (or the answer with ``--json``)."""
+    answer = client.delete(path_of(f"{noun}s", name))
+    if args.json:
+        print_json(out, answer)
+    else:
+        out.write(f"{noun} {name} deleted\n")
+    return EXIT_OK
+
+
+__all__ = ["Command", "add_action", "add_collection", "delete", "listed"]

@@ -1,0 +1,160 @@
+"""The catalog's filter language: ``GET /sessions``'s query string parsed and checked into a
+:class:`SessionQuery`, and a query turned into SQL (a fixed WHERE text whose values SQLite binds, never
+spliced into the SQL). See :mod:`sessions.catalog`."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sessions.manifest import SessionStatus
+
+_N = TypeVar("_N", int, float)
+TRIGRAM = 3  # the shortest ?q= the text index finds; shorter ones are matched row by row
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """Filters of ``GET /sessions``; None = not filtered. Pan and tilt in degrees x100, times epoch s."""
+
+    camera: str | None = None
+    status: str | None = None
+    since: float | None = None  # record_started_at >= since
+    until: float | None = None  # record_started_at < until
+    scan_id: str | None = None
+    pan_min: int | None = None
+    pan_max: int | None = None
+    tilt_min: int | None = None
+    tilt_max: int | None = None
+    q: str | None = None  # a substring of the session id or its label (case-insensitive)
+
+    def filtered(self) -> bool:
+        return any(v is not None for v in vars(self).values())
+
+    def where(self, camera_bit: int | None = None) -> tuple[str, list[Any]]:
+        """The WHERE clause (fixed text) and its parameters (the values, bound by SQLite).
+
+        ``camera_bit``: the camera's bit in ``camera_mask`` (the catalog's ``camera_bits``); a
+        camera without one (more than MAX_CAMERA_BITS cameras were seen) is matched through the
+        ``cameras`` column (``,cam_a,cam_b,``) instead."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        simple = (
+            ("s.status = ?", self.status),
+            ("s.scan_id = ?", self.scan_id),
+            ("s.started_at >= ?", self.since),
+            ("s.started_at < ?", self.until),
+            ("s.pan_x100 >= ?", self.pan_min),
+            ("s.pan_x100 <= ?", self.pan_max),
+            ("s.tilt_x100 >= ?", self.tilt_min),
+            ("s.tilt_x100 <= ?", self.tilt_max),
+        )
+        for clause, value in simple:
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if self.camera is not None and camera_bit is not None:
+            clauses.append("(s.camera_mask & ?) != 0")
+            params.append(1 << camera_bit)
+        elif self.camera is not None:  # past MAX_CAMERA_BITS cameras: the list, row by row
+            clauses.append(r"s.cameras LIKE ? ESCAPE '\'")
+            params.append("%," + re.sub(r"([\\%_])", r"\\\1", self.camera) + ",%")
+        if self.q is not None and len(self.q) >= TRIGRAM:
+            # One FTS5 phrase: the text matches where it holds q as a substring (case-insensitive).
+            clauses.append("s.rowid IN (SELECT rowid FROM sessions_text WHERE sessions_text MATCH ?)")
+            params.append('"' + self.q.replace('"', '""') + '"')
+        elif self.q is not None:  # too short for a trigram: every row is looked at
+            clauses.append(r"(s.session_id LIKE ? ESCAPE '\' OR s.label LIKE ? ESCAPE '\')")
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", self.q) + "%"
+            params += [pattern, pattern]
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class FilterError(ValueError):
+    """A filter of ``GET /sessions`` that is not valid; ``param`` names it."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
+FILTER_PARAMS = (
+    "camera",
+    "status",
+    "since",
+    "until",
+    "scan_id",
+    "pan_min",
+    "pan_max",
+    "tilt_min",
+    "tilt_max",
+    "q",
+)
+STATUSES = frozenset({*(s.value for s in SessionStatus), "unreadable"})
+MAX_TEXT = 200  # characters of camera, scan_id and q
+_X100_LIMIT = 10**9
+
+
+def query_from_params(params: Mapping[str, str]) -> SessionQuery:
+    """The filters in ``GET /sessions``'s query string; FilterError names the first bad one. An empty
+    value is no filter."""
+    values = {k: params[k].strip() for k in FILTER_PARAMS if params.get(k, "").strip()}
+    for name in ("camera", "scan_id", "q"):
+        if name in values and len(values[name]) > MAX_TEXT:
+            raise FilterError(name, f"{len(values[name])} characters; at most {MAX_TEXT}")
+    status = values.get("status")
+    if status is not None and status not in STATUSES:
+        raise FilterError("status", f"{status!r} is not one of {', '.join(sorted(STATUSES))}")
+    times = {name: _epoch(name, values.get(name)) for name in ("since", "until")}
+    ints = {
+        name: _x100_param(name, values.get(name)) for name in ("pan_min", "pan_max", "tilt_min", "tilt_max")
+    }
+    for low, high in (("since", "until"), ("pan_min", "pan_max"), ("tilt_min", "tilt_max")):
+        lo, hi = {**times, **ints}[low], {**times, **ints}[high]
+        if lo is not None and hi is not None and lo > hi:
+            raise FilterError(low, f"{lo} is greater than {high} {hi}")
+    return SessionQuery(
+        camera=values.get("camera"),
+        status=status,
+        scan_id=values.get("scan_id"),
+        q=values.get("q"),
+        since=times["since"],
+        until=times["until"],
+        pan_min=ints["pan_min"],
+        pan_max=ints["pan_max"],
+        tilt_min=ints["tilt_min"],
+        tilt_max=ints["tilt_max"],
+    )
+
+
+_EPOCH = "a time in seconds since the epoch"
+
+
+def _epoch(name: str, value: str | None) -> float | None:
+    number = _parsed(name, value, float, _EPOCH)
+    if number is not None and (not math.isfinite(number) or number < 0):
+        raise FilterError(name, f"{value!r} is not {_EPOCH}")
+    return number
+
+
+def _x100_param(name: str, value: str | None) -> int | None:
+    number = _parsed(name, value, int, "an integer (degrees x100, e.g. -1500)")
+    if number is not None and abs(number) > _X100_LIMIT:
+        raise FilterError(name, f"{number} is out of range")
+    return number
+
+
+def _parsed(name: str, value: str | None, parse: Callable[[str], _N], what: str) -> _N | None:
+    """``value`` parsed, None when not given; FilterError saying it is not ``what``."""
+    if value is None:
+        return None
+    try:
+        return parse(value)
+    except ValueError:
+        raise FilterError(name, f"{value!r} is not {what}") from None
+
+
+__all__ = ["FILTER_PARAMS", "STATUSES", "FilterError", "SessionQuery", "query_from_params"]
