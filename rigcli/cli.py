@@ -21,12 +21,14 @@ from rigcli.client import (
 )
 from rigcli.common import (
     Handler,
+    add_command,
     choose_cameras,
     clip,
     deg,
     follow,
     glue_negative_values,
     iso_span,
+    listing,
     parse_zoom,
     print_json,
     problem_lines,
@@ -133,14 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    cap = sub.add_parser(
+    cap = add_command(
+        sub,
+        common,
         "capture",
-        parents=[common],
         help="move, settle, record; follow the job; print a summary",
         description="Submit a batch (pan, tilt, zooms, then the recording), follow the job with a "
         "progress bar on stderr, then print a summary. Moves are left out when not given.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cap.add_argument("--pan", type=float, metavar="DEG", help="pan in degrees (-180 … 180)")
     cap.add_argument("--tilt", type=float, metavar="DEG", help="tilt in degrees (-90 … 90)")
@@ -420,48 +422,39 @@ def storage_lines(st: dict[str, Any]) -> list[str]:
 
 def cmd_jobs(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
     jobs = client.get("/jobs")["jobs"][: max(args.limit, 0)]
-    if args.json:
-        print_json(out, {"jobs": jobs})
-        return EXIT_OK
-    rows = [
-        [
-            j.get("job_id", ""),
-            when(j.get("created_at")),
-            j.get("status", ""),
-            j.get("phase", ""),
-            (j.get("session") or {}).get("session_id") or "-",
-            clip((j.get("error") or {}).get("message") or ""),
-        ]
-        for j in jobs
+    headers = ["job", "created", "status", "phase", "session", "error"]
+    return listing(args.json, out, "jobs", jobs, (headers, _job_row))
+
+
+def _job_row(j: dict[str, Any]) -> list[str]:
+    return [
+        j.get("job_id", ""),
+        when(j.get("created_at")),
+        j.get("status", ""),
+        j.get("phase", ""),
+        (j.get("session") or {}).get("session_id") or "-",
+        clip((j.get("error") or {}).get("message") or ""),
     ]
-    out.write("\n".join(table(["job", "created", "status", "phase", "session", "error"], rows)) + "\n")
-    return EXIT_OK
 
 
 def cmd_history(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
     entries = list(reversed(client.get("/history", params={"limit": max(args.limit, 1)})["requests"]))
-    if args.json:
-        print_json(out, {"requests": entries})
-        return EXIT_OK
-    rows = []
-    for e in entries:
-        error = e.get("error") or {}
-        message = (
-            (error.get("error") or error.get("message") or "") if isinstance(error, dict) else str(error)
-        )
-        requests = (e.get("request") or {}).get("requests") if isinstance(e.get("request"), dict) else None
-        rows.append(
-            [
-                e.get("id", ""),
-                when(e.get("received_at")),
-                e.get("status", ""),
-                str(len(requests)) if isinstance(requests, list) else "-",
-                ", ".join(s.get("session_id", "") for s in e.get("sessions") or []) or "-",
-                clip(message),
-            ]
-        )
-    out.write("\n".join(table(["id", "received", "status", "commands", "session", "error"], rows)) + "\n")
-    return EXIT_OK
+    headers = ["id", "received", "status", "commands", "session", "error"]
+    return listing(args.json, out, "requests", entries, (headers, _history_row))
+
+
+def _history_row(e: dict[str, Any]) -> list[str]:
+    error = e.get("error") or {}
+    message = (error.get("error") or error.get("message") or "") if isinstance(error, dict) else str(error)
+    requests = (e.get("request") or {}).get("requests") if isinstance(e.get("request"), dict) else None
+    return [
+        e.get("id", ""),
+        when(e.get("received_at")),
+        e.get("status", ""),
+        str(len(requests)) if isinstance(requests, list) else "-",
+        ", ".join(s.get("session_id", "") for s in e.get("sessions") or []) or "-",
+        clip(message),
+    ]
 
 
 # GET /sessions's filters, by their argparse names (--pan-min is pan_min).

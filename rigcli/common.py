@@ -3,6 +3,7 @@ zoom values, degrees on the command line and hundredths of a degree on the wire.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import re
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from rigcli.client import ApiClient, RequestRejected, ServiceUnavailable
+from rigcli.client import EXIT_OK, ApiClient, RequestRejected, ServiceUnavailable
 from rigcli.progress import JobProgress
 
 # A command's handler: (parsed arguments, client, stdout, stderr) -> exit code.
@@ -218,6 +219,31 @@ def split(text: str) -> list[str]:
 def print_json(out: TextIO, data: Any) -> None:
     out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     out.flush()
+
+
+def add_command(sub: Any, common: argparse.ArgumentParser, name: str, **parser_args: Any) -> Any:
+    """One rigcli command: the common options, and its help text laid out as written."""
+    return sub.add_parser(
+        name, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **parser_args
+    )
+
+
+def listing(
+    json_wanted: bool,
+    out: TextIO,
+    key: str,
+    items: list[dict[str, Any]],
+    columns: tuple[list[str], Callable[[dict[str, Any]], list[str]]],
+    right: set[int] | None = None,
+) -> int:
+    """A list command's output: ``{key: items}`` as JSON, or a table of ``columns`` (headers, and the
+    row of one item)."""
+    if json_wanted:
+        print_json(out, {key: items})
+        return EXIT_OK
+    headers, row = columns
+    out.write("\n".join(table(headers, [row(item) for item in items], right=right)) + "\n")
+    return EXIT_OK
 
 
 def problem_lines(body: Any) -> list[str]:

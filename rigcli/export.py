@@ -19,6 +19,7 @@ from urllib.parse import quote
 import requests
 
 from rigcli.client import EXIT_OK, ApiClient, AuthError, CliError, RequestRejected, ServiceUnavailable
+from rigcli.common import add_command
 from rigcli.progress import ByteProgress
 
 FORMATS = ("mcap", "zip")
@@ -35,14 +36,14 @@ examples:
 
 def add_export_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``export`` command to the subparsers of rigcli.cli.build_parser."""
-    exp = sub.add_parser(
+    exp = add_command(
+        sub,
+        common,
         "export",
-        parents=[common],
         help="download a session as MCAP (for Foxglove) or as a zip",
         description="Download a recorded session as one file: MCAP (images, pose, transforms, frame "
         "sets; opens in Foxglove) or the session folder as a zip. Exit 2 for an unknown session.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     exp.add_argument("session", help="the session id (see: rigcli sessions)")
     exp.add_argument("--format", choices=FORMATS, default="mcap", help="mcap (default) or zip")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from rigcli.client import EXIT_OK, ApiClient
-from rigcli.common import path_of, print_json
+from rigcli.common import add_command, path_of, print_json
 
 Command = Callable[[argparse.Namespace, ApiClient, TextIO, TextIO], int]
 
@@ -18,9 +18,7 @@ def add_collection(
     sub: Any, common: argparse.ArgumentParser, name: str, run_list: Command, **parser_args: Any
 ) -> Any:
     """The ``name`` command (listing when given no action) and its subparsers for the actions."""
-    parser = sub.add_parser(
-        name, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **parser_args
-    )
+    parser = add_command(sub, common, name, **parser_args)
     parser.set_defaults(run=run_list)
     return parser.add_subparsers(dest=f"{name}_action", metavar="[ACTION]", parser_class=type(parser))
 

@@ -13,8 +13,10 @@ from typing import Any, TextIO
 
 from rigcli.client import EXIT_JOB_FAILED, EXIT_OK, ApiClient, CliError, RequestRejected, ServiceUnavailable
 from rigcli.common import (
+    add_command,
     choose_cameras,
     clip,
+    listing,
     path_of,
     poll,
     print_json,
@@ -91,14 +93,14 @@ def _follow_options(parser: argparse.ArgumentParser) -> None:
 
 def add_scan_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> None:
     """``scan`` (start one) and its actions ``status``, ``list``, ``cancel``, ``resume``."""
-    scan = sub.add_parser(
+    scan = add_command(
+        sub,
+        common,
         "scan",
-        parents=[common],
         help="record at a grid or a list of poses; follow it pose by pose; print a table",
         description="Submit a scan (POST /scans): the same cameras recorded at every pose, one session "
         "per pose, each after the rig settled. Or, with an ACTION, look at the scans.",
         epilog=SCAN_EPILOG + "\n" + epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plan = scan.add_argument_group("the poses: a grid, or a list of --pose and --preset")
     plan.add_argument("--pan", type=axis_range, metavar="FROM:TO:STEP", help="pan range in degrees")
@@ -322,21 +324,19 @@ def cmd_scan_status(args: argparse.Namespace, client: ApiClient, out: TextIO, er
 
 def cmd_scan_list(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
     scans = client.get("/scans")["scans"][: max(args.limit, 0)]
-    if args.json:
-        print_json(out, {"scans": scans})
-        return EXIT_OK
-    rows = [
-        [
-            s.get("scan_id", ""),
-            when(s.get("created_at")),
-            s.get("status", ""),
-            f"{(s.get('progress') or {}).get('done', 0)}/{(s.get('progress') or {}).get('total', '?')}",
-            clip(s.get("label") or "-", 40),
-        ]
-        for s in scans
+    headers = ["scan", "created", "status", "done", "label"]
+    return listing(args.json, out, "scans", scans, (headers, _scan_row), right={3})
+
+
+def _scan_row(s: dict[str, Any]) -> list[str]:
+    progress = s.get("progress") or {}
+    return [
+        s.get("scan_id", ""),
+        when(s.get("created_at")),
+        s.get("status", ""),
+        f"{progress.get('done', 0)}/{progress.get('total', '?')}",
+        clip(s.get("label") or "-", 40),
     ]
-    out.write("\n".join(table(["scan", "created", "status", "done", "label"], rows, right={3})) + "\n")
-    return EXIT_OK
 
 
 def cmd_scan_cancel(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:

@@ -15,7 +15,7 @@ import argparse
 from typing import Any, TextIO
 
 from rigcli.client import EXIT_OK, ApiClient, CliError
-from rigcli.common import clip, deg, iso, iso_span, path_of, print_json, table
+from rigcli.common import add_command, clip, deg, iso, iso_span, path_of, print_json, table
 
 CAMERA_HEADERS = ["camera", "frames", "rejected", "time source", "delay med / p99 / max", "clock"]
 
@@ -28,15 +28,15 @@ examples:
 
 def add_session_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``session`` command to the subparsers of rigcli.cli.build_parser."""
-    ses = sub.add_parser(
+    ses = add_command(
+        sub,
+        common,
         "session",
-        parents=[common],
         help="one session in detail: window, cameras, capture times and delays",
         description="Show one recorded session: its window in capture time, the wait for late frames "
         "and per camera its frames, time sources and delay (arrival less capture). Exit 2 for an "
         "unknown session.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ses.add_argument("session_id", metavar="SESSION", help="the session id (see: rigcli sessions)")
     ses.set_defaults(run=cmd_session)

@@ -110,24 +110,19 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         stream_delay_s=args.stream_delay,
         mqtt_respond=not args.no_mqtt_response,
     )
-    return SimConfig(
-        mqtt_host=args.mqtt_host,
-        mqtt_port=args.mqtt_port,
-        topic_prefix=args.topic_prefix,
-        http_host=args.http_host,
-        http_port=args.http_port,
-        ws_host=args.ws_host,
-        ws_port=args.ws_port,
-        state_hz=args.state_hz,
-        start_delay_s=args.start_delay,
-        cameras=cameras,
-        frames_per_message=args.frames_per_message,
-        ack_timeout_s=args.ack_timeout,
-        faults=faults,
-        send_queue=args.send_queue,
-        send_queue_max_frames=args.send_queue_max_frames,
-        pipeline_delay_s=args.pipeline_delay,
-    )
+    settings = {field: getattr(args, flag) for field, flag in _SETTING_FLAGS.items()}
+    return SimConfig(cameras=cameras, faults=faults, **settings)
+
+
+# SimConfig fields taken as they are from the command line: field -> argparse dest.
+_SETTING_FLAGS = {
+    **{name: name for name in ("mqtt_host", "mqtt_port", "topic_prefix", "http_host", "http_port")},
+    **{name: name for name in ("ws_host", "ws_port", "state_hz", "frames_per_message", "send_queue")},
+    "send_queue_max_frames": "send_queue_max_frames",
+    "start_delay_s": "start_delay",
+    "ack_timeout_s": "ack_timeout",
+    "pipeline_delay_s": "pipeline_delay",
+}
 
 
 def _camera_from_args(args: argparse.Namespace, short: str, cam: CameraSim) -> CameraSim:
