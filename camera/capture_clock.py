@@ -21,7 +21,8 @@ The rules, per camera:
   delay is back under the bound).
 * Until a camera's delay has been judged over one whole window at full rate, its clock asks for the
   stream at full rate (:attr:`CaptureClock.probing`): a verdict is ready before the first recording
-  needs it, rather than turning up in the middle of one.
+  needs it, rather than turning up in the middle of one. A delay that stays flat above the bound for
+  a second (a slow pipeline, not a backlog, whose delays fall as it drains) is judged at once.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ MAX_EVENTS = 64
 # How long after its first frame a camera may keep the stream at full rate to prove its clock (in
 # windows): a camera that stops sending must not hold the full rate forever.
 PROBE_WINDOWS = 3
+# The early "late" verdict (CaptureClock._steadily_late): at least this long and this many frames at
+# full rate, every delay above the bound and within this spread of the smallest.
+EARLY_S = 1.0
+EARLY_FRAMES = 5
+FLAT_S = 0.15
+FLAT_SHARE = 0.1
 
 
 class TimeSource(StrEnum):
@@ -165,10 +172,25 @@ class CaptureClock:
             self._window.popleft()
         while self._mins and self._mins[0][0] < horizon:
             self._mins.popleft()
-        if mono - self._full_since < self._cfg.window_s:
+        if mono - self._full_since < self._cfg.window_s and not self._steadily_late(mono):
             return None
         self.proven = True
         return self._mins[0][1]
+
+    def _steadily_late(self, mono: float) -> bool:
+        """An early verdict: for a second or more at full rate every frame was later than the bound by
+        about the same delay. A backlog draining shows falling delays, a reader falling behind rising
+        ones; a flat delay is the camera's own (a pipeline, a clock behind), and waiting out the rest
+        of the window would only let a recording start on stamps that are about to be refused."""
+        since = self._full_since
+        early = min(EARLY_S, self._cfg.window_s)
+        if since is None or mono - since < early or len(self._window) < EARLY_FRAMES:
+            return False
+        smallest = self._mins[0][1]
+        if smallest <= self._cfg.max_delay_s:
+            return False
+        largest = max(d for _, d in self._window)
+        return largest - smallest <= max(FLAT_S, FLAT_SHARE * smallest)
 
     def _maybe_recover(self, late: float | None, at: float, mono: float) -> None:
         if self._good_since is None:

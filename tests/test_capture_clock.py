@@ -80,10 +80,12 @@ def test_a_backlog_shorter_than_the_window_does_not_count_against_the_clock() ->
 
 
 def test_a_minimum_delay_above_the_bound_for_a_whole_window_fails_as_late() -> None:
+    """Delays that vary (a reader falling behind: rising) are judged over a whole window."""
     clock = CaptureClock(CFG, latency_s=0.5)
     t = 0.0
     while t < 1.9:
-        assert feed(clock, t, 4.0)[2] is TimeSource.STAMP  # not judged yet: less than a window
+        # not judged yet: less than a window, and not flat
+        assert feed(clock, t, 3.5 + 0.5 * t)[2] is TimeSource.STAMP
         t += 0.1
     assert clock.probing(M0 + t)  # it wants the full rate until it is judged
     mono, _, source = feed(clock, 2.05, 4.0)
@@ -99,6 +101,23 @@ def test_a_minimum_delay_above_the_bound_for_a_whole_window_fails_as_late() -> N
     while t < 6.0:
         feed(clock, t, 0.3)
         t += 0.1
+    assert clock.status is ClockStatus.OK
+
+
+def test_a_flat_delay_above_the_bound_is_judged_after_a_second() -> None:
+    """A slow pipeline: every frame 4 s late, about the same. No need to wait out the window."""
+    clock = CaptureClock(CaptureTimeConfig(max_delay_s=3.0, window_s=5.0))
+    sources = [feed(clock, i / 20, 4.0 + (i % 3) * 0.01)[2] for i in range(30)]
+    assert set(sources[:20]) == {TimeSource.STAMP}  # under a second: not yet
+    assert sources[-1] is TimeSource.FALLBACK and clock.proven
+
+
+def test_a_draining_backlog_above_the_bound_is_not_judged_early() -> None:
+    clock = CaptureClock(CaptureTimeConfig(max_delay_s=3.0, window_s=5.0))
+    t = 0.0
+    while t < 2.5:  # delays fall from 9 s to 4 s: a queue draining, still above the bound
+        assert feed(clock, t, 9.0 - 2.0 * t)[2] is TimeSource.STAMP
+        t += 0.05
     assert clock.status is ClockStatus.OK
 
 
