@@ -208,16 +208,13 @@ def _frame_time(frame: FrameRecord) -> float | None:
 
 
 def _rel(t: Any, t0: float) -> float | None:
-    return round(float(t) - t0, _DIGITS) if _number(t) else None
+    return round(float(t) - t0, _DIGITS) if is_number(t) else None
 
-
-def _number(v: Any) -> bool:
-    return is_number(v)  # finite, and a float can hold it (rigcore.state)
 
 
 def _num(v: Any) -> float | None:
     """``v`` as a float when it is a finite number (not a bool), else None."""
-    return float(v) if _number(v) else None
+    return float(v) if is_number(v) else None
 
 
 def _all_captured(manifest: SessionManifest) -> bool:
@@ -267,7 +264,7 @@ def _pose_series(manifest: SessionManifest, samples: Sequence[StateRecord], t0: 
 
 
 def _deg(x100: Any) -> float | None:
-    return round(float(x100) / 100.0, 4) if _number(x100) else None
+    return round(float(x100) / 100.0, 4) if is_number(x100) else None
 
 
 def _targets(manifest: SessionManifest) -> Json:
@@ -276,7 +273,7 @@ def _targets(manifest: SessionManifest) -> Json:
     for proof in _settle_devices(manifest).values():
         for name, target in (proof.get("targets") or {}).items():
             axis = "pan" if "pan" in name else "tilt" if "tilt" in name else None
-            if axis is not None and _number(target):
+            if axis is not None and is_number(target):
                 out[axis] = _deg(target)
     return out
 
@@ -386,7 +383,7 @@ def _gap_edge(gap: dict[str, Any], edge: str, on_axis: dict[float | None, float 
     if captured is not None:
         return captured
     arrival = gap.get(f"{edge}_received_at")
-    found = on_axis.get(arrival) if _number(arrival) else None
+    found = on_axis.get(arrival) if is_number(arrival) else None
     return arrival if found is None else found
 
 

@@ -33,13 +33,10 @@ def _e(value: Any) -> str:
     return html.escape("—" if value is None else str(value))
 
 
-def _finite(v: Any) -> bool:
-    return is_number(v)  # finite, and a float can hold it (rigcore.state)
-
 
 def local_iso(t: Any) -> str:
     """Epoch seconds as a local ISO 8601 time to the millisecond, with the offset."""
-    if not _finite(t):
+    if not is_number(t):
         return "—"
     return dt.datetime.fromtimestamp(float(t)).astimezone().isoformat(timespec="milliseconds")
 
@@ -53,21 +50,21 @@ def local_span(start: Any, end: Any) -> str:
 
 
 def _degrees(x100: Any) -> str:
-    return f"{float(x100) / 100:.2f}°" if _finite(x100) else "—"
+    return f"{float(x100) / 100:.2f}°" if is_number(x100) else "—"
 
 
 def _values_text(values: Mapping[str, Any], signed: bool = False) -> str:
     """``pan 45.00°, tilt -10.00°``: keys in hundredths of a degree as degrees, others as they are."""
     parts = []
     for key, value in values.items():
-        if key.endswith(_X100_SUFFIX) and _finite(value):
+        if key.endswith(_X100_SUFFIX) and is_number(value):
             number = float(value) / 100
             parts.append(
                 f"{key.removesuffix(_X100_SUFFIX)} {number:+.2f}°"
                 if signed
                 else f"{key.removesuffix(_X100_SUFFIX)} {number:.2f}°"
             )
-        elif signed and _finite(value):
+        elif signed and is_number(value):
             parts.append(f"{key} {value:+g}")
         else:
             parts.append(f"{key} {value}")
@@ -81,7 +78,7 @@ def pose_text(pose: Mapping[str, Any]) -> str:
         parts.append(f"pan {_degrees(pose.get('pan_deg_x100'))}, tilt {_degrees(pose.get('tilt_deg_x100'))}")
     distance: Any = pose.get("distance_m")
     if "distance_m" in pose:
-        valid = _finite(distance) and float(distance) > 0
+        valid = is_number(distance) and float(distance) > 0
         parts.append(f"{float(distance):g} m" if valid else "no range reading")
     zooms = pose.get("zooms")
     if isinstance(zooms, dict) and zooms:
@@ -123,7 +120,7 @@ def header_html(m: SessionManifest) -> str:
 def settle_html(settle: Json) -> str:
     rows = []
     for dev, d in settle["devices"].items():
-        residual = _values_text({k: v for k, v in d["residual"].items() if _finite(v)}, signed=True) or "—"
+        residual = _values_text({k: v for k, v in d["residual"].items() if is_number(v)}, signed=True) or "—"
         values = _values_text(d["values"]) or "—"
         rows.append(
             f"<tr><td>{_e(short(dev))}</td><td>{_e(d['time_to_settle_s'])} s</td>"
@@ -205,7 +202,7 @@ def _bar(x1: float, x2: float, y: int, kind: str, title: str) -> str:
 
 # -- capture time ----------------------------------------------------------------------------------
 def _seconds(v: Any) -> str:
-    return f"{float(v):.3f} s" if _finite(v) else "—"
+    return f"{float(v):.3f} s" if is_number(v) else "—"
 
 
 def _sources_text(sources: Mapping[str, Any]) -> str:

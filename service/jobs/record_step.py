@@ -30,6 +30,7 @@ from mqtt_control.commands import CommandOutcome
 from rigcore.errors import JobCancelled, RecordingError
 from rigcore.memory import writer_cap_bytes
 from rigcore.pose_timeline import PoseTimeline
+from rigcore.rig import RigLayout
 from service.batches.plan import RecordStep
 from service.disk_guard import PlannedRecording, check_space
 from service.jobs.context import RunContext
@@ -357,12 +358,10 @@ class Recording:
         )
         status, problems = judge(findings, self._step.command["command_id"])
         header = self._header(recorder, writer, status, problems, outages)
-        header["state_log"] = await self._keep_states(writer.session_dir, recorder)
-        timeline = PoseTimeline(self._ctx.layout, recorder.states, recorder.pose_at_start)
         notes = {cam: {"clock": clock} for cam, clock in clocks.items()}
-        finish = functools.partial(
-            writer.finish, header, raise_on_error=False, poses=timeline.pose_at, camera_notes=notes
-        )
+        # Off the loop: up to MAX_STATE_SAMPLES samples to convert, sort and write (the recorder's
+        # listener is detached, so its list no longer changes).
+        finish = functools.partial(_save_session, self._ctx.layout, writer, header, recorder, notes)
         try:
             return await asyncio.get_running_loop().run_in_executor(None, finish)
         except OSError as exc:
@@ -433,27 +432,6 @@ class Recording:
             "delay_s": recorder.delay_stats(),
         }
         return self.settle_proof
-
-    async def _keep_states(self, folder: Path, recorder: Recorder) -> dict[str, Any] | None:
-        """Write the kept state samples beside the frames (sessions.state_log), off the loop."""
-        layout = self._ctx.layout
-        records = [
-            StateRecord(device_id=s.device_id, received_at=s.received_at, retained=s.retained, values=v)
-            for s in recorder.states
-            if (v := layout.state_values(s)) is not None
-        ]
-        write = functools.partial(write_state_log, folder, records)
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, write)
-        except OSError as exc:
-            log.error("session %s: cannot write %s: %s", folder.name, STATE_LOG_NAME, exc)
-            return None
-        return StateLogInfo(
-            samples=len(records),
-            dropped=recorder.states_dropped,
-            from_at=records[0].received_at if records else None,
-            to_at=records[-1].received_at if records else None,
-        ).model_dump(mode="json")
 
     def _report(self, folder: Path, manifest: SessionManifest, outcome: CommandOutcome) -> dict[str, Any]:
         """The session in the job: its summary, and the recording command's result."""
@@ -541,3 +519,37 @@ def _raise_for(manifest: SessionManifest, outcome: CommandOutcome, step: RecordS
                 "camera_ids": silent,
             }
         )
+
+
+def _save_session(
+    layout: RigLayout,
+    writer: SessionWriter,
+    header: dict[str, Any],
+    recorder: Recorder,
+    notes: dict[str, dict[str, Any]],
+) -> SessionManifest:
+    """Blocking: keep the state samples (sessions.state_log), then write session.json with each
+    frame's pose found at its capture time among them (rigcore.pose_timeline)."""
+    header["state_log"] = _keep_states(layout, writer.session_dir, recorder)
+    timeline = PoseTimeline(layout, recorder.states, recorder.pose_at_start)
+    return writer.finish(header, raise_on_error=False, poses=timeline.pose_at, camera_notes=notes)
+
+
+def _keep_states(layout: RigLayout, folder: Path, recorder: Recorder) -> dict[str, Any] | None:
+    """Write state.jsonl; its StateLogInfo, or None when it could not be written (logged)."""
+    records = [
+        StateRecord(device_id=s.device_id, received_at=s.received_at, retained=s.retained, values=v)
+        for s in recorder.states
+        if (v := layout.state_values(s)) is not None
+    ]
+    try:
+        write_state_log(folder, records)
+    except OSError as exc:
+        log.error("session %s: cannot write %s: %s", folder.name, STATE_LOG_NAME, exc)
+        return None
+    return StateLogInfo(
+        samples=len(records),
+        dropped=recorder.states_dropped,
+        from_at=records[0].received_at if records else None,
+        to_at=records[-1].received_at if records else None,
+    ).model_dump(mode="json")
