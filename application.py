@@ -12,21 +12,18 @@ import argparse
 import json
 import logging
 import signal
-import socket
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
-from waitress import wasyncore
-from waitress.server import BaseWSGIServer, create_server
-
 from api import create_app
+from api.server import ApiServer
+from api.server_tls import TlsSetupError
 from rigcore.config import ApiConfig, Config, ConfigError
+from rigcore.config_tls_files import missing_tls_files, with_tls_paths_resolved
 from rigcore.heap import keep_heap_warm
 from service.capture import CaptureService
 
@@ -82,7 +79,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_config(args: argparse.Namespace) -> Config:
-    config = Config.load(args.config)
+    # TLS files are named relative to config.json's folder; made absolute once, here.
+    config = with_tls_paths_resolved(Config.load(args.config), Path(args.config).resolve().parent)
+    if missing := missing_tls_files(config):
+        raise ConfigError(f"{args.config}: {'; '.join(missing)}")
     overrides: dict[str, Any] = {}
     if args.host or args.port is not None:
         api = config.api.model_copy(update={k: v for k, v in (("host", args.host), ("port", args.port)) if v})
@@ -90,81 +90,6 @@ def load_config(args: argparse.Namespace) -> Config:
     if args.transport:
         overrides["command_transport"] = args.transport
     return config.model_copy(update=overrides) if overrides else config
-
-
-class _Trigger(Protocol):
-    # waitress's wake-up pipe; its stubs type it as int and its thunks as taking an argument.
-    def pull_trigger(self, thunk: Callable[[], object]) -> None: ...
-
-
-class ApiServer:
-    """The API on waitress, the same on Linux and Windows.
-
-    One I/O loop holds every connection and reads each request whole before one of ``threads`` runs
-    it, so idle or slow clients cost a socket, not a thread; connections with no request running are
-    closed after ``api.channel_timeout_s``. Run :meth:`serve_forever` in one thread, stop it with
-    :meth:`shutdown` from another, then :meth:`close`.
-    """
-
-    def __init__(self, app: Flask, api: ApiConfig) -> None:
-        self._map: dict[int, Any] = {}
-        self._sock = _listen_socket(api.host, api.port)
-        server = create_server(
-            app,
-            map=self._map,
-            sockets=[self._sock],
-            threads=api.worker_threads(),
-            connection_limit=api.connection_limit,
-            channel_timeout=api.channel_timeout_s,
-            # How often idle connections are looked for: often enough to honour short timeouts.
-            cleanup_interval=max(1, min(30, api.channel_timeout_s // 2)),
-            # poll() has no 1024-descriptor ceiling (select() stays in use where poll is missing).
-            asyncore_use_poll=True,
-            # Bodies a little over api.max_body_bytes reach Flask, whose 413 names the key and is
-            # kept in history; far larger ones are refused before they are read (nor spooled).
-            max_request_body_size=4 * api.max_body_bytes + 65536,
-        )
-        if not isinstance(server, BaseWSGIServer):  # one socket gives one server
-            raise TypeError(f"unexpected waitress server {type(server).__name__}")
-        self._server = server
-        self._host = api.host
-
-    @property
-    def port(self) -> int:
-        port: int = self._sock.getsockname()[1]
-        return port
-
-    @property
-    def url(self) -> str:
-        """A URL that reaches the server from this machine (loopback when it listens on every address)."""
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self._host, self._host)
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
-
-    def serve_forever(self) -> None:
-        self._server.run()
-
-    def shutdown(self) -> None:
-        """Make :meth:`serve_forever` return; from any thread but the serving one (not a signal handler:
-        it may interrupt the loop while it holds the trigger's lock)."""
-        trigger = cast(_Trigger, self._server.trigger)
-        try:
-            # Closing every connection in the loop's own thread empties its map, which ends the loop.
-            trigger.pull_trigger(lambda: wasyncore.close_all(self._map))
-        except OSError:
-            pass  # the trigger is closed: the loop has already stopped (a second Ctrl-C)
-
-    def close(self, timeout: int = 2) -> None:
-        """Stop the request threads; requests still running are abandoned (the threads are daemons)."""
-        wasyncore.close_all(self._map)  # no-op after shutdown; closes the socket if it never served
-        self._server.task_dispatcher.shutdown(timeout=timeout)
-
-
-def _listen_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host``'s first address, so a name is resolved once and port 0 means one port."""
-    family, _, _, _, address = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    return socket.create_server(address, family=family)
 
 
 class Simulation:
@@ -202,12 +127,19 @@ class Simulation:
 
 
 def warn_risky_settings(api: ApiConfig) -> None:
-    if api.host not in ("127.0.0.1", "localhost", "::1") and not api.token:
+    loopback = api.host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and not api.token:
         log.warning("listening on %s without api.token: anyone on the network can drive the rig", api.host)
-    if api.threads is not None and api.threads < api.queue_size + 2:
+    if not loopback and api.token and not api.tls_cert:
         log.warning(
-            "api.threads %d < api.queue_size + 2: waiting POSTs (one thread each until their job ends) "
-            "can leave no thread for other calls",
+            "listening on %s with api.token but without TLS: the token, the history and the frames "
+            "cross the network in clear; set api.tls_cert and api.tls_key (docs/operations/tls.md)",
+            api.host,
+        )
+    if api.threads is not None and api.threads <= api.queue_size + 1 + api.max_downloads:
+        log.warning(
+            "api.threads %d <= api.queue_size + 1 + api.max_downloads: waiting POSTs and downloads "
+            "(one thread each until they end) can leave no thread for other calls",
             api.threads,
         )
     if "*" in api.allowed_hosts:
@@ -228,6 +160,9 @@ def serve(service: CaptureService, config: Config) -> int:
     """Serve the API until SIGINT or SIGTERM; the exit status."""
     try:
         server = ApiServer(create_app(service), config.api)
+    except TlsSetupError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:  # address in use, unknown host name, no permission
         print(f"cannot listen on {config.api.host}:{config.api.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -238,8 +173,9 @@ def serve(service: CaptureService, config: Config) -> int:
             log.warning("broker or streams not connected yet; GET %s/status shows which", url)
         print(f"rigcapture listening on {url} (transport: {config.command_transport})", flush=True)
         print("example request:", flush=True)
+        trust = " --cacert <CA file>" if server.scheme == "https" else ""
         print(
-            f"  curl -X POST {url}/process-request -H 'Content-Type: application/json' "
+            f"  curl{trust} -X POST {url}/process-request -H 'Content-Type: application/json' "
             f"-d '{json.dumps(EXAMPLE_BATCH)}'",
             flush=True,
         )

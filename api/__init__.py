@@ -8,14 +8,16 @@ import socket
 from functools import cache
 from typing import Any
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from api.context import settings
 from api.dashboard import bp as dashboard_bp
-from api.errors import error_body
+from api.errors import Refused, error_body
+from api.events import bp as events_bp
 from api.exports import bp as exports_bp
+from api.fleet import bp as fleet_bp
 from api.presets import bp as presets_bp
 from api.routes import bp, reject
 from api.scans import bp as scans_bp
@@ -32,6 +34,16 @@ OPEN_PREFIXES = ("/static/",)
 HOST_OPEN_PATHS = frozenset({"/healthz"})
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
+# On every answer: no browser guesses a type other than the one sent (a frame file, a JSON error,
+# a download taken for HTML). On HTML answers (the dashboard, a session report): no other site may
+# frame the page (the dashboard holds the token: clickjacking), and no address leaks to another site.
+# A page's own policy (the report's <meta> one) stays in force beside this one: both apply.
+EVERY_ANSWER_HEADERS = {"X-Content-Type-Options": "nosniff"}
+HTML_HEADERS = {
+    "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+}
 
 
 def create_app(service: CaptureService, test_config: dict[str, Any] | None = None) -> Flask:
@@ -43,13 +55,17 @@ def create_app(service: CaptureService, test_config: dict[str, Any] | None = Non
     app.extensions["capture"] = service
     app.register_blueprint(bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(events_bp)
     app.register_blueprint(exports_bp)
+    app.register_blueprint(fleet_bp)
     app.register_blueprint(presets_bp)
     app.register_blueprint(scans_bp)
     app.register_blueprint(schedules_bp)
     # The Host check comes first: a page that rebound its name to this machine learns nothing more.
     app.before_request(_check_host)
     app.before_request(_check_token)
+    app.after_request(security_headers)
+    app.register_error_handler(Refused, _refused)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(RigError, _rig_error)
     app.register_error_handler(Exception, _internal_error)
@@ -137,6 +153,25 @@ def bearer_token(header: str) -> str:
     (RFC 7235: auth schemes are case-insensitive)."""
     scheme, _, token = header.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def security_headers(resp: Response) -> Response:
+    """The headers of :data:`EVERY_ANSWER_HEADERS` on every answer (errors, static files and
+    downloads too), those of :data:`HTML_HEADERS` on HTML; a header a view set itself is kept,
+    except that a Content-Security-Policy of its own gains frame-ancestors."""
+    headers = dict(EVERY_ANSWER_HEADERS)
+    if resp.mimetype in ("text/html", "application/xhtml+xml"):
+        headers.update(HTML_HEADERS)
+        own = resp.headers.get("Content-Security-Policy")
+        if own and "frame-ancestors" not in own:
+            resp.headers["Content-Security-Policy"] = f"{own.rstrip('; ')}; frame-ancestors 'none'"
+    for name, value in headers.items():
+        resp.headers.setdefault(name, value)
+    return resp
+
+
+def _refused(exc: Refused) -> ResponseReturnValue:
+    return exc.answer
 
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:

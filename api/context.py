@@ -14,10 +14,13 @@ from camera.frames import Frame
 from rigcore.config import Config, ResolvedPaths
 from service.capture import CaptureService
 from service.config_reloader import InForce
+from service.history.store import Refusal
 from service.jobs.work import Work
 from service.presets.store import PresetStore
 from service.schedules.rules import ScheduleStore
 from sessions.catalog import Page, SessionQuery
+from sessions.catalog_backend import NodeSeen
+from sessions.manifest import TriggerSource
 from sessions.scan_manifest import ScanManifest
 
 
@@ -69,14 +72,7 @@ class Jobs(Protocol):
 
     def cancel(self, job_id: str) -> dict[str, Any] | None: ...
 
-    def record_rejected(
-        self,
-        raw: bytes | None,
-        client: dict[str, Any],
-        status: int,
-        error: dict[str, Any],
-        declared_bytes: int | None = None,
-    ) -> str: ...
+    def record_rejected(self, refused: Refusal) -> str: ...
 
 
 class History(Protocol):
@@ -121,6 +117,22 @@ class Uploads(Protocol):
     def session_state(self, session_id: str) -> dict[str, Any] | None: ...
 
 
+class EventDesk(Protocol):
+    """Event capture: triggers in, events out (service.events.desk.EventDesk)."""
+
+    def problems(self, body: Any) -> list[dict[str, Any]]: ...
+
+    def trigger(self, body: Any, source: TriggerSource = "http") -> tuple[dict[str, Any], bool]: ...
+
+    def wait(self, event_id: str, timeout: float) -> bool: ...
+
+    def wait_timeout(self) -> float: ...
+
+    def view(self, event_id: str) -> dict[str, Any] | None: ...
+
+    def listing(self) -> dict[str, Any]: ...
+
+
 class SessionCatalog(Protocol):
     """The session catalog (sessions.catalog.Catalog)."""
 
@@ -128,6 +140,21 @@ class SessionCatalog(Protocol):
     def state(self) -> str: ...
 
     def query(self, filters: SessionQuery, limit: int, offset: int) -> Page: ...
+
+
+class FleetView(Protocol):
+    """This node among the fleet (service.fleet.fleet.Fleet): heartbeats and the fleet's sessions."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    def nodes(self) -> list[NodeSeen]: ...
+
+    def lists_here(self, filters: SessionQuery) -> bool: ...
+
+    def sessions(self, filters: SessionQuery, limit: int, offset: int) -> Page: ...
+
+    def node_urls(self) -> dict[str, str | None]: ...
 
 
 def settings() -> Settings:
@@ -160,8 +187,23 @@ def cancel_scan(scan_id: str) -> dict[str, Any] | None:
     return service.scans.cancel(scan_id, service.jobs.cancel)
 
 
+class _ServiceConfigEditor:
+    """PUT /config through the service (CaptureService.update_config), whose parts may refuse a change
+    first: the event ring that would not fit the memory cap at the rates measured now."""
+
+    def __init__(self, service: CaptureService) -> None:
+        self._service = service
+
+    @property
+    def config_path(self) -> Path | None:
+        return self._service.settings.config_path
+
+    def update(self, patch: Any) -> dict[str, list[str]]:
+        return self._service.update_config(patch)
+
+
 def config_editor() -> ConfigEditor:
-    return capture_service().settings
+    return _ServiceConfigEditor(capture_service())
 
 
 def presets() -> PresetStore:
@@ -176,8 +218,16 @@ def uploads() -> Uploads:
     return capture_service().uploads
 
 
+def event_desk() -> EventDesk:
+    return capture_service().events
+
+
 def session_catalog() -> SessionCatalog:
     return capture_service().catalog
+
+
+def fleet() -> FleetView:
+    return capture_service().fleet
 
 
 def paths() -> ResolvedPaths:

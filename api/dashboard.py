@@ -53,16 +53,19 @@ from flask.typing import ResponseReturnValue
 from PIL import Image
 
 from api.context import paths, rig, session_catalog, settings, uploads
+from api.contract import query_int
 from api.dashboard_openapi import OPENAPI_PATHS
+from api.download_limits import limited, limited_if_streamed
 from api.errors import error_body
+from api.fleet import fleet_page
 from api.session_folders import listed_names as _session_names
 from api.session_folders import session_dir as _session_dir
-from api.session_summaries import summaries
+from api.session_summaries import catalog_fields, summaries
 from api.session_zip import walk, zip_stream
 from camera.display import display_8bit
 from camera.frames import Frame, encoded_kind
 from rigcore.config import Config, DisplayConfig
-from sessions.catalog import CatalogUnavailable, FilterError, Page, SessionRow, query_from_params
+from sessions.catalog import CatalogUnavailable, FilterError, Page, query_from_params
 from sessions.folders import SESSION_ID as _SESSION_ID
 from sessions.image_codecs import frame_to_array, read_tiff
 from sessions.manifest import (
@@ -251,15 +254,16 @@ def sessions() -> ResponseReturnValue:
     built, an unfiltered page is listed from the folders as before, and a filtered one comes from the
     part indexed so far with ``"partial": true``. ``"catalog"`` says which."""
     save_dir = paths().save_dir
-    limit = request.args.get("limit", SESSIONS_PAGE_DEFAULT, type=int)
-    offset = request.args.get("offset", 0, type=int)
-    limit = min(max(limit, 1), SESSIONS_PAGE_MAX)
-    offset = max(offset, 0)
+    limit = query_int("limit", SESSIONS_PAGE_DEFAULT, 1, SESSIONS_PAGE_MAX)
+    offset = query_int("offset", 0)  # clamped: a huge one never reaches SQLite as an overflow
     try:
         filters = query_from_params(request.args)
     except FilterError as exc:
         details = [{"index": None, "field": exc.param, "message": str(exc)}]
         return jsonify(error_body(f"bad filter {exc}", details)), 400
+    fleet = fleet_page(filters, limit, offset)  # ?node=: the fleet's sessions (api.fleet)
+    if fleet is not None:
+        return fleet
     catalog = session_catalog()
     page: Page | None = None
     if catalog.state != "building" or filters.filtered():
@@ -282,7 +286,7 @@ def sessions() -> ResponseReturnValue:
                 "catalog": catalog.state,
             }
         )
-    listed = [{**summaries.summary(save_dir / row.session_id), **_catalog_fields(row)} for row in page.rows]
+    listed = [{**summaries.summary(save_dir / row.session_id), **catalog_fields(row)} for row in page.rows]
     return jsonify(
         {
             "sessions": listed,
@@ -293,17 +297,6 @@ def sessions() -> ResponseReturnValue:
             "partial": catalog.state == "building",
         }
     )
-
-
-def _catalog_fields(row: SessionRow) -> dict[str, Any]:
-    """What the catalog adds to a session's summary in the list."""
-    return {
-        "scan_id": row.scan_id,
-        "pose_index": row.pose_index,
-        "label": row.label,
-        "bytes": row.bytes,
-        "upload_state": row.upload_state,
-    }
 
 
 @bp.get("/sessions/<session_id>")
@@ -332,6 +325,7 @@ def session_manifest(session_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/sessions/<session_id>/files/<path:file>")
+@limited_if_streamed  # a byte range holds a request thread while it is sent (api.download_limits)
 def session_file(session_id: str, file: str) -> ResponseReturnValue:
     """A file of the session as written; ``?view=1`` turns a frame into an 8-bit PNG a browser shows."""
     path = _session_file(_session_dir(session_id), file)
@@ -418,6 +412,7 @@ def session_report(session_id: str) -> ResponseReturnValue:
 
 
 @bp.get("/sessions/<session_id>.zip")
+@limited  # holds a request thread while it is sent (api.download_limits)
 def session_zip(session_id: str) -> ResponseReturnValue:
     """The session folder as a zip, streamed while it is made; files stored, not compressed (frames
     are already compressed PNG/JPEG, and storing keeps the download at disk speed)."""
@@ -464,8 +459,7 @@ def _fail(status: int, message: str) -> NoReturn:
 
 
 def _size_arg(name: str, default: int) -> int:
-    value = request.args.get(name, default, type=int)
-    return min(max(value, SIZE_LIMITS[0]), SIZE_LIMITS[1])
+    return query_int(name, default, *SIZE_LIMITS)
 
 
 # -- images ----------------------------------------------------------------------------------------

@@ -13,6 +13,15 @@ from api.openapi_gen import answer, answer_of, parameters, raw
 from api.schemas_in import Omitted
 from api.schemas_out import CameraList, SessionPage
 from sessions.catalog_filters import STATUSES
+from sessions.catalog_rows import KINDS
+
+# A download that holds a request thread while it is sent (api.download_limits), beyond its limits.
+TOO_MANY_DOWNLOADS = {
+    "503": error(
+        "too many downloads at once (api.max_downloads_per_client, api.max_downloads); "
+        "Retry-After says when to try again"
+    )
+}
 
 _IMAGES = ("image/png", "image/jpeg")
 _SESSION_ID = Field(min_length=1, description="a folder name in save_dir", examples=["20261123-203016-412"])
@@ -56,6 +65,14 @@ class SessionsQuery(BaseModel):
     tilt_max: _PanTilt | Omitted = Field(None, description="tilt at the start <= (degrees x100)")
     q: str | Omitted = Field(
         None, description="a substring of the session id or its label (case-insensitive)"
+    )
+    kind: Annotated[str, Field(json_schema_extra={"enum": list(KINDS)})] | Omitted = Field(
+        None, description="recordings, or event captures"
+    )
+    node: str | Omitted = Field(
+        None,
+        description="all: every node's sessions (the shared catalog; without one, this node's); "
+        "a node's id: its sessions. Absent: this node's (docs/operations/fleet.md)",
     )
 
 
@@ -147,6 +164,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "400": error("the path is absolute or has '..'"),
                 "404": error("no such session or file"),
                 "415": error("?view=1 of a file that is not a readable image"),
+                **TOO_MANY_DOWNLOADS,
                 **AUTH_ERR,
             },
         }
@@ -184,6 +202,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": raw("the zip", bytes, "application/zip"),
                 "404": error("no such session"),
+                **TOO_MANY_DOWNLOADS,
                 **AUTH_ERR,
             },
         }
@@ -191,4 +210,4 @@ OPENAPI_PATHS: dict[str, Any] = {
 }
 
 
-__all__ = ["OPENAPI_PATHS", "SessionPath"]
+__all__ = ["OPENAPI_PATHS", "TOO_MANY_DOWNLOADS", "SessionPath"]

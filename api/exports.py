@@ -28,7 +28,8 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, Field
 
 from api.context import capture_service
-from api.dashboard_openapi import SessionPath
+from api.dashboard_openapi import TOO_MANY_DOWNLOADS, SessionPath
+from api.download_limits import limited
 from api.openapi import AUTH_ERR, error
 from api.openapi_gen import answer, parameters, raw
 from api.schemas_in import Omitted
@@ -68,6 +69,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 ),
                 "404": error("no such session, or no session.json yet"),
                 "409": error("session.json unreadable, or a listed frame file is missing"),
+                **TOO_MANY_DOWNLOADS,
                 **AUTH_ERR,
             },
         }
@@ -94,6 +96,7 @@ def _document(state: BlueprintSetupState) -> None:
 
 
 @bp.get("/sessions/<session_id>.mcap")
+@limited  # holds a request thread while it is sent (api.download_limits)
 def session_mcap(session_id: str) -> ResponseReturnValue:
     folder = session_dir(session_id)
     manifest = _manifest(folder)

@@ -2,7 +2,8 @@
 
 The presets themselves live in service/presets/store.py (``PresetStore``, ``presets.json``); their values
 are checked here against the configured positioning commands' limits (service/batches/validation.py
-``preset_problems``). A refused request saves nothing.
+``preset_problems``), after their size (service/presets/store.py ``size_problems``: at most
+MAX_PRESET_BYTES, MAX_ZOOM_KEYS zoom keys, MAX_PRESETS presets). A refused request saves nothing.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from api.context import presets, rig, settings
-from api.errors import error_body
+from api.errors import error_body, not_found
 from api.routes import json_body
-from rigcore.state import is_number
-from service.batches.validation import clip, preset_problems
-from service.presets.store import Preset, name_problem
+from rigcore.checks import clip, is_number
+from service.batches.validation import preset_problems
+from service.presets.store import Preset, PresetsFull, name_problem, size_problems
 
 bp = Blueprint("presets", __name__)
 
@@ -30,7 +31,7 @@ def _refused(status: int, what: str, problems: list[dict[str, Any]]) -> Response
     """An answer naming the first problem (and counting the others); nothing was saved."""
     first = problems[0]
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    message = f"{what}: {first['field']}: {first['message']}{more}; nothing saved"
+    message = f"{what}: {clip(first['field'])}: {first['message']}{more}; nothing saved"
     return jsonify(error_body(message, problems)), status
 
 
@@ -38,9 +39,8 @@ def _bad_name(name: str) -> ResponseReturnValue | None:
     problem = name_problem(name)
     if problem is None:
         return None
-    return _refused(
-        400, f"invalid preset name {clip(repr(name))}", [{"index": None, "field": "name", "message": problem}]
-    )
+    problems = [{"index": None, "field": "name", "message": problem}]
+    return _refused(400, f"invalid preset name {clip(repr(name))}", problems)
 
 
 @bp.get("/presets")
@@ -56,7 +56,7 @@ def list_presets() -> ResponseReturnValue:
 def get_preset(name: str) -> ResponseReturnValue:
     preset = presets().get(name)
     if preset is None:
-        return jsonify(error_body(f"no preset {clip(repr(name))}")), 404
+        return not_found("preset", repr(name))
     return jsonify(_view(name, preset))
 
 
@@ -69,7 +69,7 @@ def put_preset(name: str) -> ResponseReturnValue:
     body, problem = json_body()
     if problem is not None:
         return jsonify(error_body(f"{problem[1]}; nothing saved")), problem[0]
-    problems = preset_problems(body, settings().config)
+    problems = size_problems(body) or preset_problems(body, settings().config)
     if problems:
         return _refused(400, "invalid preset", problems)
     return _store(name, Preset.model_validate(body))
@@ -112,6 +112,8 @@ def _store(name: str, preset: Preset) -> ResponseReturnValue:
     store = presets()
     try:
         created = store.put(name, preset)
+    except PresetsFull as exc:
+        return jsonify(error_body(f"{exc}; nothing saved")), 409
     except OSError as exc:
         message = f"{store.path.name} could not be written ({clip(str(exc))}); nothing saved"
         return jsonify(error_body(message)), 500
@@ -129,5 +131,5 @@ def delete_preset(name: str) -> ResponseReturnValue:
         message = f"{store.path.name} could not be written ({clip(str(exc))}); nothing deleted"
         return jsonify(error_body(message)), 500
     if not deleted:
-        return jsonify(error_body(f"no preset {clip(repr(name))}")), 404
+        return not_found("preset", repr(name))
     return jsonify({"message": "deleted", "name": name})

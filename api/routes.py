@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
+from pydantic import BaseModel
 
 from api.context import Submitter, config_editor, jobs, presets, rig, settings, submitter, uploads
 from api.context import history as request_history
-from api.contract import checked, refusal
-from api.errors import error_body
+from api.contract import Problems, checked, query_int, refusal, with_query_errors
+from api.errors import Refused, error_body, found, not_found
 from api.openapi import spec
 from api.schemas_in import HISTORY_MAX_PAGE, HISTORY_PAGE, Batch
+from rigcore.checks import clip
 from rigcore.config_policy import ConfigRefused
 from rigcore.errors import RigError
-from service.batches.validation import build_plan, cap_details, clip, depth_problem
+from service.batches.validation import build_plan, depth_problem
+from service.history.store import Refusal
 from service.jobs.work import BatchWork, Work
 from service.status import JobPhase
+
+Parsed = TypeVar("Parsed")
 
 bp = Blueprint("api", __name__)
 
 
 def client_info() -> dict[str, Any]:
-    """Who sent the request, for history.json."""
+    """Who sent the request, for history.json (each string bounded there: service.history.bounds)."""
     return {"address": request.remote_addr, "user_agent": request.headers.get("User-Agent")}
 
 
@@ -54,52 +60,56 @@ def _not_json(name: str) -> Any:
 def reject(
     status: int, message: str, details: list[dict[str, Any]] | None = None, *, body_read: bool = True
 ) -> ResponseReturnValue:
-    """Answer a refused request and record it in history, both bounded: at most MAX_DETAILS details
-    (``details_omitted`` counts the rest); history keeps the body's size, SHA-256 and first characters
-    (nothing of a body not read, ``body_read`` False: a 413)."""
-    shown, omitted = cap_details(details or [])
-    err = error_body(message, shown, **({"details_omitted": omitted} if omitted else {}))
+    """Answer a refused request and record it in history, both bounded (api.errors.error_body: at
+    most MAX_DETAILS details, ``details_omitted`` counting the rest, every string clipped); history
+    keeps the body's size, SHA-256 and first characters (nothing of a body not read, ``body_read``
+    False: a 413)."""
+    err = error_body(message, details)
     raw = request.get_data(cache=True) if body_read else None
-    entry = jobs().record_rejected(
-        raw, client_info(), status, err, declared_bytes=request.content_length
-    )
+    entry = jobs().record_rejected(Refusal(raw, client_info(), status, err, request.content_length))
     return jsonify({**err, "history_id": entry}), status
 
 
-class NotQueued(Exception):
-    """The work could not be queued; ``answer`` is the refusal (already recorded in history)."""
-
-    def __init__(self, answer: ResponseReturnValue) -> None:
-        super().__init__("not queued")
-        self.answer = answer
+def parsed_body(
+    parse: Callable[[Any], tuple[Parsed | None, Problems]],
+    model: type[BaseModel],
+    what: str,
+    nothing: str,
+    *,
+    indexed: bool = False,
+) -> tuple[Parsed, Any]:
+    """The request's JSON body checked by the service's validator ``parse`` then by the documented
+    ``model`` (api.contract.checked): (result, body). Refused carries the refusal, recorded in
+    history: ``invalid <what>: …; nothing was <nothing>``."""
+    body, problem = json_body()
+    if problem is not None:
+        raise Refused(reject(problem[0], f"{problem[1]}; nothing was {nothing}"))
+    result, problems = checked(parse(body), model, body)
+    if result is None:
+        raise Refused(reject(400, refusal(what, problems, nothing, indexed=indexed), problems))
+    return result, body
 
 
 def submit_or_refuse(service: Submitter, body: Any, work: Work) -> dict[str, Any]:
-    """Queue the work and return its job's view; NotQueued carries the refusal when it cannot be."""
+    """Queue the work and return its job's view; Refused carries the refusal when it cannot be."""
     try:
         return service.submit(body, work, client_info())
     except RigError as exc:
-        raise NotQueued(reject(exc.http_status, f"{exc}; nothing was executed")) from exc
+        raise Refused(reject(exc.http_status, f"{exc}; nothing was executed")) from exc
     except OSError as exc:  # history could not be written: the job was not queued
         message = f"history could not be written ({clip(str(exc))}); nothing was executed"
-        raise NotQueued(reject(500, message)) from exc
+        raise Refused(reject(500, message)) from exc
 
 
 @bp.post("/process-request")
 @bp.post("/process-requests")
 def process_request() -> ResponseReturnValue:
     service = submitter()
-    body, problem = json_body()
-    if problem is not None:
-        return reject(problem[0], f"{problem[1]}; nothing was executed")
-    plan, problems = checked(build_plan(body, service.config, presets().all()), Batch, body)
-    if plan is None:
-        return reject(400, refusal("batch", problems, "executed", indexed=True), problems)
+    plan, body = parsed_body(
+        lambda b: build_plan(b, service.config, presets().all()), Batch, "batch", "executed", indexed=True
+    )
     work = BatchWork(plan)
-    try:
-        view = submit_or_refuse(service, body, work)
-    except NotQueued as refused:
-        return refused.answer
+    view = submit_or_refuse(service, body, work)
     job_id = view["job_id"]
     status_url = url_for("api.get_job", job_id=job_id)
     if request.args.get("wait", "true").lower() in ("false", "0", "no"):
@@ -119,17 +129,14 @@ def process_request() -> ResponseReturnValue:
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> ResponseReturnValue:
-    view = jobs().job_view(job_id)
-    if view is None:
-        return jsonify(error_body(f"no job {clip(job_id)}")), 404
-    return jsonify(view)
+    return found(jobs().job_view(job_id), "job", job_id)
 
 
 @bp.delete("/jobs/<job_id>")
 def cancel_job(job_id: str) -> ResponseReturnValue:
     view = jobs().cancel(job_id)
     if view is None:
-        return jsonify(error_body(f"no job {clip(job_id)}")), 404
+        return not_found("job", job_id)
     if view["phase"] == JobPhase.DONE:
         return jsonify(error_body(f"job {job_id} already {view['status']}", job=view)), 409
     return jsonify({"message": "cancel requested", **view}), 202
@@ -144,9 +151,8 @@ def list_jobs() -> ResponseReturnValue:
 def history() -> ResponseReturnValue:
     """A page of history counted from the newest (``?limit=``, ``?offset=``; ``next_offset`` asks for
     the page before), its entries oldest first as in history.json; archived entries included."""
-    limit = request.args.get("limit", type=int) or HISTORY_PAGE
-    offset = request.args.get("offset", type=int) or 0
-    page = request_history().page(min(max(limit, 1), HISTORY_MAX_PAGE), max(offset, 0))
+    limit = query_int("limit", HISTORY_PAGE, 0, HISTORY_MAX_PAGE) or HISTORY_PAGE
+    page = request_history().page(limit, query_int("offset", 0))
     return jsonify(page)
 
 
@@ -173,7 +179,7 @@ def healthz() -> ResponseReturnValue:
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     extra = current_app.extensions.get("openapi_paths", {})
-    return jsonify(spec(extra, token=bool(settings().config.api.token)))
+    return jsonify(with_query_errors(spec(extra, token=bool(settings().config.api.token))))
 
 
 @bp.get("/config")

@@ -12,11 +12,9 @@ from flask.typing import ResponseReturnValue
 
 from api.context import Submitter, jobs, presets, scans, submitter
 from api.context import cancel_scan as request_cancel
-from api.contract import checked, refusal
-from api.errors import error_body
-from api.routes import NotQueued, json_body, reject, submit_or_refuse
+from api.errors import error_body, found, not_found
+from api.routes import parsed_body, reject, submit_or_refuse
 from api.schemas_in import ScanRequest
-from service.batches.validation import clip
 from service.jobs.work import ScanWork
 from service.scans.run import ScanRun, papywizard_xml, resumed
 from service.scans.spec import parse_scan
@@ -33,22 +31,16 @@ def _wants_wait() -> bool:
 @bp.post("/scans")
 def start_scan() -> ResponseReturnValue:
     service = submitter()
-    body, problem = json_body()
-    if problem is not None:
-        return reject(problem[0], f"{problem[1]}; nothing was executed")
-    spec, problems = checked(parse_scan(body, service.config, presets().all()), ScanRequest, body)
-    if spec is None:
-        return reject(400, refusal("scan", problems, "executed"), problems)
+    spec, body = parsed_body(
+        lambda b: parse_scan(b, service.config, presets().all()), ScanRequest, "scan", "executed"
+    )
     return _queue(service, ScanRun.new(spec, body))
 
 
 def _queue(service: Submitter, scan: ScanRun) -> ResponseReturnValue:
     """Queue the scan's job; answer 202 at once, or 200 with the scan once finished (?wait=true)."""
     work = ScanWork(scan)
-    try:
-        submit_or_refuse(service, scan.body, work)
-    except NotQueued as refused:
-        return refused.answer
+    submit_or_refuse(service, scan.body, work)
     status_url = url_for("scans.get_scan", scan_id=scan.id)
     if not _wants_wait():
         return jsonify({"scan_id": scan.id, "status_url": status_url}), 202
@@ -64,10 +56,7 @@ def list_scans() -> ResponseReturnValue:
 
 @bp.get("/scans/<scan_id>")
 def get_scan(scan_id: str) -> ResponseReturnValue:
-    view = scans().view(scan_id)
-    if view is None:
-        return jsonify(error_body(f"no scan {clip(scan_id)}")), 404
-    return jsonify(view)
+    return found(scans().view(scan_id), "scan", scan_id)
 
 
 @bp.delete("/scans/<scan_id>")
@@ -76,7 +65,7 @@ def cancel_scan(scan_id: str) -> ResponseReturnValue:
     if view is None:
         known = scans().view(scan_id)
         if known is None:
-            return jsonify(error_body(f"no scan {clip(scan_id)}")), 404
+            return not_found("scan", scan_id)
         return jsonify(error_body(f"scan {scan_id} already {known['status']}", scan=known)), 409
     if view["status"] not in UNFINISHED:
         return jsonify(error_body(f"scan {scan_id} already {view['status']}", scan=view)), 409
@@ -89,7 +78,7 @@ def resume_scan(scan_id: str) -> ResponseReturnValue:
     service = submitter()
     manifest = scans().manifest(scan_id)
     if manifest is None:
-        return jsonify(error_body(f"no scan {clip(scan_id)}")), 404
+        return not_found("scan", scan_id)
     if manifest.status in UNFINISHED:
         return jsonify(error_body(f"scan {scan_id} is {manifest.status}; nothing was executed")), 409
     if all(p.status == PoseStatus.DONE.value for p in manifest.poses):
@@ -110,5 +99,5 @@ def scan_papywizard(scan_id: str) -> ResponseReturnValue:
     """The scan's poses as a Papywizard XML shoot file (yaw = pan, pitch = tilt, degrees)."""
     manifest = scans().manifest(scan_id)
     if manifest is None:
-        return jsonify(error_body(f"no scan {clip(scan_id)}")), 404
+        return not_found("scan", scan_id)
     return Response(papywizard_xml(manifest), mimetype="application/xml")

@@ -12,11 +12,10 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from api.context import presets, schedule_book, settings
-from api.contract import checked, refusal
-from api.errors import error_body
-from api.routes import json_body, reject
+from api.errors import error_body, found, not_found
+from api.routes import parsed_body
 from api.schemas_in import ScheduleRequest
-from service.batches.validation import clip
+from rigcore.checks import clip
 from service.schedules.rules import MAX_SCHEDULES, parse_schedule
 
 bp = Blueprint("schedules", __name__)
@@ -25,13 +24,9 @@ bp = Blueprint("schedules", __name__)
 @bp.post("/schedules")
 def add_schedule() -> ResponseReturnValue:
     book = schedule_book()
-    body, problem = json_body()
-    if problem is not None:
-        return reject(problem[0], f"{problem[1]}; nothing was stored")
-    parsed = parse_schedule(body, settings().config, presets().all())
-    schedule, problems = checked(parsed, ScheduleRequest, body)
-    if schedule is None:
-        return reject(400, refusal("schedule", problems, "stored"), problems)
+    schedule, _ = parsed_body(
+        lambda b: parse_schedule(b, settings().config, presets().all()), ScheduleRequest, "schedule", "stored"
+    )
     try:
         added = book.store.add(schedule)
     except OSError as exc:
@@ -55,10 +50,8 @@ def list_schedules() -> ResponseReturnValue:
 
 @bp.get("/schedules/<schedule_id>")
 def get_schedule(schedule_id: str) -> ResponseReturnValue:
-    found = schedule_book().store.get(schedule_id)
-    if found is None:
-        return jsonify(error_body(f"no schedule {clip(schedule_id)}")), 404
-    return jsonify(found.view())
+    schedule = schedule_book().store.get(schedule_id)
+    return found(None if schedule is None else schedule.view(), "schedule", schedule_id)
 
 
 @bp.delete("/schedules/<schedule_id>")
@@ -66,11 +59,11 @@ def delete_schedule(schedule_id: str) -> ResponseReturnValue:
     """Stop future runs; a run already queued or running goes on (cancel it through its job or scan)."""
     book = schedule_book()
     try:
-        found = book.store.delete(schedule_id)
+        deleted = book.store.delete(schedule_id)
     except OSError as exc:
         message = f"schedules.json could not be written ({clip(str(exc))}); nothing was deleted"
         return jsonify(error_body(message)), 500
-    if found is None:
-        return jsonify(error_body(f"no schedule {clip(schedule_id)}")), 404
+    if deleted is None:
+        return not_found("schedule", schedule_id)
     book.poke()
-    return jsonify({"message": "deleted", **found.view()})
+    return jsonify({"message": "deleted", **deleted.view()})

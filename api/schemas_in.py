@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from pydantic.json_schema import SkipJsonSchema
 
 from service.batches.validation import MAX_COMMANDS
+from service.events.trigger import MAX_LABEL_CHARS as EVENT_LABEL_CHARS
 from service.presets.store import NAME_PATTERN
 from service.scans.spec import MAX_LABEL_CHARS, MAX_POSES, MAX_RETRIES, GridOrder, OnPoseFailure
-from service.schedules.rules import MAX_EVERY_S, MAX_LABEL, MIN_EVERY_S
+from service.schedules.rules import MAX_EVERY_S, MAX_LABEL, MAX_SCHEDULE_BYTES, MAX_SCHEDULES, MIN_EVERY_S
 
 # A field that may be left out but is not null: ``x: T | Omitted = None`` (the schema shows only T).
 Omitted = SkipJsonSchema[None]
@@ -94,7 +95,14 @@ class ScanRequest(_Body):
 class ScheduleRequest(_Body):
     """Exactly one of scan and batch, exactly one of every_s and cron (not null); checked whole."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["scan"]}, {"required": ["batch"]}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [{"required": ["scan"]}, {"required": ["batch"]}],
+            "description": "Exactly one of scan and batch, exactly one of every_s and cron (not null); "
+            f"checked whole. At most {MAX_SCHEDULE_BYTES} bytes as JSON; at most {MAX_SCHEDULES} schedules "
+            "are kept.",
+        }
+    )
 
     scan: ScanRequest | Omitted = None
     batch: Batch | Omitted = Field(None, description="a POST /process-request body")
@@ -103,6 +111,23 @@ class ScheduleRequest(_Body):
     )
     cron: str | None = Field(None, description="five fields, in the service machine's local time")
     label: Annotated[str, Field(max_length=MAX_LABEL)] | None = None
+
+
+# -- POST /events ---------------------------------------------------------------------------------
+class EventRequest(_Body):
+    """Every key may be left out (service/events/trigger.py checks them against events and the ring)."""
+
+    pre_s: Annotated[Number, Field(ge=0)] | Omitted = Field(
+        None, description="seconds before the trigger, at most events.pre_max_s (default: all of it)"
+    )
+    post_s: Annotated[Number, Field(ge=0)] | Omitted = Field(
+        None, description="seconds after the trigger (default events.post_default_s)"
+    )
+    cameras: Annotated[list[str], Field(min_length=1)] | Omitted = Field(
+        None, description="cameras the ring keeps (default: all of them)"
+    )
+    label: Annotated[str, Field(max_length=EVENT_LABEL_CHARS)] | None = None
+    at: Number | Omitted = Field(None, description="the trigger's time, epoch seconds, within the ring")
 
 
 # -- parameters -----------------------------------------------------------------------------------
@@ -138,6 +163,16 @@ class ScanPath(BaseModel):
 
 class SchedulePath(BaseModel):
     schedule_id: str
+
+
+class EventPath(BaseModel):
+    event_id: str
+
+
+class EventQuery(BaseModel):
+    wait: str = Field(
+        "false", examples=["true"], description="true (or 1, yes): answer 200 with the event once saved"
+    )
 
 
 class PresetPath(BaseModel):

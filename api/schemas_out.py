@@ -14,11 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas_in import Omitted
-from service.batches.validation import MAX_DETAILS
+from rigcore.checks import MAX_DETAILS
+from service.events.event import EventView
 from service.presets import store
 from service.schedules import rules
 from service.status import CommandStatus, JobPhase, JobStatus
 from sessions.catalog import CatalogState
+from sessions.catalog_backend import OFFLINE_AFTER_BEATS
 from sessions.manifest import SessionSummary
 from sessions.scan_manifest import ScanManifest
 
@@ -180,6 +182,29 @@ class ScheduleList(BaseModel):
     warning: str | Omitted = None
 
 
+# -- events ---------------------------------------------------------------------------------------
+class Event(EventView):
+    """An event (service.events.event.EventView): its window, triggers, progress and session."""
+
+    model_config = ConfigDict(extra="allow")
+
+    message: str | Omitted = None
+
+
+class EventQueued(BaseModel):
+    event_id: str
+    status: str
+    status_url: str
+    extended: bool = Field(description="the trigger extended an event still recording its after part")
+
+
+class EventList(BaseModel):
+    events: list[Event] = Field(description="since the service started, newest first")
+    armed: bool = Field(description="the ring keeps frames now")
+    error: str | None = Field(description="why events are off although enabled (the memory cap)")
+    ring: dict[str, Any] = Field(description="per camera the seconds an event can reach back, frames, bytes")
+
+
 # -- the dashboard's files ------------------------------------------------------------------------
 class CameraList(BaseModel):
     """What a client needs to build a batch."""
@@ -196,3 +221,40 @@ class SessionPage(BaseModel):
     limit: Any
     catalog: CatalogState | Omitted = None
     partial: bool | Omitted = Field(None, description="true while the catalog is first built")
+    node: str | Omitted = Field(None, description="?node= as asked: a node's id, or all (the fleet's)")
+    shared: bool | Omitted = Field(None, description="true: listed from the fleet's shared catalog")
+
+
+# -- the fleet (api/fleet.py, service.fleet) --------------------------------------------------------
+class NodeJob(BaseModel):
+    job_id: str | None = None
+    kind: str | Omitted = None
+    status: JobStatus | None = None
+    phase: JobPhase | Omitted | None = None
+    progress: dict[str, Any] | Omitted | None = None
+
+
+class FleetNode(BaseModel):
+    """One node as its last heartbeat left it (sessions.catalog_backend.NodeSeen)."""
+
+    node_id: str
+    online: bool = Field(description=f"a heartbeat within {OFFLINE_AFTER_BEATS} of its intervals")
+    last_seen: float = Field(description="its last heartbeat (epoch s, the catalog's clock)")
+    age_s: float = Field(description="seconds since its last heartbeat")
+    url: str | None = Field(description="how to reach its API (config node.url)")
+    version: str
+    heartbeat_s: float
+    started_at: float | None
+    broker: dict[str, Any] | Omitted = None
+    streams: dict[str, Any] | Omitted = None
+    job: NodeJob | Omitted | None = Field(None, description="the job it runs (or the next queued)")
+    jobs_waiting: int | Omitted = None
+    catalog: dict[str, Any] | Omitted = Field(None, description="its catalog backend and outbox lag")
+
+
+class FleetPage(BaseModel):
+    node_id: str = Field(description="the node answering")
+    shared: bool = Field(description="false: no shared catalog (catalog.url), this node alone")
+    heartbeat_s: float
+    nodes: list[FleetNode]
+

@@ -5,7 +5,8 @@ A summary holds what a gallery card shows: status, times (the capture window, ``
 ``record_ended_at``), pose, problems, per camera its counts, a strip of thumbnails and how its
 capture times were known (time sources, delay, camera clock), and the wait for late frames
 (``capture``). A folder without a readable manifest is summarised as ``incomplete`` or
-``unreadable``.
+``unreadable``. A session of another node (the shared catalog, docs/operations/fleet.md) is
+summarised from its catalog row (:func:`fleet_summary`), with a link to it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from sessions.catalog_rows import PAN_FIELD, TILT_FIELD, SessionRow
 from sessions.folders import SessionFolder, Stamp, manifest_stamp, read_folder
 from sessions.manifest import CameraRecord, SessionManifest
 
@@ -135,4 +138,59 @@ def _spread(n: int, k: int) -> list[int]:
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
-__all__ = ["STRIP_LENGTH", "SUMMARY_CACHE_ENTRIES", "SummaryCache", "summaries"]
+
+
+# -- the fleet's sessions (GET /sessions?node=…, api.fleet) -------------------------------------------
+STORED = frozenset({"uploaded", "local-deleted"})  # upload states in which the object store holds it
+
+
+def catalog_fields(row: SessionRow) -> dict[str, Any]:
+    """What the catalog adds to a session's summary in a listing."""
+    return {
+        "scan_id": row.scan_id,
+        "pose_index": row.pose_index,
+        "label": row.label,
+        "bytes": row.bytes,
+        "upload_state": row.upload_state,
+        "node_id": row.node_id,
+        "kind": row.kind,
+    }
+
+
+def fleet_summary(row: SessionRow, node_url: str | None) -> dict[str, Any]:
+    """A session of the shared catalog, whose folder is not here: the keys of a summary (no strip of
+    thumbnails, no capture details: those are read from the folder, on its node), plus where to open
+    it: ``link`` is the object store's copy once uploaded, else its report on its node (``node_url``,
+    config node.url, null when that node does not say)."""
+    pose = None
+    if row.pan_x100 is not None or row.tilt_x100 is not None:
+        pose = {PAN_FIELD: row.pan_x100, TILT_FIELD: row.tilt_x100}
+    on_node = f"{node_url}/sessions/{quote(row.session_id)}/report" if node_url else None
+    stored = row.location if row.upload_state in STORED else None
+    duration = None
+    if row.started_at is not None and row.finished_at is not None:
+        duration = round(row.finished_at - row.started_at, 3)
+    return {
+        "session_id": row.session_id,
+        "node_id": row.node_id,
+        "kind": row.kind,
+        "remote": True,  # not in this node's save_dir: its files are reached through ``link``
+        "manifest": False,
+        "job_id": row.job_id,
+        "status": row.status,
+        "settled_at": row.settled_at,
+        "record_started_at": row.started_at,
+        "record_ended_at": row.finished_at,
+        "duration_second": duration,
+        "pose": pose,
+        "problems": [],
+        "frame_count": row.frame_count,
+        "capture": None,
+        "cameras": {cam: {"frame_count": None, "strip": []} for cam in row.cameras},
+        "node_url": node_url,
+        "location": row.location,
+        "link": stored or on_node,
+    }
+
+
+__all__ = ["STRIP_LENGTH", "SUMMARY_CACHE_ENTRIES", "SummaryCache", "fleet_summary", "summaries"]

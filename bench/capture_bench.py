@@ -69,12 +69,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -91,18 +88,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.capture_common import (
     BOUNDARY_S,
-    BROKER,
     BUSY_MACHINE_CORES,
     DEFAULT_MEMORY_CAP_MB,
     BenchError,
     log,
+    start_bench,
 )
 from bench.capture_measure import BenchSettings, run_once
 from bench.capture_report import evaluate, median_of, print_format_table, print_table, rounded
 from bench.capture_service import background_load
 from bench.capture_workloads import Workload, make_workload
 from rigcore.config import ImageFormat
-from rigcore.heap import keep_heap_warm
 from simulator.config import SimConfig
 from simulator.rig import SimRig
 
@@ -110,16 +106,19 @@ from simulator.rig import SimRig
 
 
 @contextmanager
-def simulated_rig(wl: Workload, prefix: str, settings: BenchSettings) -> Iterator[SimRig]:
-    # All frames due at one tick in one message, as the real rig multiplexes its cameras.
+def simulated_rig(wl: Workload, prefix: str, settings: BenchSettings | None = None) -> Iterator[SimRig]:
+    """The workload's rig in this process; ``settings`` may give it a send queue and a pipeline delay.
+    All frames due at one tick go in one message, as the real rig multiplexes its cameras."""
+    lag = (
+        {"send_queue": settings.send_queue, "pipeline_delay_s": settings.pipeline_delay_s} if settings else {}
+    )
     cfg = SimConfig(
         topic_prefix=prefix,
         http_port=0,
         ws_port=0,
         cameras=wl.cameras,
         frames_per_message=len(wl.cameras),
-        send_queue=settings.send_queue,
-        pipeline_delay_s=settings.pipeline_delay_s,
+        **lag,
     )
     rig = SimRig(cfg)
     rig.start()
@@ -250,32 +249,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _on_sigterm(signum: int, _frame: object) -> None:
-    # Unwind like Ctrl-C does, so the service process, the rig and the temporary folders are cleaned up.
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # The rig runs in this process: its message buffers come from a warm heap, as the service's do
-    # (service/heap.py), so that the simulated rig does not slow itself down on fresh pages.
-    keep_heap_warm()
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    logging.basicConfig(
-        level=logging.WARNING if args.json_only else logging.INFO,
-        format="%(asctime)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("simulator", "websockets", "paho"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        with socket.create_connection(BROKER, timeout=2):
-            pass
-    except OSError as exc:
-        print(
-            f"no MQTT broker on {BROKER[0]}:{BROKER[1]} ({exc}); start Mosquitto (.ci/run does)",
-            file=sys.stderr,
-        )
+    if not start_bench(args.json_only):
         return 2
     load = background_load()
     if load > BUSY_MACHINE_CORES:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
+import socket
+import sys
 from pathlib import Path
 
+from rigcore.heap import keep_heap_warm
 from service.status import JobStatus
 
 log = logging.getLogger("capture_bench")
@@ -39,3 +43,34 @@ FAST_SESSION_PER_RAW = 0.75
 
 class BenchError(Exception):
     """A run could not be completed (service did not start, job failed, …); the message says why."""
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    # Unwind like Ctrl-C does, so the service process, the rig and the temporary folders are cleaned up.
+    raise SystemExit(128 + signum)
+
+
+def start_bench(json_only: bool) -> bool:
+    """What every capture-path benchmark does first: the rig in this process gets its message buffers
+    from a warm heap, as the service does (rigcore/heap.py), so that it does not slow itself down on
+    fresh pages; SIGTERM unwinds like Ctrl-C; logging to stderr (warnings only with ``json_only``).
+    False, having said why, when no MQTT broker answers on BROKER."""
+    keep_heap_warm()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    logging.basicConfig(
+        level=logging.WARNING if json_only else logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("simulator", "websockets", "paho"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        with socket.create_connection(BROKER, timeout=2):
+            pass
+    except OSError as exc:
+        print(
+            f"no MQTT broker on {BROKER[0]}:{BROKER[1]} ({exc}); start Mosquitto (.ci/run does)",
+            file=sys.stderr,
+        )
+        return False
+    return True

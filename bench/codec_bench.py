@@ -407,20 +407,25 @@ def print_report(report: dict[str, Any]) -> None:
             f"{r['frame']:<20} {r['content']:<10} {r['codec']:<24} {r['cpu_ms']:>8.1f} "
             f"{r['cpu_ms_per_mb']:>7.2f} {r['ratio']:>6.2f}  {text}"
         )
-    if report["gil"]:
-        print("\nthreads (largest frame): wall 1 thread, wall 2 threads, speedup, GIL held while encoding")
-        for name, g in report["gil"].items():
-            print(
-                f"  {name:<24} {g['one_thread_s']:.2f} s  {g['two_threads_s']:.2f} s  "
-                f"x{g['speedup']:.2f}  GIL held {100 * g['gil_held']:.0f} %"
-            )
-    if report["tiff_zstd_nogil"]:
-        print("\ntiff-zstd: share of its encode CPU in imagecodecs calls that release the GIL")
-        for label, n in report["tiff_zstd_nogil"].items():
-            print(
-                f"  {label:<20} {n['encode_cpu_ms']:6.1f} CPU-ms, of which without the GIL "
-                f"{n['nogil_cpu_ms']:6.1f} ms ({100 * n['nogil_share']:.0f} %)"
-            )
+    sections = (
+        (
+            "gil",
+            "threads (largest frame): wall 1 thread, wall 2 threads, speedup, GIL held while encoding",
+            "  {name:<24} {one_thread_s:.2f} s  {two_threads_s:.2f} s  x{speedup:.2f}  GIL held {held:.0f} %",
+        ),
+        (
+            "tiff_zstd_nogil",
+            "tiff-zstd: share of its encode CPU in imagecodecs calls that release the GIL",
+            "  {name:<20} {encode_cpu_ms:6.1f} CPU-ms, of which without the GIL {nogil_cpu_ms:6.1f} ms "
+            "({nogil:.0f} %)",
+        ),
+    )
+    for key, title, line in sections:
+        if report[key]:
+            print(f"\n{title}")
+        for name, figures in report[key].items():
+            shares = {k.removesuffix("_share"): 100 * v for k, v in figures.items() if k.endswith("_share")}
+            print(line.format(name=name, held=100 * figures.get("gil_held", 0), **figures, **shares))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,11 @@ Starts the simulated rig and the service in-process on loopback (the real Mosqui
 - history.json has exactly one entry per request, none lost or duplicated;
 - latency of rejections and acceptances (p50/p99).
 
-    python bench/load.py [--requests 50] [--queue-size 10] [--json]
+With ``--tls`` the same load runs twice, over plain HTTP and over HTTPS (the service's TLS front,
+api.server_tls, with a throwaway certificate from trustme), and the figures are printed side by side.
+Every request opens its own connection, so the HTTPS figures include a TLS handshake each.
+
+    python bench/load.py [--requests 50] [--queue-size 10] [--tls] [--json]
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import create_app
-from application import ApiServer
+from api.server import ApiServer
 from rigcore.config import Config
 from service.capture import CaptureService
 from service.status import JobPhase, JobStatus
@@ -52,7 +56,7 @@ def pan_batch(pan: int) -> dict[str, Any]:
 
 
 def invalid_batch(i: int) -> dict[str, Any]:
-    kinds = [
+    kinds: list[dict[str, Any]] = [
         {"requests": []},
         {"requests": [{"target_id": "entity", "device_id": "toaster", "command_id": "x"}]},
         {
@@ -78,20 +82,22 @@ def pct(values: list[float], q: float) -> float:
 
 
 Plan = list[tuple[str, dict[str, Any], int | None]]
+Verify = str | bool  # requests' verify: the CA file of an https service
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--queue-size", type=int, default=10)
+    ap.add_argument("--tls", action="store_true", help="run over HTTP and over HTTPS; figures side by side")
     ap.add_argument("--json", action="store_true")
     return ap.parse_args()
 
 
-def service_config(rig: SimRig, prefix: str, queue_size: int, work: Path) -> Config:
+def service_config(rig: SimRig, prefix: str, queue_size: int, work: Path, tls: dict[str, str]) -> Config:
     return Config.from_dict(
         {
-            "api": {"host": "127.0.0.1", "port": 0, "queue_size": queue_size},
+            "api": {"host": "127.0.0.1", "port": 0, "queue_size": queue_size, **tls},
             "mqtt": {"topic_prefix": prefix},
             "invoke_url": rig.http_url,
             "streams": [{"url": rig.ws_url}],
@@ -102,7 +108,7 @@ def service_config(rig: SimRig, prefix: str, queue_size: int, work: Path) -> Con
     )
 
 
-def start_recording(url: str) -> None:
+def start_recording(url: str, verify: Verify) -> None:
     """Start a 5 s recording and return once its job is in the recording phase."""
     recording: dict[str, Any] = {
         "requests": [
@@ -114,8 +120,13 @@ def start_recording(url: str) -> None:
             }
         ]
     }
-    first = requests.post(f"{url}/process-request?wait=false", json=recording, timeout=10).json()
-    while requests.get(f"{url}/jobs/{first['job_id']}", timeout=10).json()["phase"] != "recording":
+    first = requests.post(
+        f"{url}/process-request?wait=false", json=recording, timeout=10, verify=verify
+    ).json()
+    while (
+        requests.get(f"{url}/jobs/{first['job_id']}", timeout=10, verify=verify).json()["phase"]
+        != "recording"
+    ):
         time.sleep(0.05)
 
 
@@ -131,7 +142,7 @@ def plan_batches(count: int) -> Plan:
     return plan
 
 
-def send_concurrently(url: str, plan: Plan) -> list[dict[str, Any]]:
+def send_concurrently(url: str, plan: Plan, verify: Verify) -> list[dict[str, Any]]:
     """POST every batch of plan at once, one thread each; the outcomes in plan order."""
     barrier = threading.Barrier(len(plan))
 
@@ -139,7 +150,7 @@ def send_concurrently(url: str, plan: Plan) -> list[dict[str, Any]]:
         kind, body, pan = item
         barrier.wait()
         t0 = time.perf_counter()
-        resp = requests.post(f"{url}/process-request?wait=false", json=body, timeout=30)
+        resp = requests.post(f"{url}/process-request?wait=false", json=body, timeout=30, verify=verify)
         return {
             "kind": kind,
             "pan": pan,
@@ -152,18 +163,24 @@ def send_concurrently(url: str, plan: Plan) -> list[dict[str, Any]]:
         return list(pool.map(send, plan))
 
 
-def wait_for_jobs(url: str, accepted: list[dict[str, Any]]) -> dict[str, dict[str, Any]] | None:
+def wait_for_jobs(
+    url: str, accepted: list[dict[str, Any]], verify: Verify
+) -> dict[str, dict[str, Any]] | None:
     """Each accepted job once it is done, by job id; None if they are not all done within 300 s."""
     deadline = time.monotonic() + 300
+
+    def job(o: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = requests.get(
+            f"{url}/jobs/{o['body']['job_id']}", timeout=10, verify=verify
+        ).json()
+        return found
+
     for o in accepted:
-        while requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()["phase"] != JobPhase.DONE:
+        while job(o)["phase"] != JobPhase.DONE:
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.05)
-    return {
-        o["body"]["job_id"]: requests.get(f"{url}/jobs/{o['body']['job_id']}", timeout=10).json()
-        for o in accepted
-    }
+    return {o["body"]["job_id"]: job(o) for o in accepted}
 
 
 def check_valid_outcome(
@@ -256,18 +273,29 @@ def print_report(figures: dict[str, Any], problems: list[str]) -> None:
     print(json.dumps(figures))
 
 
-def main() -> int:
-    args = parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("waitress").setLevel(logging.ERROR)  # its "task queue depth" notes are the point here
+def make_certificate(work: Path) -> tuple[dict[str, str], str]:
+    """A throwaway CA and a server certificate for 127.0.0.1: the api keys, and the CA file."""
+    import trustme  # a test dependency (requirements-dev.txt), needed only for --tls
 
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_pem.write_to_path(str(work / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
+    ca.cert_pem.write_to_path(str(work / "ca.pem"))
+    return {"tls_cert": str(work / "cert.pem"), "tls_key": str(work / "key.pem")}, str(work / "ca.pem")
+
+
+def run_load(args: argparse.Namespace, tls: bool) -> tuple[dict[str, Any], list[str]] | None:
+    """One run of the load on a fresh rig and service: (figures, problems), or None when it did not
+    get as far as figures."""
     prefix = f"load_{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix="rigcapture-load-"))
+    keys, verify = make_certificate(work) if tls else ({}, True)
     rig = SimRig(SimConfig(topic_prefix=prefix, http_port=0, ws_port=0, pan_speed_deg_s=180.0))
     rig.start()
-    service = CaptureService(service_config(rig, prefix, args.queue_size, work), base_dir=work)
+    service = CaptureService(service_config(rig, prefix, args.queue_size, work, keys), base_dir=work)
     service.start()
-    # The production server (waitress), so the figures are the service's own.
+    # The production server (waitress, with its TLS front for https), so the figures are the service's own.
     server = ApiServer(create_app(service), service.config.api)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
@@ -275,14 +303,14 @@ def main() -> int:
     try:
         if not service.wait_ready(15):
             print("service not ready", file=sys.stderr)
-            return 1
-        start_recording(url)
-        outcomes = send_concurrently(url, plan_batches(args.requests))
+            return None
+        start_recording(url, verify)
+        outcomes = send_concurrently(url, plan_batches(args.requests), verify)
         accepted = [o for o in outcomes if o["status"] == 202]
-        done = wait_for_jobs(url, accepted)
+        done = wait_for_jobs(url, accepted, verify)
         if done is None:
             print("jobs did not finish in time", file=sys.stderr)
-            return 1
+            return None
         jobs = done
     finally:
         server.shutdown()
@@ -301,12 +329,38 @@ def main() -> int:
         + check_order(jobs, sent_pans)
         + check_history(history, outcomes)
     )
-    figures = load_figures(outcomes, accepted, history, problems)
+    return load_figures(outcomes, accepted, history, problems), problems
+
+
+def print_side_by_side(runs: dict[str, dict[str, Any]]) -> None:
+    keys = [k for k in next(iter(runs.values())) if k != "problems"]
+    print(f"{'':<28}" + "".join(f"{name:>12}" for name in runs))
+    for key in keys:
+        print(f"{key:<28}" + "".join(f"{figures[key]!s:>12}" for figures in runs.values()))
+    for name, figures in runs.items():
+        print(f"problems ({name}):", "none" if not figures["problems"] else "")
+        for p in figures["problems"]:
+            print("  -", p)
+    print(json.dumps(runs))
+
+
+def main() -> int:
+    args = parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # its "task queue depth" notes are the point here
+    runs: dict[str, dict[str, Any]] = {}
+    for name in ("http", "https") if args.tls else ("http",):
+        result = run_load(args, tls=name == "https")
+        if result is None:
+            return 1
+        runs[name] = result[0]
     if args.json:
-        print(json.dumps(figures))
+        print(json.dumps(runs if args.tls else runs["http"]))
+    elif args.tls:
+        print_side_by_side(runs)
     else:
-        print_report(figures, problems)
-    return 0 if not problems else 1
+        print_report(runs["http"], runs["http"]["problems"])
+    return 0 if not any(figures["problems"] for figures in runs.values()) else 1
 
 
 if __name__ == "__main__":

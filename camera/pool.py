@@ -61,11 +61,13 @@ class _Arena:
 
 @dataclass(eq=False, slots=True)
 class PoolBuffer:
-    """``nbytes`` of warm memory; ``view`` is writable. Give it back with :meth:`FramePool.release`."""
+    """``nbytes`` of warm memory; ``view`` is writable. Give it back with :meth:`FramePool.release`
+    (once per holder: :meth:`FramePool.retain` adds one, e.g. an event's writer sharing the ring's copy)."""
 
     view: memoryview
     nbytes: int
     arena: _Arena
+    holders: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +160,19 @@ class FramePool:
 
     # -- any thread -------------------------------------------------------------------------------
 
-    def release(self, buffer: PoolBuffer) -> None:
-        """Give a buffer back. Its memory may be handed out again at once: drop every view of it."""
+    def retain(self, buffer: PoolBuffer) -> PoolBuffer:
+        """One more holder of ``buffer`` (each one releases it); the memory is not copied."""
         with self._cond:
+            buffer.holders += 1
+        return buffer
+
+    def release(self, buffer: PoolBuffer) -> None:
+        """Give a buffer back. Once its last holder did, its memory may be handed out again at once:
+        drop every view of it."""
+        with self._cond:
+            buffer.holders -= 1
+            if buffer.holders > 0:
+                return
             arena = buffer.arena
             arena.live -= 1
             self._in_use -= buffer.nbytes

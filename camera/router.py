@@ -12,7 +12,8 @@ clients answer each message late (``stream_client.idle_ack_delay_s``), and a rig
 answer sends about ten messages a second instead of every frame: reading, decoding and (in the rig)
 sending frames nobody records would otherwise take CPU time from the encoders. A job holds
 :attr:`FrameRouter.full_rate` from its start (:meth:`FrameRouter.want_full_rate`), so the stream
-runs at full rate long before any settle point or recording start.
+runs at full rate long before any settle point or recording start. The event ring's cameras run at
+full rate all the time (:meth:`FrameRouter.keep_full_rate`): it keeps every frame of the last seconds.
 """
 
 from __future__ import annotations
@@ -106,6 +107,26 @@ class FrameRouter:
         self.full_rate = asyncio.Event()  # set while some job wants it (see the module text)
         self._full_rate_wanted: set[str] = set()
         self._full_rate_since: float | None = None  # monotonic; None while idle
+        # Cameras at full rate whatever the jobs want (the event ring), and since when.
+        self.full_rate_cameras: frozenset[str] = frozenset()
+        self._cameras_full_since = time.monotonic()
+
+    def keep_full_rate(self, cameras: Iterable[str]) -> None:
+        """The streams of ``cameras`` run at full rate from now on, jobs or not (the event ring);
+        an empty set ends that. Idempotent."""
+        chosen = frozenset(cameras)
+        if chosen != self.full_rate_cameras:
+            self.full_rate_cameras, self._cameras_full_since = chosen, time.monotonic()
+
+    def at_full_rate(self, camera_id: str) -> bool:
+        return self.full_rate.is_set() or camera_id in self.full_rate_cameras
+
+    def _full_for(self, camera_id: str, now_mono: float) -> float | None:
+        """How long ``camera_id``'s stream has run at full rate (None: idle now)."""
+        since = [self._full_rate_since] if self._full_rate_since is not None else []
+        if camera_id in self.full_rate_cameras:
+            since.append(self._cameras_full_since)
+        return now_mono - min(since) if since else None
 
     def want_full_rate(self, holder: str, wanted: bool) -> None:
         """``holder`` (a job id) wants the streams at full rate, or no longer does. Idempotent."""
@@ -134,11 +155,11 @@ class FrameRouter:
             stats.last_frame_mono, stats.last_frame_at = frame.received_mono, frame.received_at
             if frame.frame_index is not None:
                 last = stats.last_frame_index
-                if last is not None and frame.frame_index > last + 1 and self.full_rate.is_set():
+                if last is not None and frame.frame_index > last + 1 and self.at_full_rate(raw.camera_id):
                     stats.index_gaps += 1
                 stats.last_frame_index = frame.frame_index
             stats.recent.append(frame.received_mono)
-            full_for = None if self._full_rate_since is None else frame.received_mono - self._full_rate_since
+            full_for = self._full_for(frame.camera_id, frame.received_mono)
             stats.count_bytes(frame.received_mono, len(frame.pixels), full_for)
             self.latest[frame.camera_id] = frame
             self._remember(frame)
@@ -160,7 +181,7 @@ class FrameRouter:
         """The frame with its capture time; holds the full rate while a camera's clock is judged."""
         clock = self.clocks[frame.camera_id]
         capture = clock.time_of(
-            frame.timestamp_ns, frame.received_at, frame.received_mono, self.full_rate.is_set()
+            frame.timestamp_ns, frame.received_at, frame.received_mono, self.at_full_rate(frame.camera_id)
         )
         probing = clock.probing(frame.received_mono)
         if probing != (CLOCK_PROBE in self._full_rate_wanted):

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -61,6 +62,10 @@ class StreamClient:
         self._cfg = cfg
         self._router = router
         self.state = StreamState(url)
+        # wss:// checks the rig's certificate against stream_client.ca_file, else the system's CAs
+        # (websockets takes no ssl argument for ws://, and makes its own default context for wss://).
+        secure = url.startswith("wss://") and cfg.ca_file is not None
+        self._tls: dict[str, Any] = {"ssl": ssl.create_default_context(cafile=cfg.ca_file)} if secure else {}
 
     @property
     def cameras(self) -> frozenset[str]:
@@ -97,9 +102,11 @@ class StreamClient:
             self.state.outages[-1].ended_mono = time.monotonic()
 
     async def _idle_pause(self) -> None:
-        """While no job needs frames, answer late (see camera.router); at once when one starts."""
+        """While no job needs frames, answer late (see camera.router); at once when one starts. A
+        stream that carries a camera of the event ring is never idle (camera.router keep_full_rate)."""
         delay = self._cfg.idle_ack_delay_s
-        if delay > 0 and not self._router.full_rate.is_set():
+        ring = self.cameras & self._router.full_rate_cameras
+        if delay > 0 and not self._router.full_rate.is_set() and not ring:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._router.full_rate.wait()
@@ -112,6 +119,7 @@ class StreamClient:
             try:
                 async with connect(
                     self.url,
+                    **self._tls,
                     max_size=self._cfg.max_message_bytes,
                     open_timeout=self._cfg.open_timeout_s,
                     # Frames are already compressed or are raw pixels: deflate would only cost CPU.

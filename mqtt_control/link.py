@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -27,6 +28,10 @@ from rigcore.state import StateSample
 log = logging.getLogger(__name__)
 
 PUBLISH_ACK_TIMEOUT_S = 5.0
+
+# A topic a feature follows besides the state topics (the event trigger, service.events): its handler
+# gets each message's payload, arrival time (epoch s) and retain flag, on the loop.
+TopicHandler = Callable[[bytes, float, bool], None]
 
 
 class MqttLink:
@@ -42,6 +47,8 @@ class MqttLink:
         self._response_wildcard = self._cfg.response_topic("+")
         self._response_prefix = self._cfg.response_topic("")
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # Further topics by name (follow_topic); replaced whole, so paho's thread reads a stable dict.
+        self._followed: dict[str, tuple[str, TopicHandler]] = {}
         self._connected = threading.Event()
         self.last_error: str | None = "not connected yet"
         self.connects = 0
@@ -54,6 +61,16 @@ class MqttLink:
         )
         if self._cfg.username:
             client.username_pw_set(self._cfg.username, self._cfg.password)
+        if self._cfg.tls is not None:
+            # The broker's certificate is checked against ca_file and the host name (paho's default).
+            tls = self._cfg.tls
+            client.tls_set(
+                ca_certs=tls.ca_file,
+                certfile=tls.cert_file,
+                keyfile=tls.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
         client.reconnect_delay_set(self._cfg.reconnect_min_s, self._cfg.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -93,6 +110,20 @@ class MqttLink:
             "last_error": None if self.connected else self.last_error,
         }
 
+    def follow_topic(self, name: str, topic: str | None, handler: TopicHandler) -> None:
+        """Hand every message on ``topic`` (MQTT wildcards allowed) to ``handler``, under ``name``
+        (one topic per name: a new one replaces it; None stops following). Subscribed now if
+        connected, and on every reconnect."""
+        old = self._followed.get(name)
+        followed = {k: v for k, v in self._followed.items() if k != name}
+        if topic is not None:
+            followed[name] = (topic, handler)
+        self._followed = followed
+        if old is not None and old[0] != topic and self.connected:
+            self._client.unsubscribe(old[0])
+        if topic is not None and (old is None or old[0] != topic) and self.connected:
+            self._client.subscribe(topic, 1)
+
     # -- paho callbacks (network thread) -------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
@@ -100,11 +131,13 @@ class MqttLink:
             log.warning("MQTT connect refused: %s", reason)
             return
         # A clean session forgets subscriptions, so subscribe again on every (re)connect.
-        client.subscribe([(t, 0) for t in self._state_topics] + [(self._response_wildcard, 1)])
+        followed = [(topic, 1) for topic, _ in self._followed.values()]
+        client.subscribe([(t, 0) for t in self._state_topics] + [(self._response_wildcard, 1), *followed])
         self.connects += 1
         self.last_error = None
         self._connected.set()
-        log.info("MQTT connected to %s:%s", self._cfg.host, self._cfg.port)
+        over = " over TLS" if self._cfg.tls else ""
+        log.info("MQTT connected to %s:%s%s", self._cfg.host, self._cfg.port, over)
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self._connected.clear()
@@ -137,6 +170,10 @@ class MqttLink:
     def _handle(self, msg: mqtt.MQTTMessage) -> None:
         received_mono, received_at = time.monotonic(), time.time()
         device = self._state_topics.get(msg.topic)
+        for topic, handler in self._followed.values():
+            if device is None and mqtt.topic_matches_sub(topic, msg.topic):
+                self._loop.call_soon_threadsafe(handler, bytes(msg.payload), received_at, bool(msg.retain))
+                return
         try:
             payload = json.loads(msg.payload)
         except ValueError:

@@ -1,6 +1,6 @@
 """The ``rigcli`` commands: capture, status, jobs, history, sessions; and session, scan, presets,
-schedules, export (rigcli/session.py, rigcli/scan.py, rigcli/presets.py, rigcli/schedules.py,
-rigcli/export.py)."""
+schedules, export, event and events (rigcli/session.py, rigcli/scan.py, rigcli/presets.py,
+rigcli/schedules.py, rigcli/export.py, rigcli/events.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from rigcli.client import (
-    EXIT_JOB_FAILED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -29,15 +28,19 @@ from rigcli.common import (
     glue_negative_values,
     iso_span,
     listing,
+    outcome,
     parse_zoom,
     print_json,
     problem_lines,
     short_cam,
     split,
+    submitted,
     table,
     when,
 )
+from rigcli.events import add_events_parsers
 from rigcli.export import add_export_parser
+from rigcli.fleet import add_fleet_parser
 from rigcli.presets import add_presets_parser
 from rigcli.progress import JobProgress
 from rigcli.scan import add_scan_parser
@@ -67,6 +70,7 @@ exit codes:
 environment:
   RIGCAPTURE_URL    default for --url (else http://127.0.0.1:5000)
   RIGCAPTURE_TOKEN  default for --token (safer than --token: not shown in the process list)
+  RIGCAPTURE_CACERT default for --cacert (the CA of an https service, PEM)
 
 examples:
   python -m rigcli capture --pan 45 --tilt -10 --seconds 3 --cameras swir,lwir,rgb
@@ -110,6 +114,13 @@ def _common(top: bool) -> _Parser:
         "--token",
         default=default(os.environ.get("RIGCAPTURE_TOKEN")),
         help="api.token (default: $RIGCAPTURE_TOKEN)",
+    )
+    common.add_argument(
+        "--cacert",
+        metavar="PATH",
+        default=default(os.environ.get("RIGCAPTURE_CACERT")),
+        help="for an https URL: the CA (or self-signed certificate) to trust, PEM "
+        "(default: $RIGCAPTURE_CACERT)",
     )
     common.add_argument(
         "--json",
@@ -193,12 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
                 f"--{axis}-{end}", metavar="DEG_X100", help=f"{axis} at the start, {end}imum (degrees x100)"
             )
     ses.add_argument("--search", dest="q", metavar="TEXT", help="a part of the session id or its label")
+    ses.add_argument("--kind", help="recording or event")
+    ses.add_argument("--node", metavar="NODE", help="all: the fleet's sessions; a node's id: that node's")
     ses.set_defaults(run=cmd_sessions)
     add_scan_parser(sub, common, EPILOG)
     add_presets_parser(sub, common)
     add_schedules_parser(sub, common)
     add_export_parser(sub, common)
     add_session_parser(sub, common)
+    add_fleet_parser(sub, common)
+    add_events_parsers(sub, common)
     return parser
 
 
@@ -216,7 +231,7 @@ def main(
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    client = ApiClient(args.url, args.token, timeout=args.timeout)
+    client = ApiClient(args.url, args.token, timeout=args.timeout, cacert=args.cacert)
     run: Handler = args.run
     try:
         return run(args, client, out, err)
@@ -240,14 +255,8 @@ def cmd_capture(args: argparse.Namespace, client: ApiClient, out: TextIO, err: T
     body = {"requests": build_batch(args, info, chosen)}
     answer = client.post("/process-request", body, params={"wait": "false"})
     job_id = answer["job_id"]
-    if args.no_follow:
-        if args.json:
-            print_json(out, answer)
-        else:
-            out.write(f"{job_id}\n")
+    if not submitted(args.json, not args.no_follow, (out, err), "job", answer):
         return EXIT_OK
-    if not args.json:
-        err.write(f"job {job_id} submitted\n")
     progress = JobProgress(err, args.seconds, enabled=not args.quiet)
     max_wait = args.max_wait if args.max_wait is not None else 3 * args.seconds + 180
     try:
@@ -261,11 +270,7 @@ def cmd_capture(args: argparse.Namespace, client: ApiClient, out: TextIO, err: T
         print_json(out, job)
     else:
         out.write(summary(job, session_details(client, job)))
-    if job.get("status") != "succeeded":
-        error = job.get("error") or {}
-        err.write(f"rigcli: job {job.get('status')}: {error.get('message', 'no reason given')}\n")
-        return EXIT_JOB_FAILED
-    return EXIT_OK
+    return outcome("job", job, err)
 
 
 def build_batch(args: argparse.Namespace, info: dict[str, Any], cameras: list[str]) -> list[dict[str, Any]]:
@@ -460,7 +465,7 @@ def _history_row(e: dict[str, Any]) -> list[str]:
 # GET /sessions's filters, by their argparse names (--pan-min is pan_min).
 SESSION_FILTERS = (
     *("camera", "status", "since", "until", "scan_id"),
-    *("pan_min", "pan_max", "tilt_min", "tilt_max", "q"),
+    *("pan_min", "pan_max", "tilt_min", "tilt_max", "q", "kind", "node"),
 )
 
 
@@ -487,9 +492,11 @@ def cmd_sessions(args: argparse.Namespace, client: ApiClient, out: TextIO, err: 
                 f"{deg(pose.get('pan_deg_x100'))} / {deg(pose.get('tilt_deg_x100'))}",
                 frames or "-",
                 s.get("upload_state") or "-",
+                *([s.get("node_id") or "-"] if args.node else []),  # across the fleet: whose it is
             ]
         )
-    lines = table(["session", "recorded", "status", "pan / tilt", "frames", "upload"], rows)
+    headers = ["session", "recorded", "status", "pan / tilt", "frames", "upload"]
+    lines = table([*headers, *(["node"] if args.node else [])], rows)
     lines.append(f"{len(rows)} of {body['total']} sessions{' matching' if filters else ''}")
     out.write("\n".join(lines) + "\n")
     return EXIT_OK

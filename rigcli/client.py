@@ -54,11 +54,17 @@ class AuthError(ServiceUnavailable):
 
 
 class ApiClient:
-    """Calls the service at ``url``; every call is bounded by ``timeout`` seconds."""
+    """Calls the service at ``url``; every call is bounded by ``timeout`` seconds. An https URL is
+    checked against ``cacert`` (a PEM file of the CA or the self-signed certificate; else the
+    system's CAs)."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str, token: str | None = None, timeout: float = 10.0, cacert: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        # Given with every call: requests lets REQUESTS_CA_BUNDLE override a Session's own verify.
+        self.verify: str | bool = cacert or True
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "rigcli"
         if token:
@@ -85,11 +91,13 @@ class ApiClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         where = f"{self.url}{path}"
         try:
-            resp = self._session.request(method, where, timeout=self.timeout, **kwargs)
+            resp = self._session.request(method, where, timeout=self.timeout, verify=self.verify, **kwargs)
         except requests.Timeout as exc:
             raise ServiceUnavailable(
                 f"the service at {self.url} did not answer within {self.timeout} s"
             ) from exc
+        except requests.exceptions.SSLError as exc:
+            raise ServiceUnavailable(f"cannot reach the service at {self.url}: {tls_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise ServiceUnavailable(f"cannot reach the service at {self.url}: {_reason(exc)}") from exc
         try:
@@ -112,6 +120,17 @@ class ApiClient:
         if code in _REJECTED or (code in _REFUSED_BY_SERVICE and explained):
             raise RequestRejected(text, body, code)
         raise ServiceUnavailable(text, body, code)
+
+
+def tls_reason(exc: requests.exceptions.SSLError) -> str:
+    """What a person can do about a TLS failure (the certificate is not trusted, or names another host)."""
+    text = str(exc)
+    found = re.search(r"certificate verify failed: ([^(')\"]+)", text)
+    why = found.group(1).strip() if found else "TLS handshake failed"
+    return (
+        f"{why}; give the service's CA (or its self-signed certificate) with --cacert PATH or "
+        "RIGCAPTURE_CACERT (docs/operations/tls.md)"
+    )
 
 
 def _reason(exc: requests.RequestException) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from rigcli.client import EXIT_OK, ApiClient, RequestRejected, ServiceUnavailable
+from rigcli.client import EXIT_JOB_FAILED, EXIT_OK, ApiClient, RequestRejected, ServiceUnavailable
 from rigcli.progress import JobProgress
 
 # A command's handler: (parsed arguments, client, stdout, stderr) -> exit code.
@@ -219,6 +219,42 @@ def split(text: str) -> list[str]:
 def print_json(out: TextIO, data: Any) -> None:
     out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     out.flush()
+
+
+def show(json_wanted: bool, out: TextIO, data: Any, lines: Callable[[Any], list[str]]) -> int:
+    """Print ``data`` as JSON, or as the lines ``lines`` makes of it. 0."""
+    if json_wanted:
+        print_json(out, data)
+    else:
+        out.write("\n".join(lines(data)) + "\n")
+    return EXIT_OK
+
+
+def submitted(
+    json_wanted: bool, follow_it: bool, streams: tuple[TextIO, TextIO], noun: str, answer: dict[str, Any]
+) -> bool:
+    """Say what was queued: its id alone (or the answer as JSON) when not following it, else a line on
+    ``err``. True when the caller goes on to follow it."""
+    out, err = streams
+    ident = str(answer[f"{noun}_id"])
+    if not follow_it:
+        if json_wanted:
+            print_json(out, answer)
+        else:
+            out.write(f"{ident}\n")
+        return False
+    if not json_wanted:
+        err.write(f"{noun} {ident} submitted\n")
+    return True
+
+
+def outcome(noun: str, thing: dict[str, Any], err: TextIO) -> int:
+    """The exit code of a followed job or scan: 0 when it succeeded, else 1 with its reason on ``err``."""
+    if thing.get("status") == "succeeded":
+        return EXIT_OK
+    error = thing.get("error") or {}
+    err.write(f"rigcli: {noun} {thing.get('status')}: {error.get('message', 'no reason given')}\n")
+    return EXIT_JOB_FAILED
 
 
 def add_command(sub: Any, common: argparse.ArgumentParser, name: str, **parser_args: Any) -> Any:

@@ -34,17 +34,17 @@ examples:
 """
 
 
+TEXT = {
+    "help": "download a session as MCAP (for Foxglove) or as a zip",
+    "description": "Download a recorded session as one file: MCAP (images, pose, transforms, frame "
+    "sets; opens in Foxglove) or the session folder as a zip. Exit 2 for an unknown session.",
+    "epilog": EXAMPLES,
+}
+
+
 def add_export_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``export`` command to the subparsers of rigcli.cli.build_parser."""
-    exp = add_command(
-        sub,
-        common,
-        "export",
-        help="download a session as MCAP (for Foxglove) or as a zip",
-        description="Download a recorded session as one file: MCAP (images, pose, transforms, frame "
-        "sets; opens in Foxglove) or the session folder as a zip. Exit 2 for an unknown session.",
-        epilog=EXAMPLES,
-    )
+    exp = add_command(sub, common, "export", **TEXT)
     exp.add_argument("session", help="the session id (see: rigcli sessions)")
     exp.add_argument("--format", choices=FORMATS, default="mcap", help="mcap (default) or zip")
     exp.add_argument(
@@ -56,7 +56,9 @@ def add_export_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def cmd_export(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
     target = Path(args.output or f"{args.session}.{args.format}")
     path = f"/sessions/{quote(args.session, safe='')}.{args.format}"
-    size = download(client.url, path, args.token, target, client.timeout, args.format, progress=err)
+    size = download(
+        client.url, path, args.token, target, client.timeout, args.format, progress=err, verify=client.verify
+    )
     if args.json:
         out.write(json.dumps({"session_id": args.session, "file": str(target), "bytes": size}) + "\n")
     else:
@@ -72,6 +74,7 @@ def download(
     timeout: float,
     fmt: str,
     progress: TextIO | None = None,
+    verify: str | bool = True,
 ) -> int:
     """GET ``url + path`` into ``target``; returns the byte count. CliError (with the service's
     answer) when it is refused, cannot be reached, or arrives incomplete. On a terminal ``progress``
@@ -81,7 +84,8 @@ def download(
         headers["Authorization"] = f"Bearer {token}"
     part = target.with_name(f"{target.name}.part")
     try:
-        with requests.get(f"{url}{path}", headers=headers, stream=True, timeout=timeout) as resp:
+        answer = requests.get(f"{url}{path}", headers=headers, stream=True, timeout=timeout, verify=verify)
+        with answer as resp:
             if not resp.ok:
                 raise _refused(resp, path)
             size = _save(resp, part, progress)

@@ -25,16 +25,15 @@ examples:
 """
 
 
+TEXT = {
+    "help": "named poses: list (the default), set, save, show, delete, go",
+    "description": "Named poses kept by the service (GET/PUT/DELETE /presets/<name>).",
+    "epilog": PRESETS_EPILOG,
+}
+
+
 def add_presets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    actions = add_collection(
-        sub,
-        common,
-        "presets",
-        cmd_presets_list,
-        help="named poses: list (the default), set, save, show, delete, go",
-        description="Named poses kept by the service (GET/PUT/DELETE /presets/<name>).",
-        epilog=PRESETS_EPILOG,
-    )
+    actions = add_collection(sub, common, "presets", cmd_presets_list, **TEXT)
     name = ("name", "NAME")
     add_action(actions, common, "list", cmd_presets_list, help="every preset (the default)")
     put = add_action(

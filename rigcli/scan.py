@@ -11,16 +11,18 @@ import argparse
 import time
 from typing import Any, TextIO
 
-from rigcli.client import EXIT_JOB_FAILED, EXIT_OK, ApiClient, CliError, RequestRejected, ServiceUnavailable
+from rigcli.client import EXIT_OK, ApiClient, CliError, RequestRejected, ServiceUnavailable
 from rigcli.common import (
     add_command,
     choose_cameras,
     clip,
     listing,
+    outcome,
     path_of,
     poll,
     print_json,
     split,
+    submitted,
     table,
     when,
     x100,
@@ -202,14 +204,8 @@ def _submitted(
 ) -> int:
     """The scan was queued: print its id (--no-wait), or follow it to the end and print the table."""
     scan_id = answer["scan_id"]
-    if args.no_wait:
-        if args.json:
-            print_json(out, answer)
-        else:
-            out.write(f"{scan_id}\n")
+    if not submitted(args.json, not args.no_wait, (out, err), "scan", answer):
         return EXIT_OK
-    if not args.json:
-        err.write(f"scan {scan_id} submitted\n")
     progress = ScanProgress(err, enabled=not args.quiet)
     try:
         scan = follow_scan(client, scan_id, progress, args.max_wait)
@@ -218,11 +214,7 @@ def _submitted(
         return _cancel_on_interrupt(args, client, scan_id, progress, (out, err))
     progress.close()
     _show(args, scan, out)
-    if scan.get("status") != "succeeded":
-        error = scan.get("error") or {}
-        err.write(f"rigcli: scan {scan.get('status')}: {error.get('message', 'no reason given')}\n")
-        return EXIT_JOB_FAILED
-    return EXIT_OK
+    return outcome("scan", scan, err)
 
 
 def _cancel_on_interrupt(

@@ -27,16 +27,15 @@ examples:
 """
 
 
+TEXT = {
+    "help": "scans and batches run on a schedule: list (the default), add, show, delete",
+    "description": "Scans and batches the service runs every N seconds or on a cron expression.",
+    "epilog": SCHEDULES_EPILOG,
+}
+
+
 def add_schedules_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    actions = add_collection(
-        sub,
-        common,
-        "schedules",
-        cmd_schedules_list,
-        help="scans and batches run on a schedule: list (the default), add, show, delete",
-        description="Scans and batches the service runs every N seconds or on a cron expression.",
-        epilog=SCHEDULES_EPILOG,
-    )
+    actions = add_collection(sub, common, "schedules", cmd_schedules_list, **TEXT)
     add_action(actions, common, "list", cmd_schedules_list, help="every schedule, with its next and last run")
     add = add_action(
         actions,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from rigcli.client import EXIT_OK, ApiClient, CliError
-from rigcli.common import add_command, clip, deg, iso, iso_span, path_of, print_json, table
+from rigcli.client import ApiClient, CliError
+from rigcli.common import add_command, clip, deg, iso, iso_span, path_of, show, table
 
 CAMERA_HEADERS = ["camera", "frames", "rejected", "time source", "delay med / p99 / max", "clock"]
 
@@ -26,29 +26,24 @@ examples:
 """
 
 
+TEXT = {
+    "help": "one session in detail: window, cameras, capture times and delays",
+    "description": "Show one recorded session: its window in capture time, the wait for late frames "
+    "and per camera its frames, time sources and delay (arrival less capture). Exit 2 for an "
+    "unknown session.",
+    "epilog": EXAMPLES,
+}
+
+
 def add_session_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``session`` command to the subparsers of rigcli.cli.build_parser."""
-    ses = add_command(
-        sub,
-        common,
-        "session",
-        help="one session in detail: window, cameras, capture times and delays",
-        description="Show one recorded session: its window in capture time, the wait for late frames "
-        "and per camera its frames, time sources and delay (arrival less capture). Exit 2 for an "
-        "unknown session.",
-        epilog=EXAMPLES,
-    )
+    ses = add_command(sub, common, "session", **TEXT)
     ses.add_argument("session_id", metavar="SESSION", help="the session id (see: rigcli sessions)")
     ses.set_defaults(run=cmd_session)
 
 
 def cmd_session(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    manifest = client.get(path_of("sessions", args.session_id))
-    if args.json:
-        print_json(out, manifest)
-    else:
-        out.write("\n".join(session_lines(manifest)) + "\n")
-    return EXIT_OK
+    return show(args.json, out, client.get(path_of("sessions", args.session_id)), session_lines)
 
 
 def job_sessions(job: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,8 +15,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rigcore.config_events import EventsConfig, events_problem
+from rigcore.config_fleet import CatalogConfig, NodeConfig, redact_password
+from rigcore.config_foxglove import FoxgloveConfig, check_exposure
 from rigcore.config_limits import limit_warnings
-from rigcore.config_paths import start_warnings
+from rigcore.config_paths import start_problems, start_warnings
+from rigcore.config_tls import MqttTlsConfig, check_pair
 
 PixelFormat = Literal["encoded", "mono8", "mono16", "rgb8", "bgr8"]
 # Lossless formats for raw frames (sessions/writer.py): "fast" is the recommended one and names no codec,
@@ -51,7 +55,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# Request threads beyond the waiting POSTs (queue_size + the running job) for every other call.
+# Request threads beyond the waiting POSTs (queue_size + the running job) and the downloads
+# (max_downloads) for every other call.
 SPARE_THREADS = 8
 
 
@@ -66,14 +71,25 @@ class ApiConfig(_Model):
     # Host names (besides this machine's own) a browser may use to reach the API: the guard against
     # DNS rebinding answers 421 to any other name. "*" turns the guard off (unsafe).
     allowed_hosts: tuple[str, ...] = ()
-    # The HTTP server (waitress). Threads run requests; None means queue_size + 1 + SPARE_THREADS, so
-    # waiting POSTs (each holds a thread until its job ends) cannot starve other calls.
+    # The HTTP server (waitress). Threads run requests; None means queue_size + 1 + max_downloads +
+    # SPARE_THREADS, so waiting POSTs (each holds a thread until its job ends) and downloads cannot
+    # starve other calls.
     threads: int | None = Field(None, ge=1)
     # Open connections at once (idle ones included); past it new connections wait in the backlog.
     connection_limit: int = Field(500, ge=10)
     # A connection with no request running is closed after this long without traffic (whole seconds:
     # waitress takes an int).
     channel_timeout_s: int = Field(30, ge=1)
+    # Downloads a request thread streams (a session's zip or MCAP, a byte range of a file): at most
+    # this many at once from one client address, and in all; beyond, 503 (api.download_limits).
+    max_downloads_per_client: int = Field(2, ge=1)
+    max_downloads: int = Field(8, ge=1)
+    # A connection whose client has read nothing of its answer for this long is closed (api.server).
+    download_send_timeout_s: float = Field(30.0, gt=0)
+    # PEM certificate (with its chain) and private key: HTTPS on api.port, and no plain HTTP
+    # (api.server_tls; docs/operations/tls.md). Set only in config.json.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -86,8 +102,14 @@ class ApiConfig(_Model):
                 )
         return tuple(h.lower().rstrip(".") for h in hosts)
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        check_pair(self.tls_cert, self.tls_key, "tls_cert", "tls_key")
+        return self
+
     def worker_threads(self) -> int:
-        return self.threads or self.queue_size + 1 + SPARE_THREADS
+        # Waiting POSTs and streamed downloads each hold a thread; SPARE_THREADS stay for the rest.
+        return self.threads or self.queue_size + 1 + self.max_downloads + SPARE_THREADS
 
 
 class MqttConfig(_Model):
@@ -102,6 +124,8 @@ class MqttConfig(_Model):
     # paho's reconnect back-off takes whole seconds.
     reconnect_min_s: int = Field(1, ge=1)
     reconnect_max_s: int = Field(8, ge=1)
+    # The broker over TLS (rigcore.config_tls); null: plain MQTT. Set only in config.json.
+    tls: MqttTlsConfig | None = None
 
     def state_topic(self, device_id: str) -> str:
         return f"{self.topic_prefix}/entity_state/{device_id}"
@@ -137,6 +161,9 @@ class StreamClientConfig(_Model):
     # While no job needs frames, each message is answered this late, so a rig that waits for the
     # answer slows down instead of sending frames nobody records (0 = always full rate).
     idle_ack_delay_s: float = Field(0.1, ge=0, le=1)
+    # CA certificates (PEM) that wss:// stream URLs are checked against; null: the system's. Set only
+    # in config.json (rigcore.config_tls).
+    ca_file: str | None = None
 
 
 class DisplayConfig(_Model):
@@ -282,24 +309,22 @@ def _default_cameras() -> dict[str, CameraConfig]:
     }
 
 
+def _angle(axis: str, limit_x100: int) -> PositioningCommand:
+    """An axis set in hundredths of a degree within +-``limit_x100``, settled within 0.05 degree."""
+    return PositioningCommand(
+        arg=f"{axis}_position_deg_x100",
+        field=f"{axis}_deg_x100",
+        tolerance=5,
+        min=-limit_x100,
+        max=limit_x100,
+        integer=True,
+    )
+
+
 def _default_positioning() -> dict[str, PositioningCommand]:
     return {
-        "set_pan_position_degree": PositioningCommand(
-            arg="pan_position_deg_x100",
-            field="pan_deg_x100",
-            tolerance=5,
-            min=-18000,
-            max=18000,
-            integer=True,
-        ),
-        "set_tilt_position_degree": PositioningCommand(
-            arg="tilt_position_deg_x100",
-            field="tilt_deg_x100",
-            tolerance=5,
-            min=-9000,
-            max=9000,
-            integer=True,
-        ),
+        "set_pan_position_degree": _angle("pan", 18000),
+        "set_tilt_position_degree": _angle("tilt", 9000),
         "set_zoom_value": PositioningCommand(arg="zoom_value", field="zoom_value", tolerance=0),
         "set_zoom_step": PositioningCommand(
             arg="zoom_step", field="zoom_lens_state.zoom_step", tolerance=0, min=0, integer=True
@@ -331,6 +356,13 @@ class Config(_Model):
     # Folders outside the folder of config.json where PUT /config may put save_dir, images_data_dir
     # and history_file (relative to that folder). Set only in config.json: PUT /config refuses it.
     storage_roots: tuple[str, ...] = ()
+    # The live Foxglove server (service.live, docs/operations/foxglove.md).
+    foxglove: FoxgloveConfig = FoxgloveConfig()
+    # This node among the fleet, and where the session catalog lives (docs/operations/fleet.md).
+    node: NodeConfig = Field(default_factory=NodeConfig)
+    catalog: CatalogConfig = CatalogConfig()
+    # Event capture: the ring of the last seconds and its triggers (docs/operations/events.md).
+    events: EventsConfig = EventsConfig()
 
     _http_url = field_validator("invoke_url")(lambda v: _url_with(v, "http://", "https://"))
 
@@ -342,6 +374,9 @@ class Config(_Model):
             for cam in stream.cameras:
                 if cam not in self.cameras:
                     raise ValueError(f"streams: camera {cam!r} is not in cameras")
+        check_exposure(self.foxglove, self.api.token)  # names foxglove.host
+        if (ring := events_problem(self.events, self.cameras, self.recording.memory_cap_mb)) is not None:
+            raise ValueError(ring)
         return self
 
     # -- derived -------------------------------------------------------------------------------
@@ -387,9 +422,9 @@ class Config(_Model):
         return config
 
     def check_own_files(self, config_path: Path) -> None:
-        """At start the operator's paths are taken as written (only warned about, see
-        rigcore.config_paths), but history_file must not be config.json: the history would
-        overwrite the configuration."""
+        """At start the operator's paths are taken as written as to where they lie (only warned
+        about), but not when they clash with a file the service owns or a folder served without the
+        token (rigcore.config_paths.start_problems): ConfigError then."""
         config_file = config_path.resolve()
         if self.resolve(config_file.parent).history_file.resolve() == config_file:
             raise ConfigError(
@@ -398,6 +433,9 @@ class Config(_Model):
             )
         paths = {"save_dir": self.save_dir, "images_data_dir": self.images_data_dir}
         paths["history_file"] = self.history_file
+        clashes = start_problems(paths, config_file)
+        if clashes:
+            raise ConfigError(f"{config_path}: " + "; ".join(clashes) + "; change these paths in config.json")
         for warning in [*start_warnings(paths, self.storage_roots, config_file), *self.limit_warnings()]:
             log.warning("%s: %s", config_path, warning)
 
@@ -431,6 +469,9 @@ def redact_secrets(data: dict[str, Any]) -> dict[str, Any]:
     data["invoke_url"] = redact_url(data["invoke_url"])
     for stream in data["streams"]:
         stream["url"] = redact_url(stream["url"])
+    for section in ("catalog", "node"):  # rigcore.config_fleet: the user stays, the password is ***
+        if data.get(section, {}).get("url"):
+            data[section]["url"] = redact_password(data[section]["url"])
     return data
 
 

@@ -26,6 +26,9 @@ LIMITS: Mapping[str, float] = {
     "api.threads": 128,
     "api.connection_limit": 2000,
     "api.channel_timeout_s": 600,
+    "api.max_downloads_per_client": 16,
+    "api.max_downloads": 64,
+    "api.download_send_timeout_s": 600,
     "mqtt.port": 65535,
     "mqtt.keepalive_s": 3600,
     "mqtt.response_timeout_s": 60,
@@ -57,6 +60,19 @@ LIMITS: Mapping[str, float] = {
     "recording.memory_cap_mb": 1_048_576,
     "recording.warm_buffer_s": 60,
     "storage.min_free_mb": 1e9,
+    "events.pre_max_s": 600,
+    "events.post_default_s": 3600,
+    "events.max_s": 3600,
+    "events.expected_mb_s.*": 100_000,
+    "foxglove.port": 65535,
+    "foxglove.max_fps": 30,
+    "catalog.heartbeat_s": 60,
+    "catalog.batch_rows": 10_000,
+    "catalog.retry_min_s": 600,
+    "catalog.retry_max_s": 3600,
+    "catalog.pool_size": 32,
+    "catalog.connect_timeout_s": 300,
+    "catalog.statement_timeout_s": 600,
 }
 # Keys whose numbers only config.json sets (PUT /config refuses any change there: file-only).
 FILE_ONLY_PREFIXES = ("storage.remote.",)
@@ -67,6 +83,9 @@ def numbers(data: Any, path: str = "") -> Iterator[tuple[str, float]]:
     if isinstance(data, Mapping):
         for key, value in data.items():
             yield from numbers(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list | tuple):  # a list's items by index: "streams.0.x" matches "streams.*.x"
+        for index, value in enumerate(data):
+            yield from numbers(value, f"{path}.{index}")
     elif is_number(data):
         yield path, float(data)
     elif isinstance(data, int) and not isinstance(data, bool):

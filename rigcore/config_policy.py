@@ -9,11 +9,13 @@
 - Keys that widen access (:data:`FILE_ONLY_KEYS`) change only in config.json itself: 403.
 - A stored credential is not carried to a new destination (``mqtt.password`` to another broker): 403.
 - ``save_dir``, ``images_data_dir`` and ``history_file`` stay inside the folder of config.json or a
-  ``storage_roots`` folder, and never name a file the service owns: 403 (400 when not a path).
+  ``storage_roots`` folder, and never name, enter or hold a file or folder the service owns (the one
+  list: :func:`rigcore.config_paths.owned_files`) or a folder served without the token
+  (:data:`rigcore.config_paths.OPEN_FOLDERS`): 403 (400 when not a path).
 
-At start the operator's config.json is taken as written: the path rules only warn
-(:func:`rigcore.config_paths.start_warnings`), except that history_file may never be config.json
-(Config.load refuses).
+At start the operator's config.json is taken as written as to where the paths lie (outside the
+folders: a warning, :func:`rigcore.config_paths.start_warnings`), but paths that clash with an owned
+file or a served folder stop the start (:func:`rigcore.config_paths.start_problems`, Config.load).
 """
 
 from __future__ import annotations
@@ -25,21 +27,37 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from rigcore.checks import clip
 from rigcore.config import REDACTED, Config, ResolvedPaths, validation_details
 from rigcore.config_limits import changed_numbers, over_limits
 from rigcore.config_paths import (
     PATH_KEYS,
     Problem,
     allowed_roots,
-    collisions,
+    clashes,
     inside,
     resolved_paths,
 )
+from rigcore.config_tls import TLS_FILE_KEYS
 
 # Keys that decide who may reach the service, and from where, or where it may write: a caller of
 # the API must not be able to widen its own access. (api.allowed_hosts: the DNS-rebinding guard.)
 # storage.remote: where sessions are copied to, and its credentials.
-FILE_ONLY_KEYS = ("api.token", "api.host", "api.port", "api.allowed_hosts", "storage_roots", "storage.remote")
+# foxglove.allow_unauthenticated: the live Foxglove server beyond loopback while api.token is set.
+# catalog.url, node.url: where this node writes the fleet's catalog (with its password), and the
+# address other nodes send people to (rigcore.config_fleet).
+FILE_ONLY_KEYS = (
+    "api.token",
+    "api.host",
+    "api.port",
+    "api.allowed_hosts",
+    "storage_roots",
+    "storage.remote",
+    "foxglove.allow_unauthenticated",
+    "catalog.url",
+    "node.url",
+    *TLS_FILE_KEYS,  # the served key and certificate, and whom MQTT and the streams trust
+)
 # Objects keyed by the operator's names: there ``null`` removes the entry.
 MAP_KEYS = frozenset({"cameras", "positioning_commands"})
 # A stored credential goes only where it went before; moving it needs the credential sent in full.
@@ -53,6 +71,8 @@ REDACTABLE_KEYS = frozenset(
         "streams.url",
         "storage.remote.access_key",
         "storage.remote.secret_key",
+        "catalog.url",
+        "node.url",
     }
 )
 # Keys of ``storage`` in force from the next job on (the others need a restart).
@@ -79,7 +99,8 @@ class Place:
     config_file: Path
     base_dir: Path
     in_force: ResolvedPaths
-    # Further files and folders the service keeps beside history_file (its journal, its archives).
+    # Files the service keeps beside history_file; unused: rigcore.config_paths.owned_files derives
+    # them (and every other owned file) from in_force. Kept for callers that still pass them.
     owned: tuple[Path, ...] = ()
 
 
@@ -178,7 +199,9 @@ def _validated(data: dict[str, Any]) -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise _refusal(400, "invalid configuration", validation_details(exc)) from exc
+        # The dotted key may hold a client's key of any size: clipped, as every echo (rigcore.checks).
+        details = [{**d, "field": clip(d["field"])} for d in validation_details(exc)]
+        raise _refusal(400, "invalid configuration", details) from exc
 
 
 def _refusal(status: int, what: str, details: list[Detail]) -> ConfigRefused:
@@ -248,12 +271,11 @@ def path_problems(current: Config, new: Config, place: Place) -> list[Problem]:
             )
     if problems:
         return problems
-    in_force = [place.in_force.save_dir.resolve(), place.in_force.images_data_dir.resolve()]
-    problems += [(403, k, m) for k, m in collisions(resolved, place.config_file, in_force) if k in changed]
+    # The one list of owned files (rigcore.config_paths.owned_files), for the new paths and those in force.
+    in_force = {key: getattr(place.in_force, key).resolve() for key in PATH_KEYS}
+    problems += [(403, k, m) for k, m in clashes(resolved, place.config_file, in_force) if k in changed]
     if "history_file" in changed:
         problems += _not_a_history_file(resolved["history_file"])
-        if any(inside(resolved["history_file"], owned.resolve()) for owned in place.owned):
-            problems.append((403, "history_file", "names a journal or archive of the history in force"))
     return problems
 
 
@@ -311,6 +333,8 @@ def change_report(old: Config, new: Config) -> dict[str, list[str]]:
         "settle",
         "recording",
         "extra_devices",
+        "foxglove",  # the live server restarts with it (service.live), nothing else does
+        "events",  # the ring resizes, re-arms or disarms at once (service.events.desk)
     }
     restart = [k for k in changed if k not in live and k not in ("api", "storage")]
     if "api" in changed:

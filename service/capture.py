@@ -5,8 +5,8 @@ job queue and registry (service.jobs.queue), the scans (service.scans.registry),
 schedules, the session catalog and uploads, and the loop-side I/O (state hub, MQTT link, frame
 router, streams). Start order (each step needs the one before; :meth:`CaptureService.start` lists
 them): storage folders → recovery → catalog → runtime → loop-side parts → MQTT link → streams → job worker →
-frame pool → scheduler → uploads. Stop runs the other way. Flask views call only the synchronous
-methods here, or a part through a narrow protocol (api.context).
+live view (service.live) → frame pool → scheduler → uploads. Stop runs the other way. Flask views call
+only the synchronous methods here, or a part through a narrow protocol (api.context).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from rigcore.runtime import LoopRuntime
 from service.aftercare import Aftercare
 from service.config_reloader import ConfigReloader, InForce
 from service.disk_guard import check_space, storage_status
+from service.events.desk import EventDesk, Wiring
+from service.fleet.fleet import Fleet
 from service.history.store import HistoryStore
 from service.jobs.batch_runner import JobRunner
 from service.jobs.context import RunContext
@@ -40,6 +42,7 @@ from service.jobs.job import Job
 from service.jobs.queue import JobQueue
 from service.jobs.scan_runner import ScanRunner
 from service.jobs.work import Work, WorkKind
+from service.live.server import LiveServer
 from service.presets.store import PresetStore, presets_path
 from service.scans.registry import ScanRegistry
 from service.schedules.rules import ScheduleStore, schedules_path
@@ -85,7 +88,13 @@ class CaptureService:
         self._started = False
         self.recovered: list[SessionManifest] = []
         self.storage_warnings: list[str] = []
-        for init in (self._init_writers, self._init_stores, self._init_jobs, self._init_sessions):
+        for init in (
+            self._init_writers,
+            self._init_stores,
+            self._init_jobs,
+            self._init_sessions,
+            self._init_events,
+        ):
             init(config)
 
     # -- construction, in order (nothing here touches the rig, the broker or the loop) ---------------
@@ -117,14 +126,20 @@ class CaptureService:
         self.scans = ScanRegistry(self.paths.images_data_dir, self.paths.save_dir, self.aftercare)
         self.jobs = JobQueue(self.history, self.runtime, self.scans, lambda: self.config.command_transport)
         self.scheduler = Scheduler(self.schedules, self)
+        # The live view in Foxglove (service.live): fed by the router, the hub and each job change.
+        self.live = LiveServer(self.runtime, lambda: self.config)
 
     def _init_sessions(self, config: Config) -> None:
         # The session catalog (sessions.catalog), refreshed from the folders in start(), in the
         # background; copies to the object store (storage.remote), whose states the catalog follows.
-        self.catalog = Catalog(self.paths.save_dir, self.paths.images_data_dir)
         paths = self.paths
+        self.catalog = Catalog(
+            paths.save_dir, paths.images_data_dir, node_id=config.node.id, outbox=config.catalog.shared
+        )
+        # This node among the fleet (service.fleet): heartbeat, and the outbox to a shared catalog.
+        self.fleet = Fleet(config.node, config.catalog, self.catalog, self)
         self.uploads = Uploader(
-            config.storage.remote, paths.save_dir, paths.images_data_dir, is_busy=self.jobs.is_recording
+            config.storage.remote, paths.save_dir, paths.images_data_dir, is_busy=self._recording
         )
         self.uploads.add_listener(self.catalog.set_upload_state)
         # The work after each saved session or scan manifest, in the order it runs (one thread): files
@@ -137,6 +152,15 @@ class CaptureService:
         self.aftercare.on_session("upload", self.uploads.session_saved)
         self.aftercare.on_scan("upload", self.uploads.scan_written)
 
+    def _init_events(self, config: Config) -> None:
+        # Event capture (service.events): its sessions are saved like a recording's, aftercare included.
+        saved = self.aftercare.session_saved
+        self.events = EventDesk(self.runtime, self.in_force, self.paths, self.executor, self.pool, saved)
+
+    def _recording(self) -> bool:
+        """A job or an event is recording or saving (uploads yield to it)."""
+        return self.jobs.is_recording() or self.events.busy()
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         for step in (
@@ -146,9 +170,11 @@ class CaptureService:
             self.runtime.start,
             lambda: self.runtime.submit(self._init_on_loop()),  # the loop-side parts
             self._start_workers,
+            lambda: self.live.start(self.config, self.router, self.hub, self.in_force().layout),
             self.pool.start,  # with warm_buffer_s 0 its target is 0: it waits for a PUT /config
             self.scheduler.start,  # fires once the service is ready (wait_ready)
             self.uploads.start,  # resumes the queue on disk and queues saved sessions not in it
+            self.fleet.start,  # heartbeat and outbox threads: they read the link and the streams
         ):
             step()
         self._started = True
@@ -203,6 +229,7 @@ class CaptureService:
             urls.setdefault(stream.url, {}).update({c: formats[c] for c in chosen})
         self.streams = [StreamClient(url, fmts, cfg.stream_client, self.router) for url, fmts in urls.items()]
         self.jobs.init_on_loop(cfg.api.queue_size)
+        await self.events.start(Wiring(self.router, self.hub, self.link, self.streams))
 
     def _start_workers(self) -> None:
         self.link.start()
@@ -216,6 +243,8 @@ class CaptureService:
         self._started = False
         for step in (
             self.scheduler.stop,  # first: it queues jobs
+            self.fleet.stop,  # the heartbeat stops (the node goes offline); the outbox keeps its rows
+            self.live.close,  # before the loop: its feeds run there
             self.link.stop,  # the MQTT thread hands messages to the loop, so it stops first
             self.runtime.stop,
             self.jobs.close,
@@ -293,7 +322,7 @@ class CaptureService:
             streams=self.streams,
             executor=self.executor,
             pool=self.pool if config.recording.warm_buffer_s > 0 else None,
-            on_change=self.jobs.job_changed,
+            on_change=self._job_changed,
             on_session_saved=self.aftercare.session_saved,
             save_scan=self.scans.write,
         )
@@ -302,6 +331,10 @@ class CaptureService:
         finally:
             if isinstance(transport, HttpTransport):
                 transport.close()
+
+    def _job_changed(self, job: Job) -> None:
+        self.jobs.job_changed(job)
+        self.live.job_changed(job)  # its events on the live /rig/events topic
 
     def job_view(self, job_id: str) -> dict[str, Any] | None:
         """A job's view (any thread): live from memory, else from history.json, else None."""
@@ -321,6 +354,7 @@ class CaptureService:
     # -- configuration -----------------------------------------------------------------------------
     def update_config(self, patch: Any) -> dict[str, list[str]]:
         """PUT /config (service.config_reloader): raises ConfigRefused, nothing saved."""
+        self.events.refuse_unfit(self.config, patch)  # a ring too big at the measured rates: 400
         return self.settings.update(patch)
 
     def _apply_config(self, in_force: InForce) -> None:
@@ -328,6 +362,8 @@ class CaptureService:
         self.pool.configure(pool_max_bytes(new.recording.memory_cap_mb), new.recording.warm_buffer_s)
         if self._started:
             self.runtime.submit(self._reconfigure_hub(in_force), timeout=5)
+            self.runtime.submit(self.events.apply(in_force), timeout=5)  # the ring resizes now
+            self.live.configure(new, in_force.layout)  # restarts the live server if its section changed
 
     async def _reconfigure_hub(self, in_force: InForce) -> None:
         # The hub is loop-only: its devices and settle rule change between two messages, never mid-one.
@@ -373,7 +409,8 @@ class CaptureService:
                 "unreadable_messages": self.router.unreadable_messages,
                 # "idle": no job needs frames, so the streams are answered late (camera.router).
                 "stream_rate": "idle"
-                if config.stream_client.idle_ack_delay_s > 0 and not self.router.full_rate.is_set()
+                if config.stream_client.idle_ack_delay_s > 0
+                and not (self.router.full_rate.is_set() or self.router.full_rate_cameras)
                 else "full",
             }
 
@@ -385,8 +422,10 @@ class CaptureService:
         data["disk"] = storage_status(self.paths.save_dir, config.storage.min_free_mb)
         low_disk = [data["disk"]["warning"]] if data["disk"]["warning"] else []
         data["storage_warnings"] = [*self.storage_warnings, *low_disk]
-        data["catalog"] = self.catalog.status()
+        data["catalog"] = {**self.catalog.status(), **self.fleet.status()}
         data["frame_pool"] = pool_status(self.pool)
+        data["events"] = self.events.status()  # the event ring, its triggers (service.events)
+        data["foxglove"] = self.live.status()
         return data
 
 

@@ -71,5 +71,19 @@ class RunStatus(StrEnum):
     NOT_QUEUED = "not_queued"  # broker down, queue full, history not writable
 
 
+class EventStatus(StrEnum):
+    """An event (service.events): collecting its frames, saving them, then how its session ended."""
+
+    COLLECTING = "collecting"  # the window is open: the ring's frames taken, the after part coming
+    SAVING = "saving"
+    SAVED = "saved"  # session complete
+    PARTIAL = "partial"  # saved, but frames are missing (a camera, an outage, the ring held less)
+    FAILED = "failed"  # the session could not be saved whole (a write, session.json)
+
+    @property
+    def finished(self) -> bool:
+        return self not in (EventStatus.COLLECTING, EventStatus.SAVING)
+
+
 # A refused request's history entry (never a job).
 REJECTED = "rejected"

@@ -34,6 +34,11 @@ writer (WAL), and the refresh commits in small batches so new sessions are never
 The upload state of a session (:meth:`Catalog.set_upload_state`) lives in its own table, so that it
 survives a session's row being rewritten; every refresh (a rebuild, an incremental start) refills it
 from the upload queue on disk (:mod:`sessions.upload_queue`), the record of truth.
+
+The fleet (docs/operations/fleet.md): every row carries its node (``node_id``, this node's); the
+catalog is one of the two :class:`sessions.catalog_backend.CatalogBackend` (``put_rows``, ``query``,
+``beat``, ``nodes`` …), the shared PostgreSQL one being the other; and with a shared catalog
+configured (``outbox=True``) every change is queued in :attr:`Catalog.outbox` (sessions.outbox).
 """
 
 from __future__ import annotations
@@ -44,23 +49,37 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from rigcore.config_fleet import default_node_id
 from sessions import catalog_index as index
-from sessions.catalog_db import CATALOG_FILE, CatalogDB, CatalogUnavailable, is_damage
+from sessions.catalog_backend import NodeBeat, NodeSeen, sqlite_beat, sqlite_nodes
+from sessions.catalog_db import CATALOG_FILE, CatalogDB, CatalogUnavailable, applied_version, is_damage
 from sessions.catalog_filters import FilterError, SessionQuery, query_from_params
 from sessions.catalog_index import RefreshReport
-from sessions.catalog_rows import FROM, ROW_COLUMNS, Page, SessionRow, entry_of, row_of
+from sessions.catalog_rows import (
+    FROM,
+    ROW_COLUMNS,
+    Page,
+    SessionRow,
+    entry_from_row,
+    entry_of,
+    location_of,
+    row_of,
+)
 from sessions.folders import manifest_stamp, of_manifest
 from sessions.manifest import SessionManifest
+from sessions.outbox import LocalOutbox, enqueue
 from sessions.scan_manifest import ScanManifest
+from sessions.upload_queue import UploadState, read_record
 
 log = logging.getLogger(__name__)
 
 TOTALS_KEPT = 64  # filtered totals remembered until the next write
+STORED_STATES = frozenset({UploadState.UPLOADED.value, UploadState.LOCAL_DELETED.value})  # in the store
 
 CatalogState = Literal["building", "refreshing", "ready", "unavailable"]
 
@@ -89,14 +108,28 @@ class _Totals:
 class Catalog:
     """The index of ``save_dir`` and ``images_data_dir/scans`` in ``images_data_dir/catalog.sqlite``."""
 
-    def __init__(self, save_dir: Path, images_data_dir: Path, path: Path | None = None) -> None:
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        save_dir: Path,
+        images_data_dir: Path,
+        path: Path | None = None,
+        node_id: str | None = None,
+        outbox: bool = False,
+    ) -> None:
         self.save_dir = save_dir
         self.images_data_dir = images_data_dir
         self.path = path or images_data_dir / CATALOG_FILE
+        self.node_id = node_id or default_node_id()
         self.state: CatalogState = "building"
         self.last_error: str | None = None
         self.last_refresh: RefreshReport | None = None
         self._db = CatalogDB(self.path)
+        self._db.outbox = outbox  # a shared catalog is configured: queue every change for it
+        self._db.node_id = self.node_id
+        self._early_beat: NodeBeat | None = None  # a heartbeat before the file is open (its first build)
+        self.outbox = LocalOutbox(self._db, self.node_id)
         self._thread_lock = threading.Lock()
         self._refresh_thread: threading.Thread | None = None
         self._refresh_wanted = threading.Event()
@@ -134,9 +167,13 @@ class Catalog:
         date with the folders (on the calling thread; :meth:`start_refresh` runs this in the background)."""
         started = time.perf_counter()
         full = not self._db.open()
+        early, self._early_beat = self._early_beat, None
+        if early is not None:  # a heartbeat that came before the file was open
+            self.beat(early)
         self.state = "building" if full else "refreshing"
-        read, removed = index.sync(self._db, self.save_dir, self.images_data_dir, full, lambda: self._closed)
-        index.refill_uploads(self._db, self.images_data_dir)
+        folders = (self.save_dir, self.images_data_dir)
+        read, removed = index.sync(self._db, folders, self.node_id, full, lambda: self._closed)
+        index.refill_uploads(self._db, self.images_data_dir, self.node_id)
         report = RefreshReport(full, read, removed, time.perf_counter() - started)
         self.last_refresh = report
         self.state = "ready"
@@ -164,22 +201,31 @@ class Catalog:
     def add_session(self, manifest: SessionManifest, folder: Path) -> None:
         """Index a session just saved (an aftercare hook). A damaged index is rebuilt instead."""
         scan_labels = self._scan_labels(manifest.scan_id)
-        entry = entry_of(of_manifest(folder, manifest, manifest_stamp(folder)), scan_labels)
+        entry = entry_of(of_manifest(folder, manifest, manifest_stamp(folder)), scan_labels, self.node_id)
         self._guarded(lambda: index.write_entries(self._db, [entry]))
 
     def add_scan(self, manifest: ScanManifest, path: Path) -> None:
         """Index a scan manifest just written (an aftercare hook)."""
-        self._write(lambda conn: index.put_scan(conn, manifest, path))
+        self._write(lambda conn: index.put_scan(conn, manifest, path, self._db.outbox))
 
     def remove_session(self, session_id: str) -> None:
         """Drop a session whose folder was deleted (the uploader's delete_local_after_upload); its
         upload state stays. A start drops folders gone meanwhile by itself."""
-        self._write(lambda conn: index.delete_sessions(conn, [session_id]))
+        self._write(lambda conn: index.delete_sessions(conn, self.node_id, [session_id], self._db.outbox))
 
     def set_upload_state(self, session_id: str, state: str, detail: dict[str, Any] | None = None) -> None:
-        """Record a session's upload state (the uploader calls this; any thread). ``detail`` is JSON."""
+        """Record a session's upload state (the uploader calls this; any thread). ``detail`` is JSON.
+        Once the session is in the store, where (from its upload record) goes with it."""
         text = json.dumps(detail) if detail is not None else None
-        self._write(lambda conn: index.set_upload(conn, session_id, state, text))
+        record = read_record(self.images_data_dir, "session", session_id) if state in STORED_STATES else None
+        location = location_of(record.target, session_id) if record is not None else None
+
+        def write(conn: sqlite3.Connection) -> None:
+            index.set_upload(conn, self.node_id, session_id, state, text, location)
+            if self._db.outbox:
+                enqueue(conn, [session_id])
+
+        self._write(write)
 
     def _scan_labels(self, scan_id: str | None) -> dict[str, str]:
         if scan_id is None:
@@ -249,7 +295,8 @@ class Catalog:
                 try:
                     where, params = filters.where(index.camera_bit(conn, filters.camera))
                     rows = conn.execute(
-                        f"SELECT {ROW_COLUMNS}{FROM}{where} ORDER BY s.sort_key DESC LIMIT ? OFFSET ?",
+                        f"SELECT {ROW_COLUMNS}{FROM}{where} ORDER BY s.sort_key DESC, s.node_id DESC "
+                        "LIMIT ? OFFSET ?",
                         [*params, limit, offset],
                     ).fetchall()
                     total = self._totals.get((filters, version))
@@ -269,13 +316,15 @@ class Catalog:
         """Drop the remembered totals (the benchmark times a cold count with it)."""
         self._totals.clear()
 
-    def get(self, session_id: str) -> SessionRow | None:
-        """One session's row (with its upload state), or None when the index does not have it."""
+    def get(self, session_id: str, node_id: str | None = None) -> SessionRow | None:
+        """One session's row (with its upload state), or None when the index does not have it;
+        this node's unless ``node_id`` says another."""
         generation = self._db.generation
         try:
             with self._reading() as conn:
                 row = conn.execute(
-                    f"SELECT {ROW_COLUMNS}{FROM} WHERE s.session_id = ?", (session_id,)
+                    f"SELECT {ROW_COLUMNS}{FROM} WHERE s.node_id = ? AND s.session_id = ?",
+                    (node_id or self.node_id, session_id),
                 ).fetchone()
         except sqlite3.Error as exc:
             self._damaged(exc, generation)
@@ -286,7 +335,8 @@ class Catalog:
         """A session's upload state and detail, or None when none was recorded."""
         with self._reading() as conn:
             row = conn.execute(
-                "SELECT state, detail FROM uploads WHERE session_id = ?", (session_id,)
+                "SELECT state, detail FROM uploads WHERE node_id = ? AND session_id = ?",
+                (self.node_id, session_id),
             ).fetchone()
         return None if row is None else (row[0], json.loads(row[1]) if row[1] else None)
 
@@ -301,7 +351,13 @@ class Catalog:
 
     def status(self) -> dict[str, Any]:
         """The catalog for ``/status``."""
-        out: dict[str, Any] = {"state": self.state, "path": str(self.path), "error": self.last_error}
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "node_id": self.node_id,
+            "state": self.state,
+            "path": str(self.path),
+            "error": self.last_error,
+        }
         try:
             out["sessions"] = self.count()
         except (CatalogUnavailable, sqlite3.Error):
@@ -315,6 +371,54 @@ class Catalog:
                 "seconds": round(r.seconds, 3),
             }
         return out
+
+    # -- the backend interface (sessions.catalog_backend): rows of any node, heartbeats -------------------
+    def schema_version(self) -> int:
+        with self._reading() as conn:
+            return applied_version(conn)
+
+    def get_row(self, node_id: str, session_id: str) -> SessionRow | None:
+        return self.get(session_id, node_id)
+
+    def put_rows(self, rows: Sequence[SessionRow]) -> None:
+        """Rows as another catalog has them (their upload state included)."""
+        index.write_entries(self._db, [entry_from_row(r) for r in rows])
+        with self._db.writing() as conn:
+            for r in rows:
+                if r.upload_state is not None:
+                    detail = json.dumps(r.upload_detail) if r.upload_detail is not None else None
+                    index.set_upload(conn, r.node_id, r.session_id, r.upload_state, detail, r.location)
+
+    def delete_rows(self, node_id: str, session_ids: Sequence[str]) -> None:
+        with self._db.writing() as conn:
+            index.delete_sessions(
+                conn, node_id, session_ids, queue=self._db.outbox and node_id == self.node_id
+            )
+
+    def prune(self, node_id: str, keep: Collection[str]) -> int:
+        kept = set(keep)
+        with self._db.writing() as conn:
+            here = [
+                r[0] for r in conn.execute("SELECT session_id FROM sessions WHERE node_id = ?", (node_id,))
+            ]
+            gone = [sid for sid in here if sid not in kept]
+            index.delete_sessions(conn, node_id, gone)
+        return len(gone)
+
+    def beat(self, beat: NodeBeat) -> None:
+        """Record a heartbeat; while the file is first built it is kept here and shown as is."""
+        if not self._db.is_open:
+            self._early_beat = beat
+            return
+        with self._db.writing(rows=False) as conn:
+            sqlite_beat(conn, beat)
+
+    def nodes(self) -> list[NodeSeen]:
+        early = self._early_beat
+        if not self._db.is_open and early is not None:
+            return [NodeSeen(early, time.time(), 0.0)]
+        with self._reading() as conn:
+            return sqlite_nodes(conn)
 
 
 __all__ = [

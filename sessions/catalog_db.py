@@ -1,10 +1,12 @@
 """The catalog's SQLite file: its schema, the one writer connection behind a lock, and the pool of
 reader connections for the HTTP threads. See :mod:`sessions.catalog`.
 
-SQLite in WAL mode: readers never wait on the writer. The file is only a cache: one that is missing,
-of another schema version or damaged (``PRAGMA quick_check``) is removed and made again empty
-(:meth:`CatalogDB.open`). Replacing the file bumps :attr:`CatalogDB.generation`, so reader
-connections to the old one are dropped; every write commit bumps :attr:`CatalogDB.version`.
+SQLite in WAL mode: readers never wait on the writer. The schema is :mod:`sessions.catalog_schema`'s,
+its migrations applied at open. The file is only a cache: one that is missing, without a
+``schema_version`` (made before the migrations), of a newer schema or damaged (``PRAGMA
+quick_check``) is removed and made again empty (:meth:`CatalogDB.open`). Replacing the file bumps
+:attr:`CatalogDB.generation`, so reader connections to the old one are dropped; every write commit
+bumps :attr:`CatalogDB.version`.
 """
 
 from __future__ import annotations
@@ -13,72 +15,20 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sessions.catalog_schema import LATEST, SCHEMA_VERSION_TABLE, SchemaTooNew, pending
+
 log = logging.getLogger("sessions.catalog")
 
 CATALOG_FILE = "catalog.sqlite"  # under images_data_dir
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = LATEST  # sessions.catalog_schema: the file's schema_version after open()
 # SQLite's words for a damaged file; anything else (busy, locked, I/O, full) is not cured by a rebuild.
 DAMAGE = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 READERS = 4  # reader connections kept for the HTTP threads
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY,
-    folder TEXT NOT NULL,
-    sort_key TEXT NOT NULL,
-    status TEXT NOT NULL,
-    job_id TEXT,
-    settled_at REAL,
-    started_at REAL,
-    finished_at REAL,
-    cameras TEXT NOT NULL,
-    camera_mask INTEGER NOT NULL DEFAULT 0,
-    scan_id TEXT,
-    pose_index INTEGER,
-    pan_x100 INTEGER,
-    tilt_x100 INTEGER,
-    label TEXT,
-    frame_count INTEGER,
-    bytes INTEGER,
-    format_version INTEGER,
-    manifest_mtime_ns INTEGER,
-    manifest_size INTEGER,
-    indexed_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sessions_sort ON sessions (sort_key);
-CREATE INDEX IF NOT EXISTS sessions_scan ON sessions (scan_id, sort_key);
--- Covering indexes: a filtered total counts index entries, never reads the wide rows.
-CREATE INDEX IF NOT EXISTS sessions_by_time ON sessions
-    (started_at, pan_x100, tilt_x100, camera_mask, status, scan_id, session_id, label);
-CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions
-    (status, sort_key, started_at, pan_x100, tilt_x100, camera_mask, scan_id);
-CREATE INDEX IF NOT EXISTS sessions_by_pose ON sessions
-    (pan_x100, tilt_x100, started_at, camera_mask, status, scan_id);
--- ?q=: the session id and label, indexed by trigrams (a substring of 3 or more characters is an index
--- lookup); rowid = the session's rowid in sessions.
-CREATE VIRTUAL TABLE IF NOT EXISTS sessions_text USING fts5 (text, tokenize = 'trigram');
-CREATE TABLE IF NOT EXISTS camera_bits (camera_id TEXT PRIMARY KEY, bit INTEGER NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS scans (
-    scan_id TEXT PRIMARY KEY,
-    label TEXT,
-    status TEXT,
-    created_at REAL,
-    finished_at REAL,
-    poses INTEGER,
-    path TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS uploads (
-    session_id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    detail TEXT,
-    updated_at REAL NOT NULL
-);
-"""
 
 
 class CatalogUnavailable(Exception):
@@ -90,6 +40,38 @@ def is_damage(exc: sqlite3.Error) -> bool:
     return getattr(exc, "sqlite_errorname", None) in DAMAGE or type(exc) is sqlite3.DatabaseError
 
 
+def applied_version(conn: sqlite3.Connection) -> int:
+    """The newest migration applied to the file (0: none)."""
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations the file lacks, each in its own transaction; return the version now."""
+    conn.execute(SCHEMA_VERSION_TABLE["sqlite"])
+    for migration in pending(applied_version(conn)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(migration.sqlite):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (migration.version, time.time()),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        log.info("catalog schema: migration %d applied (%s)", migration.version, migration.what)
+    return applied_version(conn)
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements (executescript would commit the transaction a migration runs in)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+
+
 class CatalogDB:
     """The connections to one catalog file."""
 
@@ -97,6 +79,8 @@ class CatalogDB:
         self.path = path
         self.generation = 0  # bumped when the file is replaced: older reader connections are dropped
         self.version = 0  # bumped after every write: the key of the remembered totals
+        self.outbox = False  # every change also queued in the outbox (sessions.outbox): a shared catalog
+        self.node_id = ""  # this node: only its rows go into the outbox
         self._write_lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -127,12 +111,7 @@ class CatalogDB:
             if not sound:
                 self._remove_files()
             conn = self._connect()
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            conn.commit()
+            migrate(conn)
             self._writer = conn
             return sound
 
@@ -157,11 +136,12 @@ class CatalogDB:
     @staticmethod
     def _check(conn: sqlite3.Connection) -> bool:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "meta" not in tables:
-            return False
-        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if version is None or version[0] != str(SCHEMA_VERSION):
-            return False
+        if "schema_version" not in tables or "meta" not in tables:
+            return False  # empty, foreign, or a catalog from before the migrations: made again
+        try:
+            pending(applied_version(conn))
+        except SchemaTooNew:
+            return False  # a newer rigcapture's cache: made again for this one
         result = conn.execute("PRAGMA quick_check").fetchone()
         if result is None or result[0] != "ok":
             raise sqlite3.DatabaseError(f"quick_check: {result}")
@@ -189,8 +169,9 @@ class CatalogDB:
 
     # -- connections ----------------------------------------------------------------------------
     @contextmanager
-    def writing(self) -> Iterator[sqlite3.Connection]:
-        """The writer connection in one transaction, under the write lock."""
+    def writing(self, rows: bool = True) -> Iterator[sqlite3.Connection]:
+        """The writer connection in one transaction, under the write lock. ``rows``: the transaction
+        may change sessions (a heartbeat or the outbox's bookkeeping does not: remembered totals stay)."""
         with self._write_lock:
             conn = self._writer
             if conn is None:
@@ -202,7 +183,8 @@ class CatalogDB:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            self.version += 1
+            if rows:
+                self.version += 1
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -235,4 +217,12 @@ class CatalogDB:
             conn.close()
 
 
-__all__ = ["CATALOG_FILE", "SCHEMA_VERSION", "CatalogDB", "CatalogUnavailable", "is_damage"]
+__all__ = [
+    "CATALOG_FILE",
+    "SCHEMA_VERSION",
+    "CatalogDB",
+    "CatalogUnavailable",
+    "applied_version",
+    "is_damage",
+    "migrate",
+]

@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from rigcore.config_fleet import ALL_NODES, NODE_ID
+from sessions.catalog_rows import KINDS
 from sessions.manifest import SessionStatus
 
 _N = TypeVar("_N", int, float)
@@ -30,9 +32,28 @@ class SessionQuery:
     tilt_min: int | None = None
     tilt_max: int | None = None
     q: str | None = None  # a substring of the session id or its label (case-insensitive)
+    kind: str | None = None  # "recording" or "event"
+    node: str | None = None  # a node's id, or "all" (every node: no filter on the node)
 
     def filtered(self) -> bool:
-        return any(v is not None for v in vars(self).values())
+        """Whether any filter narrows the sessions (``node`` alone only says whose are listed)."""
+        return any(v is not None for k, v in vars(self).items() if k != "node")
+
+    def _simple(self) -> tuple[tuple[str, Any], ...]:
+        """(column, value) of the filters that are one comparison each, in both engines."""
+        node = None if self.node == ALL_NODES else self.node
+        return (
+            ("s.status = ", self.status),
+            ("s.kind = ", self.kind),
+            ("s.node_id = ", node),
+            ("s.scan_id = ", self.scan_id),
+            ("s.started_at >= ", self.since),
+            ("s.started_at < ", self.until),
+            ("s.pan_x100 >= ", self.pan_min),
+            ("s.pan_x100 <= ", self.pan_max),
+            ("s.tilt_x100 >= ", self.tilt_min),
+            ("s.tilt_x100 <= ", self.tilt_max),
+        )
 
     def where(self, camera_bit: int | None = None) -> tuple[str, list[Any]]:
         """The WHERE clause (fixed text) and its parameters (the values, bound by SQLite).
@@ -42,19 +63,9 @@ class SessionQuery:
         ``cameras`` column (``,cam_a,cam_b,``) instead."""
         clauses: list[str] = []
         params: list[Any] = []
-        simple = (
-            ("s.status = ?", self.status),
-            ("s.scan_id = ?", self.scan_id),
-            ("s.started_at >= ?", self.since),
-            ("s.started_at < ?", self.until),
-            ("s.pan_x100 >= ?", self.pan_min),
-            ("s.pan_x100 <= ?", self.pan_max),
-            ("s.tilt_x100 >= ?", self.tilt_min),
-            ("s.tilt_x100 <= ?", self.tilt_max),
-        )
-        for clause, value in simple:
+        for clause, value in self._simple():
             if value is not None:
-                clauses.append(clause)
+                clauses.append(clause + "?")
                 params.append(value)
         if self.camera is not None and camera_bit is not None:
             clauses.append("(s.camera_mask & ?) != 0")
@@ -70,6 +81,24 @@ class SessionQuery:
             clauses.append(r"(s.session_id LIKE ? ESCAPE '\' OR s.label LIKE ? ESCAPE '\')")
             pattern = "%" + re.sub(r"([\\%_])", r"\\\1", self.q) + "%"
             params += [pattern, pattern]
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def pg_where(self) -> tuple[str, list[Any]]:
+        """The WHERE clause for the shared catalog (sessions.catalog_pg: psycopg binds the values):
+        ``camera`` through the cameras array (GIN index), ``q`` through the lower-cased ``search``
+        column (a pg_trgm index where the extension was had)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for clause, value in self._simple():
+            if value is not None:
+                clauses.append(clause + "%s")
+                params.append(value)
+        if self.camera is not None:
+            clauses.append("s.cameras @> ARRAY[%s]::text[]")
+            params.append(self.camera)
+        if self.q is not None:
+            clauses.append(r"s.search LIKE %s ESCAPE '\'")
+            params.append("%" + re.sub(r"([\\%_])", r"\\\1", self.q.lower()) + "%")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -92,6 +121,8 @@ FILTER_PARAMS = (
     "tilt_min",
     "tilt_max",
     "q",
+    "kind",
+    "node",
 )
 STATUSES = frozenset({*(s.value for s in SessionStatus), "unreadable"})
 MAX_TEXT = 200  # characters of camera, scan_id and q
@@ -108,6 +139,12 @@ def query_from_params(params: Mapping[str, str]) -> SessionQuery:
     status = values.get("status")
     if status is not None and status not in STATUSES:
         raise FilterError("status", f"{status!r} is not one of {', '.join(sorted(STATUSES))}")
+    kind = values.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise FilterError("kind", f"{kind!r} is not one of {', '.join(KINDS)}")
+    node = values.get("node")
+    if node is not None and node != ALL_NODES and not NODE_ID.fullmatch(node):
+        raise FilterError("node", f"{node!r} is not {ALL_NODES!r} or a node id (letters, digits, _ . -)")
     times = {name: _epoch(name, values.get(name)) for name in ("since", "until")}
     ints = {
         name: _x100_param(name, values.get(name)) for name in ("pan_min", "pan_max", "tilt_min", "tilt_max")
@@ -127,6 +164,8 @@ def query_from_params(params: Mapping[str, str]) -> SessionQuery:
         pan_max=ints["pan_max"],
         tilt_min=ints["tilt_min"],
         tilt_max=ints["tilt_max"],
+        kind=kind,
+        node=node,
     )
 
 
@@ -157,4 +196,4 @@ def _parsed(name: str, value: str | None, parse: Callable[[str], _N], what: str)
         raise FilterError(name, f"{value!r} is not {what}") from None
 
 
-__all__ = ["FILTER_PARAMS", "STATUSES", "FilterError", "SessionQuery", "query_from_params"]
+__all__ = ["ALL_NODES", "FILTER_PARAMS", "STATUSES", "FilterError", "SessionQuery", "query_from_params"]

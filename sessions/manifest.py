@@ -5,8 +5,9 @@ dashboard's session list and the CLI), so the keys of a session exist in one pla
 versioned: ``format_version`` 3 is written now (3 added capture times, the pose method, the capture
 window and the state log; 2 files read with those left unset); a file without the key is version 1
 (written before this module existed) and still reads, with the fields it lacks left at their
-defaults. Unknown keys are kept (``extra="allow"``) so a reader never drops what a newer writer added. See
-``docs/protocol.md`` §6 for the layout of a session folder.
+defaults. ``kind`` (a recording or an event, with an event's keys) was added within version 3: a file
+without it is a recording. Unknown keys are kept (``extra="allow"``) so a reader never drops what a
+newer writer added. See ``docs/protocol.md`` §6 for the layout of a session folder.
 
 The models::
 
@@ -15,6 +16,7 @@ The models::
     │   └── FrameRecord  one frame file with its capture time (and how it was known), arrival time,
     │                    camera stamp, index and the pose at capture
     ├── CaptureInfo      how the window was closed in capture time: the wait for late frames
+    ├── EventTrigger     an event's trigger (kind "event": every trigger of an extended event)
     ├── StateLogInfo     where the state samples kept with the session are (sessions.state_log)
     └── Problem          one thing that went wrong (names the camera where one is concerned)
     RecordingMarker      .recording.json: present while a session is recorded or saved
@@ -39,6 +41,8 @@ MANIFEST_NAME = "session.json"
 # Present in a session folder while it is being recorded or saved; a folder that still has it at the
 # next start was cut off (kill -9, power loss) and is recovered as "incomplete" (sessions.recovery).
 MARKER_NAME = ".recording.json"
+# Keys only an event's session.json has (SessionManifest: kind "event").
+EVENT_KEYS = ("event_id", "trigger_at", "triggers", "source")
 
 
 class ManifestError(Exception):
@@ -112,6 +116,28 @@ class CaptureInfo(_Doc):
     unconfirmed: list[str] = Field(default_factory=list)
 
 
+class SessionKind(StrEnum):
+    """What made a session."""
+
+    RECORDING = "recording"  # a recording step of a job (a batch, a scan's pose)
+    EVENT = "event"  # the frames around a trigger (service.events, docs/operations/events.md)
+
+
+# Where an event's trigger came from: POST /events, or a message on events.mqtt_topic.
+TriggerSource = Literal["http", "mqtt"]
+
+
+class EventTrigger(_Doc):
+    """One trigger of an event: the first, and each that extended it while it recorded its after part."""
+
+    at: float  # epoch s, capture time: the trigger's ``at``, else when the service received it
+    source: TriggerSource
+    received_at: float  # epoch s
+    pre_s: float
+    post_s: float
+    label: str | None = None
+
+
 class Problem(_Doc):
     type: str
     message: str
@@ -148,6 +174,24 @@ class SessionManifest(_Doc):
     pose_index: int | None = None
     capture: CaptureInfo | None = None
     state_log: StateLogInfo | None = None
+    # The node that recorded it (config node.id, docs/operations/fleet.md); None in older sessions.
+    node_id: str | None = None
+    # What made it (a file without the key is a recording). An event's window is record_started_at
+    # to record_ended_at in capture time; its first trigger's time, every trigger, where the first
+    # came from; its label is the key "label", as a scan's pose sessions may carry one (the catalog
+    # reads it there). A recording's file has none of the event's keys (see to_json).
+    kind: SessionKind = SessionKind.RECORDING
+    event_id: str | None = None
+    trigger_at: float | None = None
+    triggers: list[EventTrigger] | None = None
+    source: TriggerSource | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        if self.kind is SessionKind.RECORDING:
+            for key in EVENT_KEYS:
+                data.pop(key, None)
+        return data
 
     @property
     def missing_frames(self) -> int:
@@ -202,6 +246,11 @@ class RecordingMarker(_Doc):
     duration_second: float | None = None
     scan_id: str | None = None  # a scan's pose: kept in the recovered session.json after a crash
     pose_index: int | None = None
+    node_id: str | None = None
+    # An event's session: what it is, kept in the recovered session.json (older markers: a recording).
+    kind: SessionKind = SessionKind.RECORDING
+    event_id: str | None = None
+    trigger_at: float | None = None
 
 
 class ImagesDataRecord(_Doc):
@@ -289,12 +338,14 @@ __all__ = [
     "CameraCount",
     "CameraRecord",
     "CaptureInfo",
+    "EventTrigger",
     "FrameRecord",
     "ImagesDataRecord",
     "ManifestError",
     "PoseMethod",
     "Problem",
     "RecordingMarker",
+    "SessionKind",
     "SessionManifest",
     "SessionStatus",
     "SessionSummary",

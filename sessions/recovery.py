@@ -90,7 +90,9 @@ def recover_session(folder: Path, spilled_bytes: int = 0) -> SessionManifest | N
         problems.append(
             Problem(type="SpillDropped", message=f"{spilled_bytes} bytes of frames not yet encoded were lost")
         )
+    carried = ("scan_id", "pose_index", "node_id", "kind", "event_id", "trigger_at")
     manifest = SessionManifest(
+        **({key: getattr(marker, key) for key in carried} if marker else {}),
         session_id=folder.name,
         job_id=marker.job_id if marker else None,
         status=SessionStatus.INCOMPLETE,
@@ -99,8 +101,6 @@ def recover_session(folder: Path, spilled_bytes: int = 0) -> SessionManifest | N
         settled_at=marker.settled_at if marker else None,
         record_started_at=marker.record_started_at if marker else None,
         duration_second=marker.duration_second if marker else None,
-        scan_id=marker.scan_id if marker else None,
-        pose_index=marker.pose_index if marker else None,
         problems=problems,
         cameras=cameras,
         recovered_at=time.time(),

@@ -181,20 +181,28 @@ class SessionWriter:
 
     # -- loop thread -------------------------------------------------------------------------
 
-    def add(self, frame: Frame, pose: Mapping[str, Any] | None = None) -> None:
+    def add(
+        self, frame: Frame, pose: Mapping[str, Any] | None = None, held: PoolBuffer | None = None
+    ) -> None:
         """Number the frame, record its manifest entry and submit its write. Cheap, never blocks on I/O.
 
         ``pose`` is the frame's pose if known now; :meth:`finish` can set it from the state samples
-        at the frame's capture time instead (its ``poses`` argument).
+        at the frame's capture time instead (its ``poses`` argument). ``held``: a pool buffer that
+        holds the pixels already (the event ring, camera.ring; ``frame.pixels`` may then be only their
+        first bytes): the writer shares it instead of copying.
 
         Raises KeyError for a camera not given to the writer, ValueError for a frame that
         :func:`camera.frames.decode_message` would not have accepted, RuntimeError after :meth:`finish`.
         """
+        if held is not None and self._pool is None:
+            frame, held = dataclasses.replace(frame, pixels=bytes(held.view)), None
         ext = encoded_ext(frame)
         # Into warm memory (see camera.pool), outside the lock: the message's bytes can then be freed.
         # The unlocked checks only spare a useless copy; the locked ones below decide.
         wanted = not self._closed and frame.camera_id in self._cameras
-        buffer = self._pool.copy_in(frame.pixels) if self._pool is not None and wanted else None
+        buffer = None
+        if self._pool is not None and wanted:
+            buffer = self._pool.retain(held) if held is not None else self._pool.copy_in(frame.pixels)
         with self._cond:
             if buffer is not None and (self._closed or frame.camera_id not in self._cameras):
                 assert self._pool is not None
@@ -204,7 +212,8 @@ class SessionWriter:
             camera = self._cameras.get(frame.camera_id)
             if camera is None:
                 raise KeyError(f"camera {frame.camera_id!r} is not recorded in session {self.session_id}")
-            entry = self._new_entry(camera, frame, pose, ext)
+            nbytes = buffer.nbytes if buffer is not None else len(frame.pixels)
+            entry = self._new_entry(camera, frame, pose, ext, nbytes)
             if buffer is not None:
                 entry.buffer = buffer
                 entry.frame = dataclasses.replace(frame, pixels=b"")  # the buffer holds them now
@@ -218,7 +227,7 @@ class SessionWriter:
             self._submit(entry)
 
     def _new_entry(
-        self, camera: _Camera, frame: Frame, pose: Mapping[str, Any] | None, ext: str | None
+        self, camera: _Camera, frame: Frame, pose: Mapping[str, Any] | None, ext: str | None, nbytes: int
     ) -> _Entry:
         """Number a frame and make its manifest entry (lock held). ``ext`` None: a raw frame."""
         raw = ext is None
@@ -238,9 +247,7 @@ class SessionWriter:
         }
         if preview is not None:
             record["preview"] = preview
-        entry = _Entry(
-            frame.camera_id, record["file"], preview, record, frame, len(frame.pixels), frame.captured_mono
-        )
+        entry = _Entry(frame.camera_id, record["file"], preview, record, frame, nbytes, frame.captured_mono)
         camera.entries.append(entry)
         self._submitted += 1
         self._pending_bytes += entry.nbytes

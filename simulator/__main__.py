@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=8080, help="0 picks a free port")
     p.add_argument("--ws-host", default="127.0.0.1")
     p.add_argument("--ws-port", type=int, default=10000, help="0 picks a free port")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve the frame stream as wss:// with this certificate")
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     p.add_argument("--state-hz", type=float, default=10.0)
     p.add_argument("--start-delay", type=float, default=0.3, help="seconds before a move begins")
     p.add_argument("--fps", type=float, help="frame rate of every camera")
@@ -122,6 +124,8 @@ _SETTING_FLAGS = {
     "start_delay_s": "start_delay",
     "ack_timeout_s": "ack_timeout",
     "pipeline_delay_s": "pipeline_delay",
+    "ws_tls_cert": "tls_cert",
+    "ws_tls_key": "tls_key",
 }
 
 

@@ -131,6 +131,9 @@ class SimConfig:
     http_port: int = 8080
     ws_host: str = "127.0.0.1"
     ws_port: int = 10000
+    # PEM certificate and key: the frame stream is served as wss:// (TLS) instead of ws://.
+    ws_tls_cert: str | None = None
+    ws_tls_key: str | None = None
     state_hz: float = 10.0
     start_delay_s: float = 0.3
     pan_speed_deg_s: float = 60.0
@@ -177,6 +180,8 @@ class SimConfig:
         if self.send_queue_max_frames < 1:
             raise ValueError(f"send_queue_max_frames must be >= 1, got {self.send_queue_max_frames}")
         check_delay("pipeline_delay_s", self.pipeline_delay_s)
+        if (self.ws_tls_cert is None) != (self.ws_tls_key is None):
+            raise ValueError("give ws_tls_cert and ws_tls_key together (--tls-cert, --tls-key), or neither")
 
     def topic(self, kind: str, device_id: str) -> str:
         """``<prefix>/<kind>/<device_id>`` with kind entity_state / entity_command / entity_response."""

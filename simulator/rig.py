@@ -177,7 +177,7 @@ class SimRig:
         async with asyncio.timeout(self.cfg.start_timeout_s):
             await producer.warm_up()
         port = await server.start()
-        self.ws_url = f"ws://{self.cfg.ws_host}:{port}"
+        self.ws_url = f"{'wss' if self.cfg.ws_tls_cert else 'ws'}://{self.cfg.ws_host}:{port}"
         try:
             async with asyncio.TaskGroup() as tg:
                 tasks = [

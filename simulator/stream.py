@@ -32,6 +32,7 @@ import asyncio
 import dataclasses
 import logging
 import math
+import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -522,12 +523,21 @@ class FrameServer:
             self._handle,
             self._cfg.ws_host,
             self._cfg.ws_port,
+            ssl=self._tls_context(),
             max_size=MAX_MESSAGE_BYTES,
             compression=None,  # frames are JPEG or raw pixels: deflate costs CPU and gains little
             close_timeout=CLOSE_TIMEOUT_S,
         )
         port: int = self._server.sockets[0].getsockname()[1]
         return port
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """wss:// when the rig has a certificate (--tls-cert / --tls-key)."""
+        if self._cfg.ws_tls_cert is None or self._cfg.ws_tls_key is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self._cfg.ws_tls_cert, self._cfg.ws_tls_key)
+        return context
 
     async def close(self, within_s: float) -> None:
         """Close every connection (1001 going away) and stop listening, within ``within_s``."""

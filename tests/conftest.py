@@ -153,6 +153,29 @@ def start_service(
 
 
 @pytest.fixture
+def start_configured(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> Iterator[Callable[..., CaptureService]]:
+    """Start services that have a config.json (tmp_path/config.json, written from ``make_config``), so
+    that PUT /config saves and checks against it; stopped at teardown."""
+    started: list[CaptureService] = []
+
+    def start(**overrides: Any) -> CaptureService:
+        config = make_config("mqtt", **overrides)
+        path = tmp_path / "config.json"
+        path.write_text(config.model_dump_json(), encoding="utf-8")
+        service = CaptureService(config, base_dir=tmp_path, config_path=path)
+        service.start()
+        started.append(service)
+        assert service.wait_ready(scaled(10)), "service did not connect to the broker and the stream"
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
 def service(start_service: Callable[..., CaptureService]) -> CaptureService:
     return start_service("mqtt")
 
@@ -321,3 +344,41 @@ def private_broker(tmp_path: Path) -> Iterator[PrivateBroker]:
         yield broker
     finally:
         broker.kill()
+
+
+# -- PostgreSQL (the fleet's shared catalog, docs/operations/fleet.md) ----------------------------------
+POSTGRES = ("127.0.0.1", 5432)  # trust auth, as .ci/run's machine has it
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL on POSTGRES (its ``postgres`` database); the test is skipped, saying why, when
+    none answers there."""
+    try:
+        import psycopg
+
+        url = f"postgresql://postgres@{POSTGRES[0]}:{POSTGRES[1]}/postgres"
+        with psycopg.connect(url, connect_timeout=3):
+            return url
+    except Exception as exc:  # not installed, nothing listening, no trust auth
+        pytest.skip(f"no PostgreSQL answers on {POSTGRES[0]}:{POSTGRES[1]} with trust auth ({exc})")
+
+
+@pytest.fixture
+def make_database(postgres_url: str) -> Iterator[Callable[[], str]]:
+    """Make databases of this test alone (a unique name each); dropped at teardown. Returns its URL."""
+    import psycopg
+
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"rctest_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        made.append(name)
+        return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+    yield make
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for name in made:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -6,14 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from api import create_app
+from api.errors import error_body
+from rigcore.checks import MAX_DETAIL_CHARS, MAX_DETAILS, MAX_ERROR_CHARS
 from rigcore.config import Config
-from service.batches.validation import MAX_DETAILS, MAX_ITEMS, MAX_JSON_DEPTH, json_depth, validate_batch
+from rigcore.config_policy import ConfigRefused, Place, plan_change
+from service.batches.validation import MAX_ITEMS, MAX_JSON_DEPTH, json_depth, validate_batch
 from service.capture import CaptureService
 from simulator.rig import SimRig
 from tests.conftest import batch, wait_job
@@ -229,3 +233,70 @@ def test_history_pages_from_the_newest(client: FlaskClient) -> None:
     last = client.get(f"/history?limit=2&offset={page['next_offset']}").get_json()
     assert [e["id"] for e in last["requests"]] == ids[0:2] and last["next_offset"] is None
     assert client.get("/history?limit=100000").get_json()["limit"] == 1000
+
+
+# -- every error answer and every history record, bounded (issue 21, item 5) -----------------------------
+UNKNOWN_KEYS = {f"{i:02d}{'k' * 45_000}": 1 for i in range(20)}  # 20 unknown keys of 45 kB
+
+
+def test_one_helper_bounds_every_error_answer() -> None:
+    details = [{"index": i, "field": "f" * 50_000, "message": "m" * 50_000} for i in range(500)]
+    body = error_body("e" * 1_000_000, details, host="h" * 100_000, job={"kept": "whole"})
+    assert len(body["error"]) == MAX_ERROR_CHARS + 1 and body["details_omitted"] == 500 - MAX_DETAILS
+    assert all(
+        len(d["field"]) <= MAX_DETAIL_CHARS + 1 and len(d["message"]) <= MAX_DETAIL_CHARS + 1
+        for d in body["details"]
+    )
+    assert len(body["host"]) == MAX_DETAIL_CHARS + 1 and body["job"] == {"kept": "whole"}
+    assert len(json.dumps(body)) < 20_000
+    assert "details_omitted" not in error_body("one", [{"index": None, "field": "x", "message": "y"}])
+
+
+def test_put_config_echoes_unknown_keys_bounded(tmp_path: Path) -> None:
+    config = Config()
+    place = Place(tmp_path / "config.json", tmp_path, config.resolve(tmp_path))
+    try:
+        plan_change(config, {"settle": UNKNOWN_KEYS}, place)
+    except ConfigRefused as exc:
+        answer = error_body(str(exc), [{"index": None, **d} for d in exc.details])
+    assert len(json.dumps(answer)) < 20_000 and "unknown key" in answer["error"]
+
+
+@integration
+def test_a_schedule_with_twenty_huge_unknown_keys_answers_small_and_records_little(
+    client: FlaskClient, service: CaptureService
+) -> None:
+    history = service.paths.history_file
+    before = history.stat().st_size if history.exists() else 0
+    body = {"batch": batch(), "every_s": 60, **UNKNOWN_KEYS}
+    resp = client.post("/schedules", json=body)
+    assert resp.status_code == 400 and len(resp.data) < 10_000, len(resp.data)
+    entry = service.history.get(resp.get_json()["history_id"])
+    assert entry is not None and len(json.dumps(entry)) < 10_000
+    assert history.stat().st_size - before < 20_000
+    assert client.get("/schedules").get_json()["schedules"] == []
+
+
+@integration
+def test_put_config_with_huge_unknown_keys_answers_small(
+    sim: SimRig, start_configured: Callable[..., CaptureService]
+) -> None:
+    client = create_app(start_configured()).test_client()
+    resp = client.put("/config", json={"settle": UNKNOWN_KEYS})
+    assert resp.status_code == 400 and len(resp.data) < 20_000, len(resp.data)
+    assert "unknown key" in resp.get_json()["error"]
+
+
+@integration
+def test_a_huge_user_agent_is_clipped_in_history(client: FlaskClient, service: CaptureService) -> None:
+    agent = {"User-Agent": "u" * 200_000}
+    refused = client.post("/process-request", json={"requests": []}, headers=agent).get_json()
+    accepted = client.post(
+        "/process-request?wait=false", json=batch(0, 0, seconds=0.2), headers=agent
+    ).get_json()
+    for entry_id in (refused["history_id"], accepted["job_id"]):
+        entry = service.history.get(entry_id)
+        assert entry is not None and 0 < len(entry["client"]["user_agent"]) <= 257, entry_id
+        assert len(json.dumps(entry["client"])) < 1_000
+    wait_job(client, accepted["job_id"], 30)
+    assert service.paths.history_file.stat().st_size < 30_000

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
+import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from rigcore.config import Config
 from rigcore.config_limits import FILE_ONLY_PREFIXES, bound_of, numbers
-from rigcore.config_policy import ConfigRefused, Place, plan_change
+from rigcore.config_policy import FILE_ONLY_KEYS, ConfigRefused, Place, plan_change
 
 # A configuration that sets every optional section, so that every numeric key appears.
 FULL: dict[str, Any] = {
@@ -85,3 +88,56 @@ def test_config_json_beyond_a_bound_starts_with_a_warning(
     assert config.api.queue_size == 500
     messages = [r.getMessage() for r in caplog.records]
     assert any("api.queue_size" in m and "limit of 100" in m for m in messages), messages
+
+
+def numeric_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    """Every numeric key the model can hold, read from its fields' types (not from a document): an
+    optional section, a map entry ("*") and a list item ("*") included, so no default hides one."""
+    for name, field in model.model_fields.items():
+        yield from _numeric(field.annotation, f"{prefix}{name}")
+
+
+def _numeric(tp: Any, key: str) -> Iterator[str]:
+    origin, args = get_origin(tp), get_args(tp)
+    if tp in (int, float):
+        yield key
+    elif isinstance(tp, type) and issubclass(tp, BaseModel):
+        yield from numeric_keys(tp, f"{key}.")
+    elif origin in (Union, types.UnionType):
+        for arg in args:
+            yield from _numeric(arg, key)
+    elif origin is dict:
+        yield from _numeric(args[1], f"{key}.*")
+    elif origin in (list, tuple):
+        for arg in args:
+            if arg is not Ellipsis:
+                yield from _numeric(arg, f"{key}.*")
+    else:  # str, bool, Literal, None, paths: no number
+        assert tp in (str, bool, type(None)) or origin is Literal, (
+            f"{key}: a type this walk does not know: {tp}"
+        )
+
+
+def test_every_numeric_key_of_the_model_has_an_upper_bound() -> None:
+    keys = sorted(set(numeric_keys(Config)))
+    assert len(keys) > 40 and "api.queue_size" in keys and "cameras.*.latency_s" in keys
+    file_only = tuple(f"{k}." for k in FILE_ONLY_KEYS)
+    unbounded = [
+        k for k in keys if bound_of(k) is None and not k.startswith((*FILE_ONLY_PREFIXES, *file_only))
+    ]
+    assert not unbounded, f"numeric config keys without an upper bound (rigcore.config_limits): {unbounded}"
+
+
+@pytest.mark.parametrize(
+    ("key", "most"),
+    [
+        ("api.queue_size", 100),
+        ("api.max_body_bytes", 10_000_000),
+        ("api.channel_timeout_s", 600),
+        ("api.threads", 128),
+        ("api.connection_limit", 2000),
+    ],
+)
+def test_thread_queue_and_body_limits_are_tightly_bounded(key: str, most: float) -> None:
+    bound = bound_of(key)
+    assert bound is not None and bound <= most

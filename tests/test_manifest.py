@@ -17,6 +17,7 @@ from sessions.manifest import (
     FrameRecord,
     ManifestError,
     RecordingMarker,
+    SessionKind,
     SessionManifest,
     SessionStatus,
     read_manifest,
@@ -113,3 +114,28 @@ def test_recovery_lists_the_frames_on_disk_keeps_the_marker_facts_and_drops_spil
     assert types == ["Interrupted", "DamagedFiles", "SpillDropped"]
     assert not (folder / MARKER_NAME).exists() and not list(spill.iterdir())
     assert read_manifest(untouched).status is SessionStatus.COMPLETE
+
+
+def test_an_event_cut_off_comes_back_as_an_event_of_its_node(tmp_path: Path) -> None:
+    save, spill = tmp_path / "save_images", tmp_path / "images_data" / "spill"
+    folder = save / "20261130-010203-005"
+    folder.mkdir(parents=True)
+    marker = RecordingMarker(
+        session_id=folder.name,
+        record_started_at=5.0,
+        kind=SessionKind.EVENT,
+        event_id="ev-1",
+        trigger_at=7.0,
+        node_id="rig-a",
+    )
+    write_marker(folder, marker)
+    recover_sessions(save, spill)
+    back = read_manifest(folder)
+    assert back.kind is SessionKind.EVENT and back.event_id == "ev-1" and back.trigger_at == 7.0
+    assert back.node_id == "rig-a" and back.status is SessionStatus.INCOMPLETE
+    # An older marker (no kind) still comes back as a recording.
+    old = save / "20261130-010203-006"
+    old.mkdir()
+    write_marker(old, RecordingMarker(session_id=old.name))
+    recover_sessions(save, spill)
+    assert read_manifest(old).kind is SessionKind.RECORDING and "event_id" not in read_manifest(old).to_json()

@@ -23,12 +23,18 @@ from service.batches.validation import build_plan, preset_problems
 from service.capture import CaptureService
 from service.presets.store import (
     GOTO_PRESET,
+    MAX_PRESET_BYTES,
+    MAX_PRESETS,
+    MAX_ZOOM_KEYS,
     PRESETS_FILE,
     Preset,
+    PresetsFull,
     PresetStore,
+    PresetValues,
     expand_presets,
     name_problem,
     presets_path,
+    size_problems,
 )
 from simulator.rig import SimRig
 from tests.conftest import scaled
@@ -356,3 +362,58 @@ def test_unknown_preset_is_refused_and_nothing_runs(
     assert "nothing was executed" in err["error"]
     assert sim.commands_received() == []
     assert not any(service.paths.save_dir.iterdir())
+
+
+# -- bounds: size and count (issue 21, item 5) --------------------------------------------------------
+def test_a_preset_too_big_or_with_too_many_zoom_keys_is_one_problem() -> None:
+    huge = {"pan_deg_x100": 0, "tilt_deg_x100": 0, "zoom": {f"cam_{i}": 1 for i in range(50_000)}}
+    (problem,) = size_problems(huge)
+    assert problem["field"] == "body" and str(MAX_PRESET_BYTES) in problem["message"]
+    many = {"pan_deg_x100": 0, "tilt_deg_x100": 0, "zoom": {f"c{i}": 1 for i in range(MAX_ZOOM_KEYS + 1)}}
+    (problem,) = size_problems(many)
+    assert problem["field"] == "zoom" and str(MAX_ZOOM_KEYS) in problem["message"]
+    assert size_problems({"pan_deg_x100": 0, "tilt_deg_x100": 0, "zoom": {SWIR: 1}}) == []
+
+
+def test_the_store_keeps_at_most_max_presets_and_still_replaces_one(tmp_path: Path) -> None:
+    store = PresetStore(tmp_path / PRESETS_FILE)
+    for i in range(MAX_PRESETS):
+        store.put(f"p{i}", GATE)
+    with pytest.raises(PresetsFull):
+        store.put("one-more", GATE)
+    assert store.put("p0", GATE.model_copy(update={"pan_deg_x100": 0})) is False  # a replacement
+    assert len(PresetStore(tmp_path / PRESETS_FILE).all()) == MAX_PRESETS
+
+
+def test_the_document_shows_the_bounds() -> None:
+    schema = Preset.model_json_schema()
+    assert schema["properties"]["zoom"]["maxProperties"] == MAX_ZOOM_KEYS
+    values = PresetValues.model_json_schema()
+    assert str(MAX_PRESET_BYTES) in values["description"] and str(MAX_PRESETS) in values["description"]
+
+
+@integration
+def test_fifty_thousand_zoom_keys_get_a_small_answer_and_save_nothing(
+    client: FlaskClient, service: CaptureService
+) -> None:
+    body = {"pan_deg_x100": 0, "tilt_deg_x100": 0, "zoom": {f"cam_{i:05d}": 1 for i in range(50_000)}}
+    resp = client.put("/presets/x", json=body)
+    assert resp.status_code == 400 and len(resp.data) < 5_000, len(resp.data)
+    assert "nothing saved" in resp.get_json()["error"] and not _file(service).exists()
+    # Within the size, one problem per key is still capped (details counted, each clipped).
+    keys = {f"{'k' * 200}{i}": 1 for i in range(60)}
+    resp = client.put("/presets/x", json={"pan_deg_x100": 0, "tilt_deg_x100": 0, "zoom": keys})
+    assert resp.status_code == 400 and len(resp.data) < 20_000, len(resp.data)
+
+
+@integration
+def test_a_new_preset_beyond_the_count_is_409_and_a_replacement_is_not(
+    client: FlaskClient, service: CaptureService
+) -> None:
+    for i in range(MAX_PRESETS):
+        service.presets.put(f"p{i}", GATE)
+    body = {"pan_deg_x100": 0, "tilt_deg_x100": 0}
+    resp = client.put("/presets/one-more", json=body)
+    assert resp.status_code == 409 and str(MAX_PRESETS) in resp.get_json()["error"]
+    assert "one-more" not in json.loads(_file(service).read_text())["presets"]
+    assert client.put("/presets/p1", json=body).status_code == 200

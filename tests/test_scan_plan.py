@@ -102,7 +102,7 @@ def test_ranges_include_to_when_a_step_lands_on_it_and_stop_short_otherwise() ->
     assert AxisRange(10, 0, 4).values() == [10, 6, 2]
     assert AxisRange(-9000, 9000, 36000).values() == [-9000]  # a step longer than the range
     assert AxisRange(500, 500, 100).values() == [500]
-    assert len(AxisRange(0, 10, 4)) == 3
+    assert AxisRange(0, 10, 4).count() == 3
 
 
 def test_a_grid_scan_numbers_its_poses_in_visiting_order() -> None:

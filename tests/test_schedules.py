@@ -28,6 +28,8 @@ from service.jobs.work import ScanWork, Work
 from service.presets.store import PresetStore
 from service.scans.run import ScanRun
 from service.schedules.rules import (
+    MAX_SCHEDULE_BYTES,
+    MAX_SCHEDULES,
     Schedule,
     ScheduleStore,
     cron_problem,
@@ -178,7 +180,7 @@ def test_due_runs_are_queued_and_an_unfinished_run_is_not_doubled(tmp_path: Path
     assert len(launcher.submitted) == 1 and launcher.submitted[0][1] is not None  # a ScanRun
     (s,) = sched.store.all()
     assert (s.runs, s.next_run_at, s.last_run and s.last_run.status) == (1, 1020.0, "queued")
-    assert s.last_run is not None and s.last_run.scan_id == launcher.submitted[0][1].id  # type: ignore[union-attr]
+    assert s.last_run is not None and s.last_run.scan_id == launcher.submitted[0][1].id
     launcher.status["job-0"] = "running"
     clock[0] = 1020.0
     sched.tick()  # the previous run still runs: this slot is skipped, not queued behind it
@@ -339,3 +341,38 @@ def test_a_failing_schedule_is_marked_and_skipped_while_the_others_keep_their_sl
 def test_a_huge_integer_period_is_refused_not_a_crash() -> None:
     # math.isfinite(10**400) raises OverflowError; one is_number (rigcore.state) decides everywhere.
     assert fields({"batch": batch(), "every_s": 10**400}) == ["every_s"]
+
+
+# -- bounds: size and count (issue 21, item 5) --------------------------------------------------------
+def test_a_schedule_too_big_is_one_problem() -> None:
+    body = {"batch": batch(), "every_s": 60, "label": "x" * MAX_SCHEDULE_BYTES}
+    schedule, problems = parse_schedule(body, CFG, {})
+    assert schedule is None and [p["field"] for p in problems] == ["body"]
+    assert str(MAX_SCHEDULE_BYTES) in problems[0]["message"]
+
+
+def test_the_store_holds_at_most_max_schedules(tmp_path: Path) -> None:
+    store = ScheduleStore(tmp_path / "schedules.json")
+    schedule, _ = parse_schedule({"batch": batch(), "every_s": 60}, CFG, {})
+    assert schedule is not None
+    for i in range(MAX_SCHEDULES):
+        assert store.add(schedule.model_copy(update={"schedule_id": f"s{i}"}))
+    assert store.add(schedule.model_copy(update={"schedule_id": "one-more"})) is False
+    assert len(ScheduleStore(tmp_path / "schedules.json").all()) == MAX_SCHEDULES
+
+
+@pytest.mark.integration
+def test_too_big_and_too_many_schedules_are_refused_over_http(
+    client: FlaskClient, service: CaptureService
+) -> None:
+    big = {"batch": batch(), "every_s": 60, "label": None, "scan_note": "y" * (MAX_SCHEDULE_BYTES + 10)}
+    resp = client.post("/schedules", json=big)
+    answer = resp.get_json()
+    assert resp.status_code == 400 and "body" in answer["error"] and len(resp.data) < 5_000, answer
+    schedule, _ = parse_schedule({"batch": batch(), "every_s": 3600}, service.config, {})
+    assert schedule is not None
+    for i in range(MAX_SCHEDULES):
+        service.schedules.add(schedule.model_copy(update={"schedule_id": f"s{i}"}))
+    resp = client.post("/schedules", json={"batch": batch(), "every_s": 3600})
+    assert resp.status_code == 409 and str(MAX_SCHEDULES) in resp.get_json()["error"]
+    assert len(client.get("/schedules").get_json()["schedules"]) == MAX_SCHEDULES

@@ -29,7 +29,6 @@ COMMAND_KEYS = ("target_id", "device_id", "command_id")
 # with what a client sends.
 MAX_JSON_DEPTH = 32  # objects and arrays nested in a body; checked on the raw bytes, before parsing
 MAX_ITEMS = 1000  # items in any list, keys in any object of a body
-MAX_DETAILS = 20  # problems listed in one error answer; the rest are counted in "details_omitted"
 # MAX_ECHO, clip, echo, json_type and the limit check live in rigcore/checks.py (service/ uses them too).
 
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -63,11 +62,6 @@ def depth_problem(raw: bytes) -> str | None:
     if depth <= MAX_JSON_DEPTH:
         return None
     return f"request body nests arrays and objects {depth} deep; the limit is {MAX_JSON_DEPTH} levels"
-
-
-def cap_details(details: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """The first MAX_DETAILS problems, and how many were left out."""
-    return details[:MAX_DETAILS], max(len(details) - MAX_DETAILS, 0)
 
 
 def oversized(body: Any) -> list[dict[str, Any]]:

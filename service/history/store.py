@@ -27,11 +27,14 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rigcore.atomic import read_json_or_quarantine, write_bytes_atomic
+from rigcore.config_paths import history_archive_dir, history_journal
 from service.history.archive import Archives
+from service.history.bounds import bounded_entry
 from service.history.files import (
     append_lines,
     aside_path,
@@ -56,6 +59,17 @@ JOURNAL_MAX_BYTES = 16 << 20  # compact the journal when it passes this between 
 EXCERPT_CHARS = 2000  # characters of a refused request's body kept in history
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A request the API refused, as history records it (JobQueue.record_rejected)."""
+
+    raw: bytes | None  # the body; None when it was not read (a 413)
+    client: dict[str, Any]  # api.contract client_info: address and bounded headers
+    status: int  # the HTTP status answered
+    error: dict[str, Any]  # the (bounded) error answer
+    declared_bytes: int | None = None  # Content-Length, when the body was not read
+
+
 def refused_request(raw: bytes | None, declared_bytes: int | None = None) -> dict[str, Any]:
     """What history keeps of a refused request's body: its size, SHA-256 and first characters.
 
@@ -78,8 +92,9 @@ class HistoryStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.journal_path = path.with_name(f"{path.stem}.journal.jsonl")
-        self.archive_dir = path.with_name(path.stem if path.suffix else f"{path.name}.archive")
+        # Their names come from the one list of owned files (rigcore.config_paths).
+        self.journal_path = history_journal(path)
+        self.archive_dir = history_archive_dir(path)
         self.warning: str | None = None
         self._archives = Archives(path.stem, self.archive_dir, self._warn, lambda: ARCHIVE_MAX)
         self.index_path = self._archives.index_path
@@ -190,7 +205,7 @@ class HistoryStore:
         nothing is recorded then.
         """
         with self._lock:
-            fresh = [normalized(e) for e in entries]
+            fresh = [normalized(bounded_entry(e)) for e in entries]
             ids = [str(e["id"]) for e in fresh]
             taken = [i for i in ids if self._known(i)]
             if taken or len(set(ids)) != len(ids):
@@ -208,7 +223,7 @@ class HistoryStore:
         with self._lock:
             if not self._known(entry_id):
                 raise KeyError(entry_id)
-            changes = normalized(fields)
+            changes = normalized(bounded_entry(fields))
             self._journal_bytes = append_lines(
                 self.journal_path, [json_line({"op": "update", "id": entry_id, "fields": changes})]
             )

@@ -19,7 +19,7 @@ from typing import Any
 
 from rigcore.errors import QueueFull
 from rigcore.runtime import LoopRuntime
-from service.history.store import HistoryStore, refused_request
+from service.history.store import HistoryStore, Refusal, refused_request
 from service.jobs.job import Job, view_from_history
 from service.jobs.work import Work
 from service.scans.registry import ScanRegistry
@@ -223,26 +223,19 @@ class JobQueue:
     def queue_length(self) -> int:
         return sum(1 for v in self._views.values() if v["status"] == JobStatus.QUEUED)
 
-    def record_rejected(
-        self,
-        raw: bytes | None,
-        client: dict[str, Any],
-        status: int,
-        error: dict[str, Any],
-        declared_bytes: int | None = None,
-    ) -> str:
+    def record_rejected(self, refused: Refusal) -> str:
         """Record a refused request as a bounded entry: the body's size, SHA-256 and first characters
-        (``raw`` None: the body was not read), never the whole body. A history that cannot be written
+        (``refused.raw`` None: the body was not read), never the whole body. A history that cannot be written
         does not change the answer: it is logged."""
         entry_id = time.strftime("rej-%Y%m%d-%H%M%S-") + os.urandom(3).hex()
         entry = {
             "id": entry_id,
             "received_at": time.time(),
-            "client": client,
-            **refused_request(raw, declared_bytes),
+            "client": refused.client,
+            **refused_request(refused.raw, refused.declared_bytes),
             "status": REJECTED,
-            "http_status": status,
-            "error": error,
+            "http_status": refused.status,
+            "error": refused.error,
         }
         try:
             self.history.add(entry)

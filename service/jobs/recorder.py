@@ -25,6 +25,7 @@ from typing import Any
 
 from camera.capture_clock import CaptureClock, ClockStatus, TimeSource
 from camera.frames import Frame, Rejection
+from camera.pool import PoolBuffer
 from mqtt_control.hub import StateHub
 from rigcore.rig import RigLayout
 from rigcore.state import StateSample
@@ -70,7 +71,8 @@ class Recorder:
         self.states_dropped = 0
 
     # -- FrameSink -----------------------------------------------------------------------------
-    def on_frame(self, frame: Frame) -> None:
+    def on_frame(self, frame: Frame, held: PoolBuffer | None = None) -> None:
+        """``held``: the pool buffer holding the frame's pixels (an event's frames, camera.ring)."""
         if frame.camera_id not in self.cameras:
             return
         t = frame.captured_mono
@@ -83,9 +85,9 @@ class Recorder:
             self.dropped_after += 1
             self._confirm(frame.camera_id)
             return
-        self._take(frame)
+        self._take(frame, held)
 
-    def _take(self, frame: Frame) -> None:
+    def _take(self, frame: Frame, held: PoolBuffer | None) -> None:
         if self.first_frame_mono is None or frame.captured_mono < self.first_frame_mono:
             self.first_frame_mono = frame.captured_mono
             self.earliest_saved = frame.captured_at
@@ -94,7 +96,7 @@ class Recorder:
         if frame.time_source == TimeSource.STAMP:
             self._delays[frame.camera_id].append(frame.received_mono - frame.captured_mono)
         self._note_gap(frame)
-        self._writer.add(frame)
+        self._writer.add(frame, held=held)
 
     def _note_gap(self, frame: Frame) -> None:
         if frame.frame_index is None:

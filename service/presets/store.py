@@ -4,6 +4,10 @@ One owner of ``presets.json`` (beside ``config.json``): :class:`PresetStore`, a 
 atomically under a lock (rigcore.json_store). A damaged file is moved aside with a warning, never
 silently reset.
 
+Bounds (docs/operations/security.md): at most :data:`MAX_PRESETS` presets, each at most
+:data:`MAX_PRESET_BYTES` bytes as JSON with at most :data:`MAX_ZOOM_KEYS` zoom keys; beyond them a
+request is refused (4xx) and nothing is saved, so presets.json stays small enough to rewrite whole.
+
 A batch names a preset with ``{"command_id": GOTO_PRESET, "args": {"preset": name}}``;
 :func:`expand_presets` (pure) replaces that command with the positioning commands that reach the
 preset — pan, tilt, then each zoom — using the command ids and arguments of the configuration's
@@ -24,12 +28,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
+from rigcore.checks import json_size
+from rigcore.config_paths import PRESETS_FILE as PRESETS_FILE
 from rigcore.json_store import FileBacked
 from rigcore.rig import RigLayout
 
 log = logging.getLogger(__name__)
 
-PRESETS_FILE = "presets.json"
+MAX_PRESETS = 200  # presets in presets.json; PUT of a new name beyond it: 409
+MAX_PRESET_BYTES = 16 * 1024  # one preset's body, as compact JSON; beyond it: 400
+MAX_ZOOM_KEYS = 64  # cameras in one preset's zoom
 GOTO_PRESET = "goto_preset"  # the command id that moves the rig to a preset (one place)
 PRESET_ARG = "preset"
 CAMERA_TARGET = "camera_device"  # the target_id of a command to a camera (docs/protocol.md)
@@ -41,12 +49,20 @@ Number = StrictInt | StrictFloat
 class PresetValues(BaseModel):
     """A pose: pan and tilt (hundredths of a degree) and the zoom of some cameras (PUT /presets/<name>)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "description": "A pose: pan and tilt (hundredths of a degree) and the zoom of some cameras. "
+            f"At most {MAX_PRESET_BYTES} bytes as JSON; at most {MAX_PRESETS} presets are kept."
+        },
+    )
 
     pan_deg_x100: Number = Field(examples=[4500], description="within the pan command's limits")
     tilt_deg_x100: Number = Field(examples=[-1000], description="within the tilt command's limits")
     zoom: dict[str, Number] = Field(
         default_factory=dict,
+        max_length=MAX_ZOOM_KEYS,
         examples=[{"cameradevice_swir_1": 200}],
         description="camera id (a camera with a zoom) → zoom value, within its zoom command's limits",
     )
@@ -62,6 +78,31 @@ class PresetFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     presets: dict[str, Preset] = Field(default_factory=dict)
+
+
+class PresetsFull(Exception):
+    """A new preset would make more than MAX_PRESETS; nothing was saved."""
+
+    def __init__(self) -> None:
+        super().__init__(f"there are already {MAX_PRESETS} presets; delete one first")
+
+
+def size_problems(body: Any) -> list[dict[str, Any]]:
+    """A body over MAX_PRESET_BYTES or MAX_ZOOM_KEYS, checked before its values (one problem, so the
+    answer stays small whatever the body holds); [] otherwise."""
+    size = json_size(body)
+    if size > MAX_PRESET_BYTES:
+        return [
+            {
+                "index": None,
+                "field": "body",
+                "message": f"{size} bytes as JSON; a preset is at most {MAX_PRESET_BYTES}",
+            }
+        ]
+    zoom = body.get("zoom") if isinstance(body, dict) else None
+    if isinstance(zoom, dict) and len(zoom) > MAX_ZOOM_KEYS:
+        return [{"index": None, "field": "zoom", "message": f"{len(zoom)} keys; at most {MAX_ZOOM_KEYS}"}]
+    return []
 
 
 def name_problem(name: str) -> str | None:
@@ -91,10 +132,13 @@ class PresetStore(FileBacked[PresetFile]):
         return self._presets.get(name)
 
     def put(self, name: str, preset: Preset) -> bool:
-        """Store ``preset`` under ``name`` (already validated); True when the name is new."""
+        """Store ``preset`` under ``name`` (already validated); True when the name is new. PresetsFull
+        when it is new and MAX_PRESETS are kept already."""
         stamped = preset.model_copy(update={"saved_at": time.time()})
         with self._file.lock:
             created = name not in self._presets
+            if created and len(self._presets) >= MAX_PRESETS:
+                raise PresetsFull
             self._save({**self._presets, name: stamped})
         return created
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from rigcore.checks import is_number, xml_text
 from service.scans.spec import ScanPose, ScanSpec
 from service.status import JobStatus, PoseStatus
 from sessions.scan_manifest import PoseRecord, PoseTarget, ScanManifest, ScanStatus
@@ -146,20 +147,32 @@ def resumed(manifest: ScanManifest, spec: ScanSpec) -> ScanRun:
 
 def papywizard_xml(manifest: ScanManifest) -> str:
     """The scan as a Papywizard shoot file: one ``pict`` per pose in the scan's order, yaw = pan and
-    pitch = tilt in degrees, its time the settle point of the pose's session when it has one."""
+    pitch = tilt in degrees, its time the settle point of the pose's session when it has one. Text
+    goes in only through rigcore.checks.xml_text: a label with control characters still makes a
+    well-formed document."""
     root = ET.Element("papywizard", version="c")
     header = ET.SubElement(root, "header")
     general = ET.SubElement(header, "general")
-    ET.SubElement(general, "title").text = manifest.label or manifest.scan_id
-    ET.SubElement(general, "comment").text = f"rigcapture scan {manifest.scan_id} ({manifest.status})"
+    ET.SubElement(general, "title").text = xml_text(manifest.label or manifest.scan_id)
+    comment = f"rigcapture scan {manifest.scan_id} ({manifest.status})"
+    ET.SubElement(general, "comment").text = xml_text(comment)
     ET.SubElement(header, "shooting", mode="preset")
     shoot = ET.SubElement(root, "shoot")
     for pose in manifest.poses:
         pict = ET.SubElement(shoot, "pict", id=str(pose.index + 1), bracket="1")
-        settled = (pose.settle or {}).get("settled_at")
-        if isinstance(settled, int | float):
-            ET.SubElement(pict, "time").text = time.strftime("%Y-%m-%d_%Hh%Mm%Ss", time.localtime(settled))
+        shot = _local_time((pose.settle or {}).get("settled_at"))
+        if shot is not None:
+            ET.SubElement(pict, "time").text = shot
         yaw, pitch = pose.target.pan_deg_x100 / 100, pose.target.tilt_deg_x100 / 100
         ET.SubElement(pict, "position", yaw=f"{yaw:g}", pitch=f"{pitch:g}", roll="0")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _local_time(when: Any) -> str | None:
+    if not is_number(when):
+        return None
+    try:
+        return time.strftime("%Y-%m-%d_%Hh%Mm%Ss", time.localtime(when))
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds
+        return None

@@ -78,12 +78,13 @@ class AxisRange:
     stop: int
     step: int
 
-    def __len__(self) -> int:
+    def count(self) -> int:
+        """How many values (any size: a range over unlimited axes may hold more than ``len`` takes)."""
         return abs(self.stop - self.start) // self.step + 1
 
     def values(self) -> list[int]:
         sign = 1 if self.stop >= self.start else -1
-        return [self.start + sign * k * self.step for k in range(len(self))]
+        return [self.start + sign * k * self.step for k in range(self.count())]
 
 
 @dataclass(frozen=True)
@@ -334,8 +335,11 @@ def parse_grid(grid: Any, layout: RigLayout) -> tuple[Grid | None, list[Problem]
     out += found
     if out or pan is None or tilt is None:
         return None, out
-    if len(pan) * len(tilt) > MAX_POSES:
-        message = f"makes {len(pan)} × {len(tilt)} = {len(pan) * len(tilt)} poses; at most {MAX_POSES}"
+    poses = pan.count() * tilt.count()
+    if poses > MAX_POSES:
+        message = (
+            f"makes {echo(pan.count())} × {echo(tilt.count())} = {echo(poses)} poses; at most {MAX_POSES}"
+        )
         return None, [_problem(None, "grid", message)]
     return Grid(pan, tilt, cast(GridOrder, order)), []
 

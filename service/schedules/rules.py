@@ -32,10 +32,10 @@ from typing import Any, Literal
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field
 
-from rigcore.checks import clip, json_type
+from rigcore.checks import clip, is_number, json_size, json_type
 from rigcore.config import Config
+from rigcore.config_paths import SCHEDULES_FILE as SCHEDULES_FILE
 from rigcore.json_store import FileBacked
-from rigcore.state import is_number
 from service.batches.plan import Plan
 from service.batches.validation import build_plan
 from service.presets.store import Preset
@@ -44,8 +44,8 @@ from service.status import RunStatus
 
 log = logging.getLogger(__name__)
 
-SCHEDULES_FILE = "schedules.json"
-MAX_SCHEDULES = 100
+MAX_SCHEDULES = 100  # schedules in schedules.json; POST /schedules beyond it: 409
+MAX_SCHEDULE_BYTES = 32 * 1024  # one POST /schedules body as compact JSON; beyond it: 400
 MIN_EVERY_S = 1.0
 MAX_EVERY_S = 366 * 86400.0
 MAX_LABEL = 200
@@ -189,7 +189,7 @@ def _kind_problems(body: Mapping[str, Any]) -> tuple[ScheduleKind | None, list[d
 
 def _other_problems(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     known = {"scan", "batch", "every_s", "cron", "label"}
-    problems = [_p(str(key), "unknown field") for key in body if key not in known]
+    problems = [_p(clip(str(key)), "unknown field") for key in body if key not in known]
     label = body.get("label")
     if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL):
         problems.append(_p("label", f"must be a string of at most {MAX_LABEL} characters"))
@@ -202,6 +202,9 @@ def parse_schedule(
     """Check a POST /schedules body whole: ``(schedule, [])`` or ``(None, problems)``."""
     if not isinstance(body, dict):
         return None, [_p("body", f"must be a JSON object, got {json_type(body)}")]
+    size = json_size(body)
+    if size > MAX_SCHEDULE_BYTES:  # checked first: one problem, whatever the body holds
+        return None, [_p("body", f"{size} bytes as JSON; a schedule is at most {MAX_SCHEDULE_BYTES}")]
     kind, problems = _kind_problems(body)
     problems += _timing_problems(body) + _other_problems(body)
     if kind is not None:

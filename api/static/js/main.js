@@ -6,6 +6,7 @@
 // history.js, sessions.js + viewer.js + sessionlinks.js (Sessions), scans.js, schedules.js.
 
 import { apiJson, askToken, setToken } from "./api.js";
+import { showFleet, tickFleet } from "./fleet.js";
 import { refreshHistory } from "./history.js";
 import { cancelJob, followJob } from "./job.js";
 import { refreshJobs } from "./jobs.js";
@@ -27,6 +28,7 @@ const VIEWS = {
   jobs: { show: refreshJobs, tick: refreshJobs },
   history: { show: refreshHistory, tick: refreshHistory },
   sessions: { show: showSessions, tick: tickSessions },
+  fleet: { show: showFleet, tick: tickFleet },
   scans: { show: showScans, tick: tickScans },
   schedules: { show: showSchedules, tick: tickSchedules },
 };

@@ -1,6 +1,7 @@
 // Sessions: the gallery of saved sessions, newest first, with a strip of thumbnails per camera.
 
 import { ApiError, apiJson, loadImage } from "./api.js";
+import { fillNodeFilter, remoteLinks } from "./fleet.js";
 import { sessionLinks, uploadBadge } from "./sessionlinks.js";
 import { state } from "./state.js";
 import { $, badge, captureText, deg, h, isoSpan, plural, shortCam } from "./util.js";
@@ -49,6 +50,7 @@ function initFilters() {
     ...state.info.cameras.map((c) => h("option", { value: c.camera_id }, c.camera_id)));
   $("sf-status").replaceChildren(h("option", { value: "" }, "any status"),
     ...STATUSES.map((v) => h("option", { value: v }, v)));
+  fillNodeFilter(); // the fleet's nodes (fleet.js)
   $("sessions-filter").addEventListener("submit", (ev) => {
     ev.preventDefault();
     applyFilters();
@@ -66,6 +68,7 @@ export function filterParams() {
     const value = $(id).value.trim();
     if (value) params.set(name, value);
   };
+  text("sf-node", "node");
   text("sf-camera", "camera");
   text("sf-status", "status");
   for (const [id, name] of [["sf-since", "since"], ["sf-until", "until"]]) {
@@ -235,11 +238,13 @@ function sessionCard(s) {
       s.scan_id ? h("span", { class: "muted small" }, `scan ${s.scan_id}`) : null,
       uploadBadge(s.upload_state, null),
       h("span", { class: "spacer" }),
+      ...(s.remote ? remoteLinks(s) : []), // another node's session (fleet.js)
       Object.keys(s.cameras || {}).length > 1 && s.manifest ? h("button", {
         type: "button", class: "sets", title: "Step through the frames taken at the same instant, cameras side by side",
         onclick: () => openSets(s.session_id),
       }, "Sets") : null,
-      sessionLinks(s.session_id, Boolean(s.manifest))));
+      s.remote ? null : sessionLinks(s.session_id, Boolean(s.manifest))));
+  if (s.remote) return card; // its frames are on its node
   if (!s.manifest) {
     card.append(h("p", { class: "muted small" }, s.error || "No session.json yet: still recording, or interrupted."));
   }
