@@ -1,14 +1,18 @@
 """rigcapture: drive the pan-tilt rig and record its cameras.
 
     python application.py [--config config.json] [--host H] [--port P] [--transport mqtt|http] [--simulate]
+                          [--log-level DEBUG|INFO|WARNING|ERROR] [--log-format text|json]
 
 ``--simulate`` also starts the simulated rig (and an embedded MQTT broker when none answers at the
-configured address), so the service can be tried without hardware.
+configured address), so the service can be tried without hardware. The log goes to stderr: one line
+per job event, refused request, configuration change and upload, as text (local ISO times) or, with
+``--log-format json``, one JSON object per line (docs/operations/troubleshooting.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import signal
@@ -74,8 +78,66 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, help="listen port (overrides api.port)")
     p.add_argument("--transport", choices=("mqtt", "http"), help="overrides command_transport")
     p.add_argument("--simulate", action="store_true", help="also run the simulated rig on loopback")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        help="the least severe lines logged (default: INFO, one line per job event)",
+    )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="text: one readable line per event (default); json: one JSON object per line",
+    )
     return p.parse_args(argv)
+
+
+# -- the log -----------------------------------------------------------------------------------------
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# What every LogRecord has; anything else on a record was passed as ``extra`` (its fields in JSON).
+_RECORD_KEYS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def local_iso(epoch: float) -> str:
+    """Epoch seconds as local ISO 8601 to the millisecond, with the offset."""
+    return dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="milliseconds")
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-12-06T10:21:57.495+01:00 INFO rigcapture.jobs: job … accepted …``: local ISO times."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return local_iso(record.created)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (local ISO), ts (epoch s), level, logger, message, the record's
+    ``extra`` fields (``event``, ``job_id`` …) and, for an exception, its traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": local_iso(record.created),
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out.update({k: v for k, v in record.__dict__.items() if k not in _RECORD_KEYS and k not in out})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    """The root logger at ``level``, to stderr, as text or JSON lines."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -171,7 +233,7 @@ def serve(service: CaptureService, config: Config) -> int:
         url = server.url
         if not service.wait_ready(10):
             log.warning("broker or streams not connected yet; GET %s/status shows which", url)
-        print(f"rigcapture listening on {url} (transport: {config.command_transport})", flush=True)
+        print(banner(url, config), flush=True)
         print("example request:", flush=True)
         trust = " --cacert <CA file>" if server.scheme == "https" else ""
         print(
@@ -185,11 +247,25 @@ def serve(service: CaptureService, config: Config) -> int:
     return 0
 
 
+DEFAULT_URL = "http://127.0.0.1:5000"  # rigcli's default --url
+
+
+def banner(url: str, config: Config) -> str:
+    """What the start prints: where the service listens, its dashboard, and the CLI to try first."""
+    cli = "rigcli" if url == DEFAULT_URL else f"rigcli --url {url}"
+    token = " (with RIGCAPTURE_TOKEN set to api.token)" if config.api.token else ""
+    return "\n".join(
+        (
+            f"rigcapture listening on {url} (transport: {config.command_transport})",
+            f"  dashboard:    {url}/",
+            f"  command line: {cli} status{token}   (from a checkout: .venv/bin/python -m {cli} status)",
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(args.log_level, args.log_format)
     try:
         config = load_config(args)
     except ConfigError as exc:

@@ -73,7 +73,7 @@ from sessions.manifest import (
     ManifestError,
     has_manifest,
 )
-from sessions.report import REPORT_NAME, refresh_report
+from sessions.report import REPORT_NAME, refresh_report, zoom_fields_of
 
 bp = Blueprint("dashboard", __name__)
 
@@ -257,7 +257,7 @@ def sessions() -> ResponseReturnValue:
     limit = query_int("limit", SESSIONS_PAGE_DEFAULT, 1, SESSIONS_PAGE_MAX)
     offset = query_int("offset", 0)  # clamped: a huge one never reaches SQLite as an overflow
     try:
-        filters = query_from_params(request.args)
+        filters = query_from_params(request.args, settings().config.cameras)
     except FilterError as exc:
         details = [{"index": None, "field": exc.param, "message": str(exc)}]
         return jsonify(error_body(f"bad filter {exc}", details)), 400
@@ -400,7 +400,7 @@ def session_report(session_id: str) -> ResponseReturnValue:
     if not has_manifest(folder):
         _fail(404, f"session {session_id} has no {MANIFEST_NAME} yet (still recording, or interrupted)")
     try:
-        page = refresh_report(folder)
+        page = refresh_report(folder, zoom_fields_of(settings().config))
     except ManifestError as exc:
         _fail(409, f"session {session_id} has no report: {exc}")
     if page is None:  # report.html is current

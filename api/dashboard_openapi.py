@@ -51,13 +51,25 @@ class SessionsQuery(BaseModel):
     limit: int | Omitted = Field(None, description="page size (1-200, default 20)")
     offset: int | Omitted = Field(None, description="skip")
     camera: str | Omitted = Field(
-        None, description="sessions that recorded this camera", examples=["cameradevice_lwir_1"]
+        None,
+        description="sessions that recorded this camera: its id, or a part of one configured id "
+        "(lwir, sw); a part that several ids hold is refused (400)",
+        examples=["cameradevice_lwir_1", "lwir"],
     )
     status: Annotated[str, Field(json_schema_extra={"enum": sorted(STATUSES)})] | Omitted = Field(
         None, description="session status"
     )
-    since: float | Omitted = Field(None, description="recording started at or after (epoch s)")
-    until: float | Omitted = Field(None, description="recording started before (epoch s)")
+    since: str | Omitted = Field(
+        None,
+        description="recording started at or after: an ISO 8601 date or time (without a zone: the "
+        "service host's time zone), an age back from now (30m, 2h, 3d, 1w) or epoch seconds",
+        examples=["2026-12-06", "2026-12-06T14:30:00+01:00", "2h", "1796515200"],
+    )
+    until: str | Omitted = Field(
+        None,
+        description="recording started before: the same forms as since",
+        examples=["2026-12-07", "30m"],
+    )
     scan_id: str | Omitted = Field(None, description="sessions of this scan")
     pan_min: _PanTilt | Omitted = Field(None, description="pan at the start >= (degrees x100)")
     pan_max: _PanTilt | Omitted = Field(None, description="pan at the start <= (degrees x100)")

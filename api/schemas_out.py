@@ -60,8 +60,28 @@ class Session(SessionSummary):
     """A session of a job (sessions.manifest.SessionSummary)."""
 
 
+class JobScanPose(BaseModel):
+    index: int = Field(description="from 0, as in the scan's poses")
+    pan_deg_x100: int
+    tilt_deg_x100: int
+    preset: str | None = None
+    status: str
+    session_id: str | None = None
+
+
+class JobScan(BaseModel):
+    """A scan job's scan (service.jobs.job ``scan_summary``): each pose with its session."""
+
+    scan_id: str
+    label: str | None = None
+    status: str
+    progress: dict[str, int] = Field(description="done and total poses")
+    poses: list[JobScanPose]
+
+
 class Job(BaseModel):
     job_id: str
+    kind: Literal["batch", "scan"] | Omitted = None
     status: JobStatus
     phase: JobPhase
     created_at: float | Omitted = None
@@ -74,6 +94,7 @@ class Job(BaseModel):
     error: dict[str, Any] | Omitted | None = None
     final_pose: dict[str, Any] | Omitted | None = None
     warnings: list[str] | Omitted = None
+    scan: JobScan | Omitted | None = Field(None, description="a scan job's poses and their sessions")
 
 
 class JobDone(Job):
@@ -257,4 +278,3 @@ class FleetPage(BaseModel):
     shared: bool = Field(description="false: no shared catalog (catalog.url), this node alone")
     heartbeat_s: float
     nodes: list[FleetNode]
-

@@ -138,8 +138,6 @@ def _spread(n: int, k: int) -> list[int]:
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
-
-
 # -- the fleet's sessions (GET /sessions?node=…, api.fleet) -------------------------------------------
 STORED = frozenset({"uploaded", "local-deleted"})  # upload states in which the object store holds it
 

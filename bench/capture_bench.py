@@ -7,13 +7,21 @@ must be running. Everything listens on loopback only.
 
     python bench/capture_bench.py [--workload W1|W2|W2-long|all] [--runs N] [--duration S]
                                   [--image-format F | --formats F,F,...] [--memory-cap-mb MB]
-                                  [--set KEY=JSON ...] [--json-only] [--keep] [--work-dir DIR]
+                                  [--content C,C,...] [--set KEY=JSON ...] [--json-only] [--keep]
+                                  [--work-dir DIR]
 
 ``--set`` overrides any service config key for an experiment (``--set recording.writer_threads=1``).
 ``--formats fast,png,tiff`` runs the workloads once per ``cameras.<id>.image_format`` and ends with
 a table comparing the formats: encode CPU-ms per MB of raw pixels, size ratio (raw bytes ÷ file
-bytes), save lag and completeness. Give ``--sim-noise`` (e.g. 3) for sizes that mean anything: the
-simulated scene without noise compresses 20-90x.
+bytes), save lag and completeness. Give ``--sim-noise`` (e.g. 3) or ``--content noise`` for sizes that
+mean anything: the simulated scene without noise compresses 20-90x.
+
+``--content smooth,noise,pattern`` runs the workloads once per content of the simulated frames
+(simulator/content.py: the smooth scene; fixed per-pixel sensor noise of 3 counts; a structured
+high-frequency texture, compressible but costly to compress), each held constant per camera, and ends
+with a table per content: save lag, encode CPU-ms per MB (as written, and at the format's best
+setting), session ÷ raw, the encode settings used (session.json's per-camera ``encodings``: with
+``fast``, frames per rung of the adaptive ladder) and completeness with the share of nominal frames.
 
 Workloads (default: W1 then W2; W2-long only when asked, or with ``all``):
 
@@ -95,11 +103,19 @@ from bench.capture_common import (
     start_bench,
 )
 from bench.capture_measure import BenchSettings, run_once
-from bench.capture_report import evaluate, median_of, print_format_table, print_table, rounded
+from bench.capture_report import (
+    evaluate,
+    median_of,
+    print_content_table,
+    print_format_table,
+    print_table,
+    rounded,
+)
 from bench.capture_service import background_load
 from bench.capture_workloads import Workload, make_workload
 from rigcore.config import ImageFormat
 from simulator.config import SimConfig
+from simulator.content import CONTENTS, Content
 from simulator.rig import SimRig
 
 # -- main --------------------------------------------------------------------------------------------
@@ -189,6 +205,15 @@ def parse_formats(text: str) -> list[str]:
     return formats
 
 
+def parse_contents(text: str) -> list[Content]:
+    """``smooth,noise,pattern``: contents of the simulated frames (simulator/content.py), in order."""
+    contents = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in contents if c not in CONTENTS]
+    if unknown or not contents:
+        raise argparse.ArgumentTypeError(f"unknown content(s) {unknown}; known: {', '.join(CONTENTS)}")
+    return [c for c in CONTENTS if c in contents]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -221,6 +246,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SIGMA",
         help="Gaussian sensor noise (in each format's counts) on the simulated frames. Without it, "
         "smooth rendered frames make lossless saving unduly cheap",
+    )
+    ap.add_argument(
+        "--content",
+        type=parse_contents,
+        metavar="C,C,...",
+        help=f"contents of the simulated frames, each run in turn and compared ({', '.join(CONTENTS)})",
     )
     ap.add_argument(
         "--send-queue", action="store_true", help="the simulated rig queues every frame (frames lag capture)"
@@ -258,9 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("other programs keep %.2f cores busy: the figures will be disturbed", load)
     names = {"all": ["W1", "W2", "W2-long"], None: ["W1", "W2"]}.get(args.workload, [args.workload])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workloads = [make_workload(n, args.duration, args.memory_cap_mb, args.sim_noise) for n in names]
     settings = BenchSettings(
-        workloads=workloads,
+        workloads=[],
         runs=args.runs,
         image_format=args.image_format,
         overrides=args.set,
@@ -282,34 +312,60 @@ def main(argv: list[str] | None = None) -> int:
         },
         "image_format": args.image_format or "default",
         "sim_noise_sigma": args.sim_noise,
+        "sim_content": args.content or ["smooth"],
         "sim_send_queue": args.send_queue,
         "sim_pipeline_delay_s": args.pipeline_delay,
         "config_overrides": dict(args.set),
         "boundary_s": BOUNDARY_S,
         "workloads": {},
     }
-    formats: list[str | None] = list(args.formats) if args.formats else [args.image_format]
     try:
-        for image_format in formats:
-            settings.image_format = image_format
-            workloads = run_workloads(settings, args.json_only)
-            if args.formats:
-                report.setdefault("formats", {})[image_format] = {"workloads": workloads}
-            else:
-                report["workloads"] = workloads
+        results = run_matrix(args, names, settings, report)
     except KeyboardInterrupt:
         print("interrupted; the service and the rig were stopped", file=sys.stderr)
         return 130
-    if args.formats and not args.json_only:
+    if args.formats and not args.json_only and not args.content:
         print_format_table(report["formats"])
+    if args.content and not args.json_only:
+        print_content_table(
+            {
+                c: {f: e["workloads"] for f, e in by_format.items()}
+                for c, by_format in report["contents"].items()
+            }
+        )
     print(json.dumps(rounded(report), default=str), flush=True)
-    if args.formats:
-        results = [r for f in report["formats"].values() for r in f["workloads"].values()]
-    else:
-        results = list(report["workloads"].values())
     if any(r["errors"] or not r["runs"] for r in results):
         return 2
     return 0 if all(r["all_pass"] for r in results) else 1
+
+
+def run_matrix(
+    args: argparse.Namespace, names: list[str], settings: BenchSettings, report: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every content (``--content``) x format (``--formats``) x workload; results go into ``report``
+    (``workloads``; ``formats.<f>.workloads``; with contents ``contents.<c>.<f>.workloads``). Returns
+    every workload's result."""
+    formats: list[str | None] = list(args.formats) if args.formats else [args.image_format]
+    results: list[dict[str, Any]] = []
+    for content in args.content or [None]:
+        settings.workloads = [
+            make_workload(n, args.duration, args.memory_cap_mb, args.sim_noise, content or "smooth")
+            for n in names
+        ]
+        for image_format in formats:
+            settings.image_format = image_format
+            if content is not None and not args.json_only:
+                print(f"\n[content {content}]", end="")
+            workloads = run_workloads(settings, args.json_only)
+            results += workloads.values()
+            if content is not None:
+                by_format = report.setdefault("contents", {}).setdefault(content, {})
+                by_format[image_format or "default"] = {"workloads": workloads}
+            elif args.formats:
+                report.setdefault("formats", {})[image_format] = {"workloads": workloads}
+            else:
+                report["workloads"] = workloads
+    return results
 
 
 def run_workloads(settings: BenchSettings, json_only: bool) -> dict[str, Any]:

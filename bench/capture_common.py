@@ -39,6 +39,7 @@ BUSY_MACHINE_CORES = 0.2  # other programs' load above which the bench warns
 FAST_FORMATS = frozenset({"fast", "tiff-zstd"})
 FAST_LAG_PER_DURATION = 0.1
 FAST_SESSION_PER_RAW = 0.75
+MIN_OF_NOMINAL = 0.95  # issue 24: frames saved per camera >= 0.95 x fps x duration with the fast formats
 
 
 class BenchError(Exception):

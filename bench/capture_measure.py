@@ -46,7 +46,8 @@ from bench.capture_service import (
 from bench.capture_workloads import Workload
 from camera.frames import Frame
 from rigcore.config import Config
-from sessions.image_codecs import CameraWriteOptions
+from sessions.encode_ladder import FULL, LADDERS
+from sessions.image_codecs import ADAPTIVE_FORMATS, CameraWriteOptions, TiffSetting
 from sessions.image_codecs import encode_frame as _encode
 from simulator.config import CameraSim
 from simulator.rig import SentFrame, SimRig
@@ -150,13 +151,18 @@ def bare_limit(rig: SimRig, wl: Workload) -> dict[str, Any]:
 
 
 ENCODE_METHOD = "sessions.writer._encode"  # the service's own encoder, timed as it runs there
+# The adaptive ladder's settings by the name session.json counts them under (CameraRecord.encodings).
+RUNG_SETTINGS: dict[str, TiffSetting] = {r.name: r for rungs in LADDERS.values() for r in rungs}
 
 
-def encode_cpu_seconds(frame: Frame, options: CameraWriteOptions) -> float:
-    """Thread CPU time of one encode by the service's encoder (after one untimed warm-up call)."""
-    _encode(frame, options)
+def encode_cpu_seconds(
+    frame: Frame, options: CameraWriteOptions, setting: TiffSetting | None = None
+) -> float:
+    """Thread CPU time of one encode by the service's encoder (after one untimed warm-up call), at
+    ``setting`` (an adaptive format's rung) if given."""
+    _encode(frame, options, None, setting)
     t0 = time.thread_time()
-    _encode(frame, options)
+    _encode(frame, options, None, setting)
     return time.thread_time() - t0
 
 
@@ -176,29 +182,47 @@ def frame_from_file(path: Path, camera_id: str, cam: CameraSim) -> Frame:
     return Frame(camera_id, pixels, cam.width, cam.height, cam.pixel_format, None, None, 0.0, 0.0)
 
 
+def mean_encode_cpu(frames: list[Frame], options: CameraWriteOptions, setting: TiffSetting | None) -> float:
+    return statistics.mean(encode_cpu_seconds(f, options, setting) for f in frames)
+
+
+@dataclass
+class EncodeCost:
+    """The encode CPU of a session's saved frames, re-timed with the service's encoder."""
+
+    total_s: float  # CPU-seconds for every saved frame, each at the setting it was written at
+    per_frame: dict[str, float]  # per camera: CPU-seconds a frame, weighted by the settings used
+    top_per_frame: dict[str, float]  # per camera: CPU-seconds a frame at the format's best setting
+    method: str
+
+
 def encode_cpu(
     session_dir: Path, session: dict[str, Any], wl: Workload, formats: Mapping[str, str]
-) -> tuple[float, dict[str, float], str]:
-    """(total encode CPU-seconds, per-camera CPU-seconds per frame, method) for the saved frames.
-    Per MB of raw pixels: ``per_frame[cid] / (wl.frame_bytes(cid) / MB)``."""
-    total = 0.0
-    per_frame: dict[str, float] = {}
-    sampled = False
+) -> EncodeCost:
+    """The encode CPU of the saved frames. An adaptive format's frames are timed at each setting the
+    camera's ``encodings`` in session.json counts, weighted by the counts. Per MB of raw pixels:
+    ``per_frame[cid] / (wl.frame_bytes(cid) / MB)``."""
+    cost = EncodeCost(0.0, {}, {}, "none")
     for cid, cam in wl.cameras.items():
-        frames = session["cameras"].get(cid, {}).get("frames", [])
+        record = session["cameras"].get(cid, {})
+        frames = record.get("frames", [])
         if cam.pixel_format == "encoded" or not frames:
-            per_frame[cid] = 0.0  # JPEG/PNG from the camera is written byte for byte
+            cost.per_frame[cid] = cost.top_per_frame[cid] = 0.0  # JPEG/PNG: written byte for byte
             continue
         options = CameraWriteOptions(image_format=formats[cid])
-        sampled = True
+        cost.method = ENCODE_METHOD
         step = max(1, len(frames) // ENCODE_SAMPLES)
-        picks = frames[::step][:ENCODE_SAMPLES]
-        costs = [
-            encode_cpu_seconds(frame_from_file(session_dir / f["file"], cid, cam), options) for f in picks
-        ]
-        per_frame[cid] = statistics.mean(costs)
-        total += per_frame[cid] * len(frames)
-    return total, per_frame, ENCODE_METHOD if sampled else "none"
+        picks = [frame_from_file(session_dir / f["file"], cid, cam) for f in frames[::step][:ENCODE_SAMPLES]]
+        counts = record.get("encodings") or {}
+        adaptive = formats[cid] in ADAPTIVE_FORMATS
+        top = cost.top_per_frame[cid] = mean_encode_cpu(picks, options, FULL if adaptive else None)
+        if adaptive and sum(counts.values()):
+            weighted = sum(n * mean_encode_cpu(picks, options, RUNG_SETTINGS[k]) for k, n in counts.items())
+            cost.per_frame[cid] = weighted / sum(counts.values())
+        else:
+            cost.per_frame[cid] = top
+        cost.total_s += cost.per_frame[cid] * len(frames)
+    return cost
 
 
 def disk_write_speed(folder: Path, nbytes: int) -> float:
@@ -332,6 +356,8 @@ def saved_per_camera(
         saved_idx = {f["frame_index"] for f in frames if f.get("frame_index") is not None}
         detail = completeness(sent, conns, cid, (start, end), saved_idx)
         detail["rejected_frames"] = cam_doc.get("rejected_frames", 0)
+        # Frames saved out of the camera's nominal count (fps x the window): the rig's share of the CPU.
+        detail["of_nominal"] = len(frames) / (wl.cameras[cid].fps * (end - start)) if end > start else None
         per_cam[cid] = detail
         size = wl.frame_bytes(cid)
         sizes = [(session_dir / f["file"]).stat().st_size for f in frames]
@@ -373,7 +399,8 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
     saved = saved_per_camera(rig, wl, session, session_dir, run.conns)
 
     bytes_written = tree_bytes(session_dir)
-    encode_s, encode_per_frame, encode_method = encode_cpu(session_dir, session, wl, formats)
+    encode = encode_cpu(session_dir, session, wl, formats)
+    encode_s, encode_per_frame, encode_method = encode.total_s, encode.per_frame, encode.method
     probe = min(DISK_PROBE_MAX, max(DISK_PROBE_MIN, bytes_written))
     disk_bps = disk_write_speed(session_dir.parent, probe)
     encode_limit = encode_s / settings.cores
@@ -406,6 +433,14 @@ def run_once(rig: SimRig, wl: Workload, settings: BenchSettings, run_no: int, wo
             cid: 1000 * cost / (size / MB) if (size := wl.frame_bytes(cid)) else None
             for cid, cost in encode_per_frame.items()
         },
+        # What the format's best setting would have cost on these frames (an adaptive format's top rung).
+        "encode_top_cpu_ms_per_mb": {
+            cid: 1000 * cost / (size / MB) if (size := wl.frame_bytes(cid)) else None
+            for cid, cost in encode.top_per_frame.items()
+        },
+        # How each camera's frames were written: frames per setting (session.json, CameraRecord.encodings).
+        "encodings": {cid: session["cameras"].get(cid, {}).get("encodings") or {} for cid in wl.cameras},
+        "of_nominal": {cid: d["of_nominal"] for cid, d in saved.per_cam.items()},
         "size_ratio": {cid: d["size_ratio"] for cid, d in saved.per_cam.items()},
         "session_ratio_raw": bytes_written / saved.pixel_bytes if saved.pixel_bytes else None,
         "encode_method": encode_method,

@@ -6,7 +6,13 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from bench.capture_common import FAST_FORMATS, FAST_LAG_PER_DURATION, FAST_SESSION_PER_RAW, RSS_SLACK_MIB
+from bench.capture_common import (
+    FAST_FORMATS,
+    FAST_LAG_PER_DURATION,
+    FAST_SESSION_PER_RAW,
+    MIN_OF_NOMINAL,
+    RSS_SLACK_MIB,
+)
 from bench.capture_workloads import Workload, nominal_mb_s
 
 # -- targets and reporting ---------------------------------------------------------------------------
@@ -63,7 +69,16 @@ def fast_format_targets(wl: Workload, fig: dict[str, Any]) -> dict[str, dict[str
         return {}
     lag = fig["save_lag_ratio_duration"]
     size = fig["session_ratio_raw"]
+    nominal = {
+        f"of nominal {cid}": {
+            "value": ratio,
+            "bound": f">= {MIN_OF_NOMINAL:g} (frames saved / fps x duration: the rig's share of the CPU)",
+            "pass": ratio is not None and ratio >= MIN_OF_NOMINAL,
+        }
+        for cid, ratio in (fig.get("of_nominal") or {}).items()
+    }
     return {
+        **nominal,
         "save lag (fast format)": {
             "value": lag,
             "bound": f"lag / duration <= {FAST_LAG_PER_DURATION:g}",
@@ -142,9 +157,14 @@ def print_table(wl: Workload, runs: int, fig: dict[str, Any], targets: dict[str,
             verdict("save lag"),
         )
     )
-    for name in ("save lag (fast format)", "session size (fast format)"):
+    for name in (
+        "save lag (fast format)",
+        "session size (fast format)",
+        *(f"of nominal {c}" for c in wl.cameras),
+    ):
         if name in targets:
             rows.append((name, _num(targets[name]["value"], ".3f"), targets[name]["bound"], verdict(name)))
+    rows.append(("encode settings", encodings_text(fig.get("encodings") or {}), "frames per setting", ""))
     rows.append(
         (
             f"encoding ({fig.get('image_format') or 'n/a'})",
@@ -228,6 +248,49 @@ def print_table(wl: Workload, runs: int, fig: dict[str, Any], targets: dict[str,
     header = ("figure", "value", "limit / target", "pass")
     for r in [header, *rows]:
         print(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}")
+
+
+def encodings_text(encodings: Mapping[str, Mapping[str, Any]]) -> str:
+    """``swir zstd1+pred 540, none 60; rgb_1 zstd1+pred 300``: frames per setting, per raw camera."""
+    parts = []
+    for cid, counts in encodings.items():
+        if counts:
+            each = ", ".join(f"{name} {_num(n, '.0f')}" for name, n in counts.items())
+            parts.append(f"{cid.removeprefix('cameradevice_')} {each}")
+    return "; ".join(parts) or "n/a"
+
+
+def print_content_table(by_content: Mapping[str, Any]) -> None:
+    """Per content, format and workload (medians): save lag, encode CPU-ms per MB (the settings used,
+    and the best setting's), session ÷ raw, the settings used, completeness and share of nominal."""
+    print("\ncontents compared (medians; CPU-ms per MB of raw pixels: as written / at the best setting):")
+    header = ("content", "format", "workload", "save lag", "CPU-ms/MB", "session/raw", "settings", "complete")
+    rows: list[tuple[str, ...]] = [header]
+    for content, entry in by_content.items():
+        for image_format, workloads in entry.items():
+            for name, result in workloads.items():
+                fig = result.get("median")
+                if fig is None:
+                    rows.append((content, image_format, name, "failed", "", "", "", ""))
+                    continue
+                top = fig.get("encode_top_cpu_ms_per_mb") or {}
+                cpu = "; ".join(
+                    f"{cid.removeprefix('cameradevice_')} {_num(ms, '.2f')}/{_num(top.get(cid), '.2f')}"
+                    for cid, ms in fig["encode_cpu_ms_per_mb"].items()
+                    if ms is not None
+                )
+                lag = f"{_num(fig['save_lag_s'])} s ({_num(fig['save_lag_ratio_duration'], '.3f')} x)"
+                nominal = fig.get("of_nominal") or {}
+                complete = " / ".join(
+                    f"{_pct(v)} ({_num(nominal.get(cid), '.2f')} nom)"
+                    for cid, v in fig["completeness"].items()
+                )
+                settings = encodings_text(fig.get("encodings") or {})
+                session = _num(fig["session_ratio_raw"], ".3f")
+                rows.append((content, image_format, name, lag, cpu or "n/a", session, settings, complete))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        print("  " + "  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)))
 
 
 def print_format_table(by_format: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from bench.capture_common import MB
 from camera.frames import expected_size
 from simulator.config import LWIR_ID, RGB_ID, SWIR_ID, CameraSim
+from simulator.content import Content
 
 # -- workloads ---------------------------------------------------------------------------------------
 
@@ -31,10 +32,17 @@ class Workload:
 
 
 def make_workload(
-    name: str, duration_s: float | None, memory_cap_mb: float, noise_sigma: float | None = None
+    name: str,
+    duration_s: float | None,
+    memory_cap_mb: float,
+    noise_sigma: float | None = None,
+    content: Content = "smooth",
 ) -> Workload:
-    """A workload; ``noise_sigma`` adds sensor noise to the simulated frames (see --sim-noise)."""
-    extra: dict[str, Any] = {} if noise_sigma is None else {"noise_sigma": noise_sigma}
+    """A workload; ``noise_sigma`` adds sensor noise to the simulated frames (see --sim-noise),
+    ``content`` a layer held constant per camera (simulator/content.py; see --content)."""
+    extra: dict[str, Any] = {"content": content}
+    if noise_sigma is not None:
+        extra["noise_sigma"] = noise_sigma
 
     def cam(fmt: str, width: int, height: int, fps: float, **kw: Any) -> CameraSim:
         return CameraSim(fmt, width, height, fps, **kw, **extra)

@@ -6,16 +6,27 @@ the service encodes) and with a few candidates that are not formats of the write
 No service, no broker, no rig: frames are made in this process.
 
     python bench/codec_bench.py [--repeat N] [--noise SIGMA] [--codecs NAME,...] [--contents C,...]
-                                [--gil-frames N] [--json-only]
+                                [--gil-frames N] [--ladder-only] [--json-only]
 
-Content (``raw bytes ÷ file bytes`` depends on it more than on anything else):
+Content (``raw bytes ÷ file bytes`` depends on it more than on anything else; the capture benchmark's
+``--content`` records the first three from the simulated rig, made here by the same code):
 
-- ``sim``: the simulated rig's own rendering (``simulator.frames.FrameRenderer``), smooth; what the
-  capture benchmark records unless it is given ``--sim-noise``;
-- ``sim+noise``: the same with Gaussian sensor noise of ``--noise`` counts (as ``--sim-noise``);
+- ``sim``: the simulated rig's own rendering (``simulator.frames.FrameRenderer``), smooth: content
+  ``smooth``;
+- ``noise``: the same with fixed per-pixel sensor noise of 3 counts (``simulator/content.py``);
+- ``pattern``: the same with a structured high-frequency texture (a checker of varying period and a
+  texture of repeated small "words", ``simulator/content.py``): compressible, and costly to compress;
+- ``sim+noise``: the rendering with Gaussian noise of ``--noise`` counts (as ``--sim-noise``);
 - ``natural``: a 1/f ("pink") random field, the power spectrum of natural scenes, spanning most of
   the range (mono16: a 12-bit sensor's 0–4095, as most mono16 cameras deliver) plus shot and read
-  noise. The most realistic of the three for a real sensor.
+  noise. The most realistic for a real sensor.
+
+Codecs: every ``image_format`` of the writer; ``rung:<name>``, each setting of the adaptive ladder
+(``sessions/encode_ladder.py``; ``rung:zstd1+pred`` is ``tiff-zstd``); and ``cand:`` candidates that
+are not settings of the writer, for comparison (Zstandard's negative levels through the ``zstandard``
+package, which imagecodecs cannot reach: it takes any level <= 0 as level 3). ``--ladder-only``
+measures the rungs and a few candidates only, and prints the ladder table: CPU-ms per MB and ratio per
+rung, per content and pixel format (docs/performance.md "Adaptive encoding").
 
 Figures per codec and frame: CPU-ms per frame and per MB of raw pixels (thread CPU time, the median
 of ``--repeat`` encodes after one warm-up), ``ratio`` = raw bytes ÷ file bytes, and whether the file
@@ -57,10 +68,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from camera.frames import Frame
+from sessions.encode_ladder import FULL, HALF, NONE, QUARTER
 from sessions.image_codecs import IMAGE_FORMATS as _IMAGE_FORMATS
-from sessions.image_codecs import CameraWriteOptions, frame_to_array
+from sessions.image_codecs import CameraWriteOptions, TiffSetting, frame_to_array, horizontal_delta
 from sessions.image_codecs import encode_frame as _encode
 from simulator.config import CameraSim
+from simulator.content import Content
 from simulator.frames import FrameRenderer
 from simulator.scene import Scene
 
@@ -70,14 +83,18 @@ MB = 10**6
 SHAPES = [("mono8", 640, 512), ("mono16", 640, 512), ("mono16", 1280, 1024), ("rgb8", 1920, 1080)]
 # bgr8 costs the same as rgb8 plus one channel swap; measured at one size.
 EXTRA_SHAPES = [("bgr8", 1920, 1080)]
-CONTENTS = ("sim", "sim+noise", "natural")
+CONTENTS = ("sim", "noise", "pattern", "sim+noise", "natural")
+DEFAULT_CONTENTS = ("sim", "noise", "pattern", "natural")
+RUNGS = (FULL, HALF, QUARTER, NONE)
 
 
 # -- frames ------------------------------------------------------------------------------------------
 
 
-def sim_frame(fmt: str, width: int, height: int, noise: float, scene: Scene) -> bytes:
-    cam = CameraSim(fmt, width, height, 30.0, noise_sigma=noise)
+def sim_frame(
+    fmt: str, width: int, height: int, noise: float, scene: Scene, content: Content = "smooth"
+) -> bytes:
+    cam = CameraSim(fmt, width, height, 30.0, noise_sigma=noise, content=content)
     renderer = FrameRenderer("bench", cam, scene)
     return renderer.render(renderer.key_for(12.0, 3.0, 1.0))
 
@@ -121,6 +138,10 @@ def make_frames(noise: float, contents: tuple[str, ...]) -> list[tuple[str, Fram
         for content in contents:
             if content == "natural":
                 pixels = natural_frame(fmt, width, height, rng)
+            elif content in ("noise", "pattern"):
+                pixels = sim_frame(
+                    fmt, width, height, 0.0, scene, "noise" if content == "noise" else "pattern"
+                )
             else:
                 pixels = sim_frame(fmt, width, height, noise if content == "sim+noise" else 0.0, scene)
             frame = Frame("bench", pixels, width, height, fmt, None, None, 0.0, 0.0)
@@ -174,6 +195,59 @@ def tifffile_codec(
     return Codec(name, encode, True, False)
 
 
+def rung_codec(setting: TiffSetting) -> Codec:
+    """A setting of the adaptive ladder, through the writer's own encoder."""
+    options = CameraWriteOptions(image_format="fast")
+
+    def encode(frame: Frame) -> bytes:
+        return bytes(_encode(frame, options, None, setting)[0])
+
+    return Codec(f"rung:{setting.name}", encode, True, True)
+
+
+def zstandard_codec(level: int, predictor: bool) -> Codec:
+    """Zstandard at ``level`` (negative levels too) through the ``zstandard`` package, each strip
+    encoded here and handed to tifffile as it is: the TIFF the writer would make at that level."""
+    import zstandard
+
+    local = threading.local()  # a ZstdCompressor must not be used by two threads at once
+
+    def encode(frame: Frame) -> bytes:
+        compressor = getattr(local, "compressor", None)
+        if compressor is None:
+            compressor = local.compressor = zstandard.ZstdCompressor(level=level)
+        arr = frame_to_array(frame)
+        rows = max(1, 2**18 // arr.strides[0])
+        src = horizontal_delta(arr).reshape(arr.shape) if predictor else arr
+        strips = (compressor.compress(src[top : top + rows].data) for top in range(0, arr.shape[0], rows))
+        buffer = io.BytesIO()
+        tifffile.imwrite(
+            buffer,
+            strips,
+            shape=arr.shape,
+            dtype=arr.dtype,
+            photometric="rgb" if arr.ndim == 3 else "minisblack",
+            compression="zstd",
+            predictor=predictor,
+            rowsperstrip=rows,
+            metadata=None,
+        )
+        return buffer.getvalue()
+
+    return Codec(f"cand:zstd{level}{'+pred' if predictor else ''}-zstandard", encode, True, False)
+
+
+def ladder_codecs() -> list[Codec]:
+    """The rungs, and the cheaper settings that are not rungs (docs/performance.md says why)."""
+    return [
+        *(rung_codec(r) for r in RUNGS),
+        tifffile_codec("cand:tiff-zstd1-nopred", "zstd", 1, False),
+        tifffile_codec("cand:tiff-zstd-5-imagecodecs", "zstd", -5, True),  # taken as level 3
+        zstandard_codec(-5, True),
+        zstandard_codec(-20, True),
+    ]
+
+
 def pillow_tiff_zstd(frame: Frame) -> bytes:
     """Pillow's own libtiff writer: zstd at libtiff's default level, horizontal predictor."""
     image = Image.fromarray(frame_to_array(frame))
@@ -197,7 +271,7 @@ def all_codecs() -> list[Codec]:
         Codec("cand:tiff-zstd-pillow", pillow_tiff_zstd, True, False),
         Codec("cand:jxl-lossless-e1", jxl_lossless, False, False),
     ]
-    return codecs
+    return codecs + [c for c in ladder_codecs() if c.name not in {x.name for x in codecs}]
 
 
 # -- checks and timing -------------------------------------------------------------------------------
@@ -343,8 +417,11 @@ def frame_label(frame: Frame) -> str:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     contents = tuple(args.contents.split(","))
+    unknown = set(contents) - set(CONTENTS)
+    if unknown:
+        raise SystemExit(f"unknown content(s) {sorted(unknown)}; known: {', '.join(CONTENTS)}")
     frames = make_frames(args.noise, contents)
-    codecs = all_codecs()
+    codecs = ladder_codecs() if args.ladder_only else all_codecs()
     if args.codecs:
         wanted = set(args.codecs.split(","))
         codecs = [c for c in codecs if c.name in wanted]
@@ -428,18 +505,40 @@ def print_report(report: dict[str, Any]) -> None:
             print(line.format(name=name, held=100 * figures.get("gil_held", 0), **figures, **shares))
 
 
+def print_ladder(report: dict[str, Any]) -> None:
+    """CPU-ms per MB and ratio (raw ÷ file) of each rung, per frame and content: the ladder's figures."""
+    rows = [r for r in report["rows"] if r["codec"].startswith("rung:")]
+    if not rows:
+        return
+    names = [f"rung:{r.name}" for r in RUNGS]
+    print("\nadaptive ladder (sessions/encode_ladder.py): CPU-ms per MB, ratio raw/file, per rung")
+    print(f"{'frame':<20} {'content':<10} " + " ".join(f"{n.removeprefix('rung:'):>18}" for n in names))
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for r in rows:
+        cell = f"{r['cpu_ms_per_mb']:.2f} ms, {r['ratio']:.2f}"
+        cells.setdefault((r["frame"], r["content"]), {})[r["codec"]] = cell
+    for (frame, content), by_rung in cells.items():
+        print(f"{frame:<20} {content:<10} " + " ".join(f"{by_rung.get(n, '-'):>18}" for n in names))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5, help="timed encodes per codec and frame (median)")
     ap.add_argument("--noise", type=float, default=3.0, help="sigma of sim+noise, in counts")
     ap.add_argument("--codecs", help="comma-separated codec names (default: all)")
-    ap.add_argument("--contents", default=",".join(CONTENTS), help=f"comma-separated, of {CONTENTS}")
+    ap.add_argument("--contents", default=",".join(DEFAULT_CONTENTS), help=f"comma-separated, of {CONTENTS}")
+    ap.add_argument(
+        "--ladder-only", action="store_true", help="only the adaptive ladder's rungs and its candidates"
+    )
     ap.add_argument("--gil-frames", type=int, default=24, help="encodes per thread test (0: skip)")
     ap.add_argument("--json-only", action="store_true")
     args = ap.parse_args(argv)
+    if args.ladder_only and args.gil_frames == ap.get_default("gil_frames"):
+        args.gil_frames = 0
     report = run(args)
     if not args.json_only:
         print_report(report)
+        print_ladder(report)
     print(json.dumps(report, default=str))
     return 0
 

@@ -52,6 +52,23 @@ class CommandOutcome:
         return out
 
 
+# The device's own words in a refusal's error (the whole answer stays in the result's "response").
+REFUSAL_CHARS = 200
+_REASON_KEYS = ("error", "message", "detail", "reason", "status")
+
+
+def refusal(head: str, response: Any) -> str:
+    """``device answered status 400: unknown command``: what the device said, bounded, after ``head``.
+    The text is the answer's own (a string), or its first of error, message, detail, reason, status."""
+    text: Any = response
+    if isinstance(response, dict):
+        text = next((response[k] for k in _REASON_KEYS if isinstance(response.get(k), str | int)), None)
+    if not isinstance(text, str | int) or isinstance(text, bool) or not str(text).strip():
+        return head
+    said = " ".join(str(text).split())
+    return f"{head}: {said if len(said) <= REFUSAL_CHARS else said[:REFUSAL_CHARS] + '…'}"
+
+
 class CommandTransport(Protocol):
     name: str
 
@@ -72,8 +89,9 @@ class MqttTransport:
             return CommandOutcome(False, None, None, str(exc), self.name, sent_mono, sent_at, False)
         if answered and code is not None and code >= 400:
             return CommandOutcome(
-                False, code, response, f"device answered status {code}", self.name, sent_mono, sent_at
-            )
+                False, code, response, refusal(f"device answered status {code}", response), self.name,
+                sent_mono, sent_at,
+            )  # fmt: skip
         return CommandOutcome(True, code, response, None, self.name, sent_mono, sent_at, answered)
 
 
@@ -112,7 +130,7 @@ class HttpTransport:
                 False,
                 resp.status_code,
                 body,
-                f"gateway answered HTTP {resp.status_code}",
+                refusal(f"gateway answered HTTP {resp.status_code}", body),
                 self.name,
                 sent_mono,
                 sent_at,

@@ -1,6 +1,9 @@
-"""The ``rigcli`` commands: capture, status, jobs, history, sessions; and session, scan, presets,
-schedules, export, event and events (rigcli/session.py, rigcli/scan.py, rigcli/presets.py,
-rigcli/schedules.py, rigcli/export.py, rigcli/events.py)."""
+"""The ``rigcli`` commands: capture and status; and jobs, history, sessions, session, scan, presets,
+schedules, export, event and events (rigcli/lists.py, rigcli/session.py, rigcli/scan.py,
+rigcli/presets.py, rigcli/schedules.py, rigcli/export.py, rigcli/events.py).
+
+The same words everywhere: angles in degrees (decimals welcome; hundredths only on the wire),
+cameras by a short name or any part of an id, times as local ISO 8601 (rigcli/common.py)."""
 
 from __future__ import annotations
 
@@ -20,27 +23,31 @@ from rigcli.client import (
 )
 from rigcli.common import (
     Handler,
+    add_cameras_option,
     add_command,
+    camera_names,
+    check_within,
     choose_cameras,
-    clip,
+    cli_words,
     deg,
+    degree_option,
     follow,
     glue_negative_values,
     iso_span,
-    listing,
+    one_line,
     outcome,
     parse_zoom,
     print_json,
     problem_lines,
-    short_cam,
-    split,
     submitted,
     table,
-    when,
+    zoom_names,
+    zoom_text,
 )
 from rigcli.events import add_events_parsers
 from rigcli.export import add_export_parser
 from rigcli.fleet import add_fleet_parser
+from rigcli.lists import add_list_parsers
 from rigcli.presets import add_presets_parser
 from rigcli.progress import JobProgress
 from rigcli.scan import add_scan_parser
@@ -77,6 +84,7 @@ examples:
   python -m rigcli capture --seconds 1 --cameras rgb --zoom rgb=4 --json > job.json
   python -m rigcli status
   python -m rigcli sessions --limit 5
+  python -m rigcli sessions --camera lwir --since 2h --pan-min -45 --pan-max 45
   python -m rigcli session 20261123-203016-412
   python -m rigcli scan --pan -30:30:15 --tilt 0:-10:10 --seconds 2 --cameras swir rgb
   python -m rigcli presets set gate --pan 45 --tilt -10 && python -m rigcli presets go gate
@@ -155,21 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
         "progress bar on stderr, then print a summary. Moves are left out when not given.",
         epilog=EPILOG,
     )
-    cap.add_argument("--pan", type=float, metavar="DEG", help="pan in degrees (-180 … 180)")
-    cap.add_argument("--tilt", type=float, metavar="DEG", help="tilt in degrees (-90 … 90)")
+    cap.add_argument("--pan", metavar="DEG", help="pan in degrees, decimals welcome (-180 … 180)")
+    cap.add_argument("--tilt", metavar="DEG", help="tilt in degrees, decimals welcome (-90 … 90)")
     cap.add_argument("--seconds", type=float, required=True, metavar="S", help="how long to record")
-    cap.add_argument(
-        "--cameras",
-        required=True,
-        metavar="LIST",
-        help="comma-separated cameras; a part of an id is enough (swir,lwir,rgb)",
-    )
+    add_cameras_option(cap, required=True, default_text="")
     cap.add_argument(
         "--zoom",
         action="append",
         default=[],
         metavar="CAM=VALUE",
-        help="set a camera's zoom first (rgb=4, swir=200); may be repeated",
+        help="set a camera's zoom first, in its configured unit (rgb=4: zoom_value, swir=200: "
+        "zoom_step); may be repeated",
     )
     cap.add_argument("--no-follow", action="store_true", help="print the job id and return at once")
     cap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -183,30 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("status", parents=[common], help="the rig: pose, connections, cameras")
     st.set_defaults(run=cmd_status)
-    jobs = sub.add_parser("jobs", parents=[common], help="jobs since the service started, newest first")
-    jobs.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
-    jobs.set_defaults(run=cmd_jobs)
-    hist = sub.add_parser("history", parents=[common], help="history.json, newest first")
-    hist.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
-    hist.set_defaults(run=cmd_history)
-    ses = sub.add_parser("sessions", parents=[common], help="recorded sessions, newest first")
-    ses.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
-    ses.add_argument("--offset", type=int, default=0, help="skip this many (newest first)")
-    # Filters, passed to GET /sessions as they are (the service checks them and names a bad one).
-    ses.add_argument("--camera", help="sessions that recorded this camera (its full id)")
-    ses.add_argument("--status", help="complete, partial, failed, cancelled, incomplete or unreadable")
-    ses.add_argument("--since", metavar="EPOCH_S", help="recorded at or after (seconds since the epoch)")
-    ses.add_argument("--until", metavar="EPOCH_S", help="recorded before (seconds since the epoch)")
-    ses.add_argument("--scan", dest="scan_id", metavar="SCAN_ID", help="sessions of this scan")
-    for axis in ("pan", "tilt"):
-        for end in ("min", "max"):
-            ses.add_argument(
-                f"--{axis}-{end}", metavar="DEG_X100", help=f"{axis} at the start, {end}imum (degrees x100)"
-            )
-    ses.add_argument("--search", dest="q", metavar="TEXT", help="a part of the session id or its label")
-    ses.add_argument("--kind", help="recording or event")
-    ses.add_argument("--node", metavar="NODE", help="all: the fleet's sessions; a node's id: that node's")
-    ses.set_defaults(run=cmd_sessions)
+    add_list_parsers(sub, common)
     add_scan_parser(sub, common, EPILOG)
     add_presets_parser(sub, common)
     add_schedules_parser(sub, common)
@@ -238,7 +219,7 @@ def main(
     except CliError as exc:
         if args.json and exc.body is not None:
             print_json(out, exc.body)
-        err.write(f"rigcli: {exc.message}\n")
+        err.write(f"rigcli: {cli_words(exc.message)}\n")
         for line in problem_lines(exc.body):
             err.write(line + "\n")
         return exc.exit_code
@@ -251,7 +232,13 @@ def main(
 
 # -- capture ---------------------------------------------------------------------------------------
 def cmd_capture(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    chosen, info = choose_cameras(client, split(args.cameras))
+    moves = {axis: degree_option(f"--{axis}", getattr(args, axis)) for axis in PANTILT_AXES}
+    chosen, info = choose_cameras(client, camera_names(args.cameras))
+    for axis, degrees in moves.items():
+        if degrees is not None:
+            check_within(
+                f"--{axis} {getattr(args, axis)}", degrees, axis, info["pantilt"].get(f"{axis}_range_x100")
+            )
     body = {"requests": build_batch(args, info, chosen)}
     answer = client.post("/process-request", body, params={"wait": "false"})
     job_id = answer["job_id"]
@@ -281,7 +268,7 @@ def build_batch(args: argparse.Namespace, info: dict[str, Any], cameras: list[st
     requests = [
         pantilt_request(info["pantilt"], axis, degrees)
         for axis in PANTILT_AXES
-        if (degrees := getattr(args, axis)) is not None
+        if (degrees := degree_option(f"--{axis}", getattr(args, axis))) is not None
     ]
     requests += [zoom_request(info["cameras"], item) for item in args.zoom]
     requests.append(
@@ -358,7 +345,8 @@ def cmd_status(args: argparse.Namespace, client: ApiClient, out: TextIO, err: Te
     pose = st.get("pose") or {}
     broker = st.get("broker") or {}
     devices = st.get("devices") or {}
-    pantilt_id = client.get("/cameras")["pantilt"]["device_id"]
+    cameras = client.get("/cameras")
+    pantilt_id = cameras["pantilt"]["device_id"]
     pantilt: dict[str, Any] = devices.get(pantilt_id) or {}
     settled = pantilt.get("settled")
     motion = "settled" if settled is True else "moving" if settled is False else "unknown"
@@ -370,8 +358,9 @@ def cmd_status(args: argparse.Namespace, client: ApiClient, out: TextIO, err: Te
         f"pan/tilt  {deg(pose.get('pan_deg_x100'))} / {deg(pose.get('tilt_deg_x100'))}  {motion}",
         f"distance  {f'{dist:.2f} m' if isinstance(dist, int | float) and dist > 0 else 'no reading'}",
     ]
+    names = zoom_names(cameras["cameras"])
     for cam, zoom in (pose.get("zooms") or {}).items():
-        lines.append(f"zoom      {cam} {zoom}")
+        lines.append(f"zoom      {zoom_text(cam, zoom, names)}")
     for stream in st.get("streams") or []:
         state = "connected" if stream.get("connected") else f"DOWN {stream.get('last_error') or ''}".rstrip()
         idle = " (idle between jobs: slowed)" if st.get("stream_rate") == "idle" else ""
@@ -421,85 +410,8 @@ def storage_lines(st: dict[str, Any]) -> list[str]:
         )
         error = uploads.get("last_error")
         if isinstance(error, dict):
-            lines.append(f"upload error  {error.get('item') or ''}: {clip(str(error.get('message')), 100)}")
+            lines.append(f"upload error  {error.get('item') or ''}: {one_line(error.get('message'))}")
     return lines
-
-
-def cmd_jobs(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    jobs = client.get("/jobs")["jobs"][: max(args.limit, 0)]
-    headers = ["job", "created", "status", "phase", "session", "error"]
-    return listing(args.json, out, "jobs", jobs, (headers, _job_row))
-
-
-def _job_row(j: dict[str, Any]) -> list[str]:
-    return [
-        j.get("job_id", ""),
-        when(j.get("created_at")),
-        j.get("status", ""),
-        j.get("phase", ""),
-        (j.get("session") or {}).get("session_id") or "-",
-        clip((j.get("error") or {}).get("message") or ""),
-    ]
-
-
-def cmd_history(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    entries = list(reversed(client.get("/history", params={"limit": max(args.limit, 1)})["requests"]))
-    headers = ["id", "received", "status", "commands", "session", "error"]
-    return listing(args.json, out, "requests", entries, (headers, _history_row))
-
-
-def _history_row(e: dict[str, Any]) -> list[str]:
-    error = e.get("error") or {}
-    message = (error.get("error") or error.get("message") or "") if isinstance(error, dict) else str(error)
-    requests = (e.get("request") or {}).get("requests") if isinstance(e.get("request"), dict) else None
-    return [
-        e.get("id", ""),
-        when(e.get("received_at")),
-        e.get("status", ""),
-        str(len(requests)) if isinstance(requests, list) else "-",
-        ", ".join(s.get("session_id", "") for s in e.get("sessions") or []) or "-",
-        clip(message),
-    ]
-
-
-# GET /sessions's filters, by their argparse names (--pan-min is pan_min).
-SESSION_FILTERS = (
-    *("camera", "status", "since", "until", "scan_id"),
-    *("pan_min", "pan_max", "tilt_min", "tilt_max", "q", "kind", "node"),
-)
-
-
-def cmd_sessions(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    filters = {
-        key: value
-        for key in SESSION_FILTERS
-        if (value := getattr(args, key, None)) is not None and str(value) != ""
-    }
-    page = {"limit": max(args.limit, 1), "offset": max(args.offset, 0)}
-    body = client.get("/sessions", params={**page, **filters})
-    if args.json:
-        print_json(out, body)
-        return EXIT_OK
-    rows = []
-    for s in body["sessions"]:
-        pose = s.get("pose") or {}
-        frames = ", ".join(f"{short_cam(cam)} {c.get('frame_count')}" for cam, c in s["cameras"].items())
-        rows.append(
-            [
-                s["session_id"],
-                when(s.get("record_started_at")),
-                s.get("status") or "-",
-                f"{deg(pose.get('pan_deg_x100'))} / {deg(pose.get('tilt_deg_x100'))}",
-                frames or "-",
-                s.get("upload_state") or "-",
-                *([s.get("node_id") or "-"] if args.node else []),  # across the fleet: whose it is
-            ]
-        )
-    headers = ["session", "recorded", "status", "pan / tilt", "frames", "upload"]
-    lines = table([*headers, *(["node"] if args.node else [])], rows)
-    lines.append(f"{len(rows)} of {body['total']} sessions{' matching' if filters else ''}")
-    out.write("\n".join(lines) + "\n")
-    return EXIT_OK
 
 
 __all__ = ["EXIT_UNAVAILABLE", "build_parser", "main"]

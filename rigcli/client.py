@@ -99,7 +99,7 @@ class ApiClient:
         except requests.exceptions.SSLError as exc:
             raise ServiceUnavailable(f"cannot reach the service at {self.url}: {tls_reason(exc)}") from exc
         except requests.RequestException as exc:
-            raise ServiceUnavailable(f"cannot reach the service at {self.url}: {_reason(exc)}") from exc
+            raise ServiceUnavailable(unreachable(f"cannot reach the service at {self.url}", exc)) from exc
         try:
             body = resp.json()
         except ValueError:
@@ -133,7 +133,24 @@ def tls_reason(exc: requests.exceptions.SSLError) -> str:
     )
 
 
-def _reason(exc: requests.RequestException) -> str:
-    # requests nests the socket error a few levels deep; its "[Errno 111] Connection refused" says it all.
+START_HINT = (
+    "is the service running? Start it in the checkout with: python application.py --simulate "
+    "(the simulated rig; without --simulate the rig of config.json), or, installed: rigcapture"
+)
+
+
+def unreachable(head: str, exc: requests.RequestException) -> str:
+    """``head: [Errno 111] Connection refused; is the service running? Start it ...``: the socket's
+    reason and, when nothing listens there, how to start the service."""
+    text = f"{head}: {reason(exc)}"
+    refused = isinstance(exc, requests.ConnectionError) and re.search(
+        r"refused|WinError 10061", str(exc), re.IGNORECASE
+    )
+    return f"{text}; {START_HINT}" if refused else text
+
+
+def reason(exc: requests.RequestException) -> str:
+    """The socket error in ``exc``: requests nests it a few levels deep; its "[Errno 111] Connection
+    refused" says it all."""
     found = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
     return found.group(0) if found else str(exc)

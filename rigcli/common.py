@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from rigcli.client import EXIT_JOB_FAILED, EXIT_OK, ApiClient, RequestRejected, ServiceUnavailable
 from rigcli.progress import JobProgress
+from rigcli.progress import zoom_text as zoom_text  # with the other zoom helpers here
 
 # A command's handler: (parsed arguments, client, stdout, stderr) -> exit code.
 Handler = Callable[[Any, ApiClient, TextIO, TextIO], int]
@@ -49,14 +50,60 @@ def x100(degrees: float) -> int:
     return round(degrees * 100)
 
 
+# -- degrees on the command line -------------------------------------------------------------------
+FULL_TURN = 360.0  # no angle option goes beyond: a larger number is hundredths typed as degrees
+
+
 def parse_degrees(text: str, what: str) -> float:
+    """``text`` as degrees (decimals welcome). ``what`` is the option as typed (``--pan 4500``), which
+    the error repeats; beyond a full turn is refused with the hint that it looks like hundredths."""
     try:
         value = float(text)
     except ValueError:
         raise RequestRejected(f"{what}: {text!r} is not a number of degrees") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise RequestRejected(f"{what}: {text!r} is not a number of degrees")
+    if abs(value) > FULL_TURN:
+        raise RequestRejected(
+            f"{what}: {text} degrees is more than a full turn; it looks like hundredths of a degree: "
+            f"rigcli takes degrees, e.g. {value / 100:g} for {text} hundredths"
+        )
     return value
+
+
+def degree_option(option: str, text: str | None) -> float | None:
+    """The degrees of ``option`` (``--pan``) given as ``text``, or None when it was not given."""
+    return None if text is None else parse_degrees(text, f"{option} {text}")
+
+
+def check_within(what: str, degrees: float, axis: str, bounds_x100: Any) -> None:
+    """Refuse (before any request) ``degrees`` outside the ``[min, max]`` hundredths ``GET /cameras``
+    gives for ``axis`` (``pan_range_x100``), speaking of degrees as the option was typed."""
+    if not isinstance(bounds_x100, list | tuple) or len(bounds_x100) != 2:
+        return
+    low, high = (b / 100 if isinstance(b, int | float) else None for b in bounds_x100)
+    if (low is not None and degrees < low) or (high is not None and degrees > high):
+        span = f"{'-inf' if low is None else f'{low:g}'} to {'inf' if high is None else f'{high:g}'}"
+        raise RequestRejected(f"{what}: {degrees:g} degrees is beyond the rig's {axis} range, {span} degrees")
+
+
+# -- cameras by a part of their id -----------------------------------------------------------------
+def add_cameras_option(parser: argparse.ArgumentParser, required: bool, default_text: str) -> None:
+    """``--cameras``, the same for every command: space or comma separated (``swir rgb``,
+    ``swir,rgb``), each a short name or any part of one id (``swir``, ``lw``)."""
+    parser.add_argument(
+        "--cameras",
+        nargs="+",
+        required=required,
+        metavar="CAM",
+        help="cameras, space or comma separated; a short name or a part of an id is enough "
+        f"(swir rgb, lw){default_text}",
+    )
+
+
+def camera_names(values: Sequence[str] | None) -> list[str]:
+    """``--cameras swir rgb`` and ``--cameras swir,rgb`` alike: the names given."""
+    return [name for item in values or () for name in split(item)]
 
 
 def resolve_camera(name: str, cameras: Sequence[str]) -> str:
@@ -67,8 +114,18 @@ def resolve_camera(name: str, cameras: Sequence[str]) -> str:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise RequestRejected(f"no camera matches {name!r}; cameras: {', '.join(cameras)}")
+        names = ", ".join(short_cam(c) for c in cameras)
+        raise RequestRejected(f"no camera matches {name!r}; cameras: {names}")
     raise RequestRejected(f"{name!r} matches several cameras ({', '.join(matches)}); say which")
+
+
+def zoom_names(cameras: list[dict[str, Any]]) -> dict[str, str]:
+    """Camera id -> the name of its zoom value as configured (``zoom_step``), from ``GET /cameras``."""
+    return {
+        str(c.get("camera_id")): str(c["zoom"].get("arg") or c["zoom"].get("field"))
+        for c in cameras
+        if isinstance(c.get("zoom"), dict)
+    }
 
 
 def parse_zoom(cameras: list[dict[str, Any]], item: str) -> tuple[str, dict[str, Any], float | int]:
@@ -102,7 +159,39 @@ def choose_cameras(client: ApiClient, names: Sequence[str]) -> tuple[list[str], 
     chosen = [resolve_camera(name, cameras) for name in names]
     if not chosen:
         raise RequestRejected("--cameras names no camera")
+    twice = sorted({c for c in chosen if chosen.count(c) > 1})
+    if twice:
+        raise RequestRejected(f"--cameras names {', '.join(twice)} more than once")
     return chosen, info
+
+
+# -- times on the command line ---------------------------------------------------------------------
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_AGE_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+TIME_FORMS = "an ISO 8601 date or time (2026-12-06, 2026-12-06T14:30), an age (30m, 2h, 3d) or epoch seconds"
+
+
+def parse_time(option: str, text: str, now: float | None = None) -> float:
+    """``--since``/``--until`` as epoch seconds: an ISO 8601 date or date and time (without a zone:
+    this computer's local time), an age back from now (``30m``, ``2h``, ``3d``, ``1w``), or epoch
+    seconds. The service reads the same forms, but a time without a zone is the caller's here."""
+    text = text.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if number == number and 0 <= number < float("inf"):
+            return number
+        raise RequestRejected(f"{option} {text}: not {TIME_FORMS}")
+    age = _AGE.fullmatch(text)
+    if age is not None:
+        return (time.time() if now is None else now) - float(age[1]) * _AGE_UNIT_S[age[2].lower()]
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise RequestRejected(f"{option} {text}: not {TIME_FORMS}") from None
+    return (moment.astimezone() if moment.tzinfo is None else moment).timestamp()
 
 
 def poll(client: ApiClient, path: str, trouble_since: float | None) -> tuple[Any, float | None]:
@@ -162,9 +251,10 @@ def deg(x100: Any) -> str:
 
 
 def when(epoch: Any) -> str:
-    if not isinstance(epoch, int | float):
+    """Epoch seconds as a local ISO 8601 time to the second: ``2026-11-23T20:30:16``."""
+    if not isinstance(epoch, int | float) or isinstance(epoch, bool):
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+    return dt.datetime.fromtimestamp(epoch).isoformat(timespec="seconds")
 
 
 def iso(epoch: Any) -> str:
@@ -189,7 +279,7 @@ def short_cam(camera_id: Any) -> str:
 
 
 def ago(epoch: Any, now: float | None = None) -> str:
-    """``2026-11-30 05:10:00 (in 4 min)`` / ``(3 s ago)``: a time and how far it is from now."""
+    """``2026-11-30T05:10:00 (in 4 min)`` / ``(3 s ago)``: a time and how far it is from now."""
     if not isinstance(epoch, int | float):
         return "-"
     delta = epoch - (time.time() if now is None else now)
@@ -264,6 +354,26 @@ def add_command(sub: Any, common: argparse.ArgumentParser, name: str, **parser_a
     )
 
 
+Notes = Callable[[dict[str, Any]], list[str]]
+NOTE_INDENT = "    "
+
+
+def noted_table(
+    headers: list[str], items: list[dict[str, Any]], row: Callable[[dict[str, Any]], list[str]],
+    notes: Notes | None = None, right: set[int] | None = None,
+) -> list[str]:  # fmt: skip
+    """A table whose rows may each be followed by indented lines of their own (an error's reason,
+    whole: a column would cut it)."""
+    lines = table(headers, [row(item) for item in items], right=right)
+    if notes is None:
+        return lines
+    out = lines[:1]
+    for item, line in zip(items, lines[1:], strict=True):
+        out.append(line)
+        out += [NOTE_INDENT + note for note in notes(item)]
+    return out
+
+
 def listing(
     json_wanted: bool,
     out: TextIO,
@@ -271,15 +381,42 @@ def listing(
     items: list[dict[str, Any]],
     columns: tuple[list[str], Callable[[dict[str, Any]], list[str]]],
     right: set[int] | None = None,
+    notes: Notes | None = None,
 ) -> int:
     """A list command's output: ``{key: items}`` as JSON, or a table of ``columns`` (headers, and the
-    row of one item)."""
+    row of one item), each row followed by its ``notes`` (an error's reason, never cut)."""
     if json_wanted:
         print_json(out, {key: items})
         return EXIT_OK
     headers, row = columns
-    out.write("\n".join(table(headers, [row(item) for item in items], right=right)) + "\n")
+    out.write("\n".join(noted_table(headers, items, row, notes, right)) + "\n")
     return EXIT_OK
+
+
+def one_line(text: Any) -> str:
+    """``text`` on one line (runs of white space as one space), whole."""
+    return " ".join(str(text).split())
+
+
+# The service's answers point at its API; rigcli's user is pointed at the command that does the same.
+_API_TO_CLI = (
+    ("GET /presets", "rigcli presets"),
+    ("GET /scans", "rigcli scan list"),
+    ("GET /sessions", "rigcli sessions"),
+    ("GET /jobs", "rigcli jobs"),
+    ("GET /history", "rigcli history"),
+    ("GET /events", "rigcli events"),
+    ("GET /schedules", "rigcli schedules"),
+    ("GET /status", "rigcli status"),
+)
+
+
+def cli_words(text: str) -> str:
+    """A message of the service as rigcli says it: ``GET /presets lists them`` as ``rigcli presets
+    lists them``."""
+    for api, cli in _API_TO_CLI:
+        text = re.sub(re.escape(api) + r"(?![\w/])", cli, text)
+    return text
 
 
 def problem_lines(body: Any) -> list[str]:
@@ -295,7 +432,9 @@ def problem_lines(body: Any) -> list[str]:
         index, where = p.get("index"), str(p.get("field", "?"))
         if isinstance(index, int) and f"[{index}]" not in where:
             where = f"{where} (item {index})"
-        lines.append(f"  - {where}: {p.get('message', '')}")
+        message = str(p.get("message", ""))
+        message = message.removeprefix(f"{p.get('field')}: ")  # some answers name the field twice
+        lines.append(f"  - {where}: {cli_words(message)}")
     omitted = body.get("details_omitted")
     if isinstance(omitted, int) and omitted:
         lines.append(f"  ... and {omitted} more")

@@ -10,18 +10,20 @@ from typing import Any, TextIO
 
 from rigcli.client import EXIT_JOB_FAILED, EXIT_OK, ApiClient, ServiceUnavailable
 from rigcli.common import (
+    add_cameras_option,
     add_command,
+    camera_names,
     choose_cameras,
     clip,
     iso,
     iso_span,
     listing,
+    one_line,
     path_of,
     poll,
     print_json,
     short_cam,
     show,
-    split,
     submitted,
 )
 
@@ -39,7 +41,7 @@ it is partial or failed, 2 when the service refused the trigger (events disabled
 examples:
   python -m rigcli event
   python -m rigcli event --pre 5 --post 10 --label "gate opened"
-  python -m rigcli event --ago 3 --pre 2 --post 2 --cameras lwir,rgb
+  python -m rigcli event --ago 3 --pre 2 --post 2 --cameras lwir rgb
   python -m rigcli events
   python -m rigcli events ev-20261206-140637-ef4605
 """
@@ -62,9 +64,7 @@ def add_events_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--post", type=float, metavar="S", help="seconds after it (default: events.post_default_s)"
     )
     ev.add_argument("--label", metavar="TEXT", help="a name for the event (searchable in sessions)")
-    ev.add_argument(
-        "--cameras", metavar="LIST", help="comma-separated cameras (default: every camera of the ring)"
-    )
+    add_cameras_option(ev, required=False, default_text="; default: every camera of the ring")
     ev.add_argument("--ago", type=float, metavar="S", help="the trigger was S seconds ago (within the ring)")
     ev.add_argument("--no-follow", action="store_true", help="print the event id and return at once")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress line")
@@ -88,7 +88,7 @@ def build_event(args: argparse.Namespace, client: ApiClient) -> dict[str, Any]:
         if value is not None:
             body[key] = value
     if args.cameras is not None:
-        body["cameras"] = choose_cameras(client, split(args.cameras))[0]
+        body["cameras"] = choose_cameras(client, camera_names(args.cameras))[0]
     if args.ago is not None:
         body["at"] = round(time.time() - args.ago, 3)
     return body
@@ -152,8 +152,7 @@ def event_lines(event: dict[str, Any]) -> list[str]:
     for cam, count in sorted((event.get("frames") or {}).items()):
         lines.append(f"  {short_cam(cam):<16}{count} frames")
     lines += [
-        f"  problem   {p.get('type')}: {clip(str(p.get('message')), 100)}"
-        for p in event.get("problems") or []
+        f"  problem   {p.get('type')}: {one_line(p.get('message'))}" for p in event.get("problems") or []
     ]
     return lines
 

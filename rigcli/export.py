@@ -11,14 +11,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote
 
 import requests
 
-from rigcli.client import EXIT_OK, ApiClient, AuthError, CliError, RequestRejected, ServiceUnavailable
+from rigcli.client import (
+    EXIT_OK,
+    ApiClient,
+    AuthError,
+    CliError,
+    RequestRejected,
+    ServiceUnavailable,
+    unreachable,
+)
 from rigcli.common import add_command
 from rigcli.progress import ByteProgress
 
@@ -59,10 +66,11 @@ def cmd_export(args: argparse.Namespace, client: ApiClient, out: TextIO, err: Te
     size = download(
         client.url, path, args.token, target, client.timeout, args.format, progress=err, verify=client.verify
     )
+    where = target.resolve()  # said in full: a relative name is easily looked for in the wrong folder
     if args.json:
-        out.write(json.dumps({"session_id": args.session, "file": str(target), "bytes": size}) + "\n")
+        out.write(json.dumps({"session_id": args.session, "file": str(where), "bytes": size}) + "\n")
     else:
-        out.write(f"wrote {target} ({size} bytes, {args.format})\n")
+        out.write(f"wrote {where} ({size} bytes, {args.format})\n")
     return EXIT_OK
 
 
@@ -93,7 +101,7 @@ def download(
         os.replace(part, target)
     except requests.RequestException as exc:  # refused, reset, timed out, or cut short
         part.unlink(missing_ok=True)
-        raise ServiceUnavailable(f"downloading {path} from {url} failed: {_reason(exc)}") from exc
+        raise ServiceUnavailable(unreachable(f"downloading {path} from {url} failed", exc)) from exc
     except BaseException:
         part.unlink(missing_ok=True)
         raise
@@ -133,12 +141,6 @@ def _check_complete(part: Path, fmt: str) -> None:
         raise ServiceUnavailable(
             f"the {fmt} file arrived incomplete (the export failed part way); nothing written"
         )
-
-
-def _reason(exc: requests.RequestException) -> str:
-    # requests nests the socket error a few levels deep; its "[Errno 111] Connection refused" says it all.
-    found = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
-    return found.group(0) if found else str(exc)
 
 
 def _refused(resp: requests.Response, path: str) -> CliError:

@@ -8,7 +8,7 @@ import argparse
 from typing import Any, TextIO
 
 from rigcli.client import EXIT_OK, ApiClient
-from rigcli.common import add_command, clip, print_json, table, when
+from rigcli.common import add_command, one_line, print_json, table, when
 
 FLEET_EPILOG = """\
 A node is offline once its last heartbeat is older than three of its intervals (catalog.heartbeat_s).
@@ -84,7 +84,7 @@ def outbox_lines(catalog: dict[str, Any]) -> list[str]:
     error = catalog.get("last_error")
     lines = [line]
     if error:
-        lines.append(f"  last error: {clip(error.get('message', ''), 100)}")
+        lines.append(f"  last error: {one_line(error.get('message', ''))}")
     return lines
 
 

@@ -7,8 +7,21 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from rigcli.client import EXIT_JOB_FAILED, EXIT_OK, ApiClient
-from rigcli.common import deg, follow, parse_zoom, path_of, print_json, table, when, x100
+from rigcli.client import EXIT_JOB_FAILED, EXIT_OK, ApiClient, CliError
+from rigcli.common import (
+    check_within,
+    deg,
+    follow,
+    parse_degrees,
+    parse_zoom,
+    path_of,
+    print_json,
+    table,
+    when,
+    x100,
+    zoom_names,
+    zoom_text,
+)
 from rigcli.named import add_action, add_collection, delete, listed
 from rigcli.progress import JobProgress
 
@@ -39,10 +52,14 @@ def add_presets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     put = add_action(
         actions, common, "set", cmd_presets_set, name, help="store pan, tilt (degrees) and zooms under NAME"
     )
-    put.add_argument("--pan", type=float, required=True, metavar="DEG", help="pan in degrees")
-    put.add_argument("--tilt", type=float, required=True, metavar="DEG", help="tilt in degrees")
+    put.add_argument("--pan", required=True, metavar="DEG", help="pan in degrees (decimals welcome)")
+    put.add_argument("--tilt", required=True, metavar="DEG", help="tilt in degrees (decimals welcome)")
     put.add_argument(
-        "--zoom", action="append", default=[], metavar="CAM=VALUE", help="a camera's zoom; may be repeated"
+        "--zoom",
+        action="append",
+        default=[],
+        metavar="CAM=VALUE",
+        help="a camera's zoom in its configured unit (swir=200: zoom_step); may be repeated",
     )
     add_action(
         actions, common, "save", cmd_presets_save, name, help="store the pose the rig holds now as NAME"
@@ -55,8 +72,8 @@ def add_presets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     go.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
 
-def _row(p: dict[str, Any]) -> list[str]:
-    zoom = ", ".join(f"{str(c).removeprefix('cameradevice_')}={v}" for c, v in (p.get("zoom") or {}).items())
+def _row(p: dict[str, Any], names: dict[str, str]) -> list[str]:
+    zoom = ", ".join(zoom_text(c, v, names) for c, v in (p.get("zoom") or {}).items())
     return [
         str(p.get("name", "")),
         deg(p.get("pan_deg_x100")),
@@ -66,9 +83,15 @@ def _row(p: dict[str, Any]) -> list[str]:
     ]
 
 
-def _print_presets(out: TextIO, presets: list[dict[str, Any]]) -> None:
+def _print_presets(out: TextIO, presets: list[dict[str, Any]], client: ApiClient) -> None:
+    names: dict[str, str] = {}
+    if any(p.get("zoom") for p in presets):  # the zoom's configured name (zoom_step), from GET /cameras
+        try:
+            names = zoom_names(client.get("/cameras")["cameras"])
+        except (CliError, KeyError, TypeError):
+            names = {}
     headers = ["preset", "pan", "tilt", "zoom", "saved"]
-    out.write("\n".join(table(headers, [_row(p) for p in presets], right={1, 2})) + "\n")
+    out.write("\n".join(table(headers, [_row(p, names) for p in presets], right={1, 2})) + "\n")
 
 
 def cmd_presets_list(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
@@ -78,31 +101,39 @@ def cmd_presets_list(args: argparse.Namespace, client: ApiClient, out: TextIO, e
     if not presets:
         out.write("no presets (store one: python -m rigcli presets set NAME --pan DEG --tilt DEG)\n")
         return EXIT_OK
-    _print_presets(out, presets)
+    _print_presets(out, presets, client)
     return EXIT_OK
 
 
-def _stored(args: argparse.Namespace, answer: dict[str, Any], out: TextIO) -> int:
+def _stored(args: argparse.Namespace, answer: dict[str, Any], out: TextIO, client: ApiClient) -> int:
     if args.json:
         print_json(out, answer)
         return EXIT_OK
     out.write(f"preset {answer.get('name')} {answer.get('message', 'stored')}\n")
-    _print_presets(out, [answer])
+    _print_presets(out, [answer], client)
     return EXIT_OK
 
 
 def cmd_presets_set(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    body: dict[str, Any] = {"pan_deg_x100": x100(args.pan), "tilt_deg_x100": x100(args.tilt)}
+    angles = {
+        axis: parse_degrees(getattr(args, axis), f"--{axis} {getattr(args, axis)}")
+        for axis in ("pan", "tilt")
+    }
+    info = client.get("/cameras")
+    for axis, degrees in angles.items():
+        check_within(
+            f"--{axis} {getattr(args, axis)}", degrees, axis, info["pantilt"].get(f"{axis}_range_x100")
+        )
+    body: dict[str, Any] = {"pan_deg_x100": x100(angles["pan"]), "tilt_deg_x100": x100(angles["tilt"])}
     if args.zoom:
-        cameras = client.get("/cameras")["cameras"]
-        zooms = [parse_zoom(cameras, item) for item in args.zoom]
+        zooms = [parse_zoom(info["cameras"], item) for item in args.zoom]
         body["zoom"] = {camera: value for camera, _, value in zooms}
-    return _stored(args, client.put(path_of("presets", args.name), body), out)
+    return _stored(args, client.put(path_of("presets", args.name), body), out, client)
 
 
 def cmd_presets_save(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
     answer = client.post(path_of("presets", args.name), None, params={"from": "current"})
-    return _stored(args, answer, out)
+    return _stored(args, answer, out, client)
 
 
 def cmd_presets_show(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
@@ -110,7 +141,7 @@ def cmd_presets_show(args: argparse.Namespace, client: ApiClient, out: TextIO, e
     if args.json:
         print_json(out, preset)
     else:
-        _print_presets(out, [preset])
+        _print_presets(out, [preset], client)
     return EXIT_OK
 
 

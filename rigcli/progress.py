@@ -112,8 +112,11 @@ class ScanProgress(_RedrawnLine):
     Every change of a pose's status (and of the scan's) is one log line; on a terminal a bar line
     under them is redrawn in place: poses done of the total, and the pose being worked on."""
 
-    def __init__(self, stream: TextIO, enabled: bool = True) -> None:
+    def __init__(
+        self, stream: TextIO, enabled: bool = True, zoom_names: dict[str, str] | None = None
+    ) -> None:
         super().__init__(stream, enabled)
+        self._zoom_names = zoom_names  # camera id -> its zoom value's configured name
         self._seen: dict[int, str] = {}
         self._status: str | None = None
         self._pose_started: dict[int, float] = {}
@@ -146,7 +149,7 @@ class ScanProgress(_RedrawnLine):
             self._seen[index] = state
             if state == "running":
                 self._pose_started[index] = time.monotonic()
-            out.append(f"{self.counter(scan)} {pose_event(pose)}")
+            out.append(f"{self.counter(scan)} {pose_event(pose, self._zoom_names)}")
         if status != self._status and finished:
             out.append(f"{self.counter(scan)} scan {scan.get('scan_id', '')} {status}")
         self._status = status
@@ -158,7 +161,7 @@ class ScanProgress(_RedrawnLine):
         return f"[{progress.get('done', 0)}/{progress.get('total', '?')}]"
 
     def line(self, scan: dict[str, Any]) -> str:
-        """``[1/6] [####--------------------]  pose 1 running: pan 10.00 tilt 0.00 deg (2.3 s)``."""
+        """``[1/6] [####--------------------]  pose 2 running: pan 10.00 tilt 0.00 deg (2.3 s)``."""
         progress = scan.get("progress") or {}
         done, total = progress.get("done", 0), progress.get("total", 0)
         fraction = done / total if isinstance(done, int) and isinstance(total, int) and total > 0 else 0.0
@@ -169,7 +172,7 @@ class ScanProgress(_RedrawnLine):
         if current is not None:
             since = self._pose_started.get(current.get("index", -1))
             elapsed = f" ({time.monotonic() - since:.1f} s)" if since is not None else ""
-            text = f"pose {current.get('index')} running: {target_text(current)}{elapsed}"
+            text = f"pose {pose_number(current)} running: {target_text(current, self._zoom_names)}{elapsed}"
         else:
             text = f"scan {scan.get('status', 'queued')}"
         return f"{self.counter(scan)} [{bar}]  {text}"
@@ -180,10 +183,16 @@ class ScanProgress(_RedrawnLine):
             self._width = 0
 
 
-def pose_event(pose: dict[str, Any]) -> str:
-    """``pose 1 (pan 10.00 tilt 0.00 deg) done: settled in 0.42 s, session 20261130-051500-123``."""
+def pose_number(pose: dict[str, Any]) -> str:
+    """A pose as people count them, from 1 like the progress counter (the API's ``index`` is from 0)."""
+    index = pose.get("index")
+    return str(index + 1) if isinstance(index, int) and not isinstance(index, bool) else "?"
+
+
+def pose_event(pose: dict[str, Any], zoom_names: dict[str, str] | None = None) -> str:
+    """``pose 2 (pan 10.00 tilt 0.00 deg) done: settled in 0.42 s, session 20261130-051500-123``."""
     state = str(pose.get("status") or "pending")
-    head = f"pose {pose.get('index')} ({target_text(pose)}) {state}"
+    head = f"pose {pose_number(pose)} ({target_text(pose, zoom_names)}) {state}"
     if state == "done":
         settle = settle_seconds(pose)
         settled = f"settled in {settle:.2f} s" if settle is not None else "settled"
@@ -196,18 +205,25 @@ def pose_event(pose: dict[str, Any]) -> str:
     return head
 
 
-def target_text(pose: dict[str, Any]) -> str:
-    """``pan 10.00 tilt -5.00 deg zoom rgb_1=4 preset gate``: a pose's target, degrees as given."""
+def target_text(pose: dict[str, Any], zoom_names: dict[str, str] | None = None) -> str:
+    """``pan 10.00 tilt -5.00 deg zoom rgb_1 zoom_value=4 preset gate``: a pose's target, in degrees;
+    a zoom with its configured name (``zoom_names``: camera id -> name, from ``GET /cameras``)."""
     target = pose.get("target") or {}
     text = f"pan {_deg(target.get('pan_deg_x100'))} tilt {_deg(target.get('tilt_deg_x100'))} deg"
     zoom = target.get("zoom") or {}
     if zoom:
-        text += " zoom " + ",".join(
-            f"{str(cam).removeprefix('cameradevice_')}={v}" for cam, v in zoom.items()
-        )
+        text += " zoom " + ", ".join(zoom_text(cam, v, zoom_names) for cam, v in zoom.items())
     if pose.get("preset"):
         text += f" preset {pose['preset']}"
     return text
+
+
+def zoom_text(camera: Any, value: Any, names: dict[str, str] | None = None) -> str:
+    """``swir_1 zoom_step=200``: a zoom with the camera's short name and its configured value name
+    (``names``: camera id -> name, rigcli.common.zoom_names), ``swir_1=200`` without one."""
+    short = str(camera).removeprefix("cameradevice_")
+    name = (names or {}).get(str(camera))
+    return f"{short} {name}={value}" if name else f"{short}={value}"
 
 
 def settle_seconds(pose: dict[str, Any]) -> float | None:

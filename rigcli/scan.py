@@ -13,21 +13,26 @@ from typing import Any, TextIO
 
 from rigcli.client import EXIT_OK, ApiClient, CliError, RequestRejected, ServiceUnavailable
 from rigcli.common import (
+    add_cameras_option,
     add_command,
+    camera_names,
+    check_within,
     choose_cameras,
     clip,
     listing,
+    noted_table,
+    one_line,
     outcome,
+    parse_degrees,
     path_of,
     poll,
     print_json,
-    split,
     submitted,
-    table,
     when,
     x100,
+    zoom_names,
 )
-from rigcli.progress import ScanProgress, settle_seconds, target_text
+from rigcli.progress import ScanProgress, pose_number, settle_seconds, target_text
 
 SCAN_POLL_S = 0.5  # about two answers a second while following a scan
 FINISHED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
@@ -57,32 +62,39 @@ examples:
 
 
 # -- the arguments ---------------------------------------------------------------------------------
-def axis_range(text: str) -> dict[str, int]:
-    """``FROM:TO:STEP`` (or one value) in degrees, as a grid range in hundredths of a degree."""
+def axis_range(option: str, text: str, bounds_x100: Any = None) -> dict[str, int]:
+    """``FROM:TO:STEP`` (or one value) in degrees, as a grid range in hundredths of a degree; FROM and
+    TO within ``bounds_x100`` (``GET /cameras``'s range of the axis) when given."""
+    typed = f"{option} {text}"
     parts = text.split(":")
     if len(parts) == 1:
         parts = [parts[0], parts[0], "0.01"]
     if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r}: write FROM:TO:STEP in degrees (-30:30:15), or one value")
-    try:
-        start, stop, step = (float(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: FROM, TO and STEP must be numbers of degrees") from None
+        raise RequestRejected(f"{typed}: write FROM:TO:STEP in degrees (-30:30:15), or one value")
+    start, stop, step = (parse_degrees(part, typed) for part in parts)
+    for end in (start, stop):
+        check_within(typed, end, option.lstrip("-"), bounds_x100)
     return {"from": x100(start), "to": x100(stop), "step": x100(step)}
 
 
-def pose_arg(text: str) -> dict[str, Any]:
-    """``PAN,TILT`` in degrees, as a pose."""
+def pose_arg(text: str, pantilt: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``PAN,TILT`` in degrees, as a pose; each within the ranges in ``pantilt`` (``GET /cameras``)."""
+    typed = f"--pose {text}"
     parts = text.split(",")
-    try:
-        pan, tilt = (float(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: write PAN,TILT in degrees (45,-10)") from None
+    if len(parts) != 2:
+        raise RequestRejected(f"{typed}: write PAN,TILT in degrees (45,-10)")
+    pan, tilt = (parse_degrees(part, typed) for part in parts)
+    for axis, degrees in (("pan", pan), ("tilt", tilt)):
+        check_within(typed, degrees, axis, (pantilt or {}).get(f"{axis}_range_x100"))
     return {"pan_deg_x100": x100(pan), "tilt_deg_x100": x100(tilt)}
 
 
-def preset_arg(text: str) -> dict[str, Any]:
-    return {"preset": text}
+def _pose_item(text: str) -> tuple[str, str]:
+    return ("pose", text)
+
+
+def _preset_item(text: str) -> tuple[str, str]:
+    return ("preset", text)
 
 
 def _follow_options(parser: argparse.ArgumentParser) -> None:
@@ -105,17 +117,15 @@ def add_scan_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> N
         epilog=SCAN_EPILOG + "\n" + epilog,
     )
     plan = scan.add_argument_group("the poses: a grid, or a list of --pose and --preset")
-    plan.add_argument("--pan", type=axis_range, metavar="FROM:TO:STEP", help="pan range in degrees")
-    plan.add_argument("--tilt", type=axis_range, metavar="FROM:TO:STEP", help="tilt range (the rows)")
+    plan.add_argument("--pan", metavar="FROM:TO:STEP", help="pan range in degrees (decimals welcome)")
+    plan.add_argument("--tilt", metavar="FROM:TO:STEP", help="tilt range in degrees (the rows)")
     plan.add_argument("--order", choices=("serpentine", "rows"), help="grid order (default: serpentine)")
     plan.add_argument(
-        "--pose", dest="poses", action="append", type=pose_arg, metavar="PAN,TILT", help="a pose in degrees"
+        "--pose", dest="poses", action="append", type=_pose_item, metavar="PAN,TILT", help="a pose in degrees"
     )
-    plan.add_argument("--preset", dest="poses", action="append", type=preset_arg, metavar="NAME")
+    plan.add_argument("--preset", dest="poses", action="append", type=_preset_item, metavar="NAME")
     scan.add_argument("--seconds", type=float, metavar="S", help="how long to record at each pose")
-    scan.add_argument(
-        "--cameras", nargs="+", metavar="ID", help="cameras to record; a part of an id is enough (swir rgb)"
-    )
+    add_cameras_option(scan, required=False, default_text="")
     scan.add_argument(
         "--on-failure",
         choices=("abort", "skip"),
@@ -163,9 +173,11 @@ def build_scan(args: argparse.Namespace, client: ApiClient) -> dict[str, Any]:
     if args.seconds is None:
         raise RequestRejected("scan: --seconds S is required (how long to record at each pose)")
     if not args.cameras:
-        raise RequestRejected("scan: --cameras ID [ID ...] is required")
-    plan = _plan(args)
-    cameras, _ = choose_cameras(client, [name for item in args.cameras for name in split(item)])
+        raise RequestRejected("scan: --cameras CAM [CAM ...] is required")
+    _plan_shape(args)
+    _plan(args, {})  # each angle read, and none beyond a full turn, before anything is asked
+    cameras, info = choose_cameras(client, camera_names(args.cameras))
+    plan = _plan(args, info["pantilt"])  # and within the rig's ranges
     body: dict[str, Any] = {
         "cameras": cameras,
         "duration_second": args.seconds,
@@ -178,25 +190,34 @@ def build_scan(args: argparse.Namespace, client: ApiClient) -> dict[str, Any]:
     return body
 
 
-def _plan(args: argparse.Namespace) -> dict[str, Any]:
+def _plan_shape(args: argparse.Namespace) -> None:
+    """A grid or a list of poses, each whole (checked before anything is asked of the service)."""
     grid = args.pan is not None or args.tilt is not None
     if grid and args.poses:
         raise RequestRejected("scan: give a grid (--pan, --tilt) or poses (--pose, --preset), not both")
-    if grid:
-        if args.pan is None or args.tilt is None:
-            raise RequestRejected(
-                "scan: a grid needs --pan and --tilt (one value, e.g. --tilt 0, is one row)"
-            )
-        order = args.order or "serpentine"
-        return {"grid": {"pan_deg_x100": args.pan, "tilt_deg_x100": args.tilt, "order": order}}
-    if not args.poses:
+    if grid and (args.pan is None or args.tilt is None):
+        raise RequestRejected("scan: a grid needs --pan and --tilt (one value, e.g. --tilt 0, is one row)")
+    if not grid and not args.poses:
         raise RequestRejected(
             "scan: say where: a grid (--pan FROM:TO:STEP --tilt FROM:TO:STEP) or poses "
             "(--pose PAN,TILT, --preset NAME)"
         )
-    if args.order is not None:
+    if not grid and args.order is not None:
         raise RequestRejected("scan: --order is for a grid; --pose and --preset run in the order given")
-    return {"poses": args.poses}
+
+
+def _plan(args: argparse.Namespace, pantilt: dict[str, Any]) -> dict[str, Any]:
+    """The grid or the poses in hundredths of a degree, each angle within the rig's ranges."""
+    if args.pan is not None:
+        pan = axis_range("--pan", args.pan, pantilt.get("pan_range_x100"))
+        tilt = axis_range("--tilt", args.tilt, pantilt.get("tilt_range_x100"))
+        order = args.order or "serpentine"
+        return {"grid": {"pan_deg_x100": pan, "tilt_deg_x100": tilt, "order": order}}
+    return {
+        "poses": [
+            pose_arg(text, pantilt) if kind == "pose" else {"preset": text} for kind, text in args.poses
+        ]
+    }
 
 
 def _submitted(
@@ -206,15 +227,31 @@ def _submitted(
     scan_id = answer["scan_id"]
     if not submitted(args.json, not args.no_wait, (out, err), "scan", answer):
         return EXIT_OK
-    progress = ScanProgress(err, enabled=not args.quiet)
+    zooms = _zoom_names_of(client)
+    progress = ScanProgress(err, enabled=not args.quiet, zoom_names=zooms)
     try:
         scan = follow_scan(client, scan_id, progress, args.max_wait)
     except KeyboardInterrupt:
         progress.close()
         return _cancel_on_interrupt(args, client, scan_id, progress, (out, err))
     progress.close()
-    _show(args, scan, out)
-    return outcome("scan", scan, err)
+    _show(args, scan, out, zooms)
+    return outcome("scan", counted_from_1(scan), err)
+
+
+def counted_from_1(scan: dict[str, Any]) -> dict[str, Any]:
+    """The scan with its error naming the poses not done as rigcli counts them, from 1 (the service's
+    message counts from 0, as its ``pose_indices``)."""
+    error = scan.get("error")
+    if not isinstance(error, dict):
+        return scan
+    indices = error.get("pose_indices")
+    if not isinstance(indices, list) or not all(isinstance(i, int) for i in indices):
+        return scan
+    shown = ", ".join(str(i + 1) for i in indices[:20]) + (" ..." if len(indices) > 20 else "")
+    total = len(scan.get("poses") or [])
+    message = f"{len(indices)} of {total} poses not done (pose {shown})"
+    return {**scan, "error": {**error, "message": message}}
 
 
 def _cancel_on_interrupt(
@@ -242,7 +279,7 @@ def _cancel_on_interrupt(
         err.write(f"rigcli: stopped waiting; see: python -m rigcli scan status {scan_id}\n")
         return 130
     progress.close()
-    _show(args, scan, out)
+    _show(args, scan, out, _zoom_names_of(client, scan))
     err.write(f"rigcli: scan {scan.get('status')}; run the rest: python -m rigcli scan resume {scan_id}\n")
     return 130
 
@@ -270,15 +307,16 @@ def follow_scan(
         time.sleep(SCAN_POLL_S)
 
 
-def _show(args: argparse.Namespace, scan: dict[str, Any], out: TextIO) -> None:
+def _show(args: argparse.Namespace, scan: dict[str, Any], out: TextIO, zooms: dict[str, str]) -> None:
     if args.json:
         print_json(out, scan)
     else:
-        out.write(summary(scan))
+        out.write(summary(scan, zooms))
 
 
-def summary(scan: dict[str, Any]) -> str:
-    """The scan's table: each pose's index, target, status, tries, session and settle time."""
+def summary(scan: dict[str, Any], zooms: dict[str, str] | None = None) -> str:
+    """The scan's table: each pose (counted from 1), its target, status, tries, session and settle
+    time; a failed pose's reason, whole, under its row. ``zooms``: the zoom names (zoom_names)."""
     progress = scan.get("progress") or {}
     lines = [f"scan      {scan.get('scan_id')}  {scan.get('status')}"]
     if scan.get("label"):
@@ -287,30 +325,46 @@ def summary(scan: dict[str, Any]) -> str:
     if isinstance(started, int | float) and isinstance(finished, int | float):
         lines.append(f"took      {finished - started:.1f} s")
     lines.append(f"poses     {progress.get('done', 0)} of {progress.get('total', '?')} done")
-    rows = []
-    for pose in scan.get("poses") or []:
+
+    def row(pose: dict[str, Any]) -> list[str]:
         settle = settle_seconds(pose)
-        rows.append(
-            [
-                str(pose.get("index")),
-                target_text(pose),
-                str(pose.get("status")),
-                str(pose.get("attempts", "")),
-                pose.get("session_id") or "-",
-                f"{settle:.2f} s" if settle is not None else "-",
-            ]
-        )
-    lines += table(["pose", "target", "status", "tries", "session", "settle"], rows, right={0, 3, 5})
-    for pose in scan.get("poses") or []:
-        if pose.get("status") == "failed":
-            message = (pose.get("error") or {}).get("message", "no reason given")
-            lines.append(f"pose {pose.get('index')}: {clip(message, 100)}")
+        return [
+            pose_number(pose),
+            target_text(pose, zooms),
+            str(pose.get("status")),
+            str(pose.get("attempts", "")),
+            pose.get("session_id") or "-",
+            f"{settle:.2f} s" if settle is not None else "-",
+        ]
+
+    headers = ["pose", "target", "status", "tries", "session", "settle"]
+    poses = [p for p in scan.get("poses") or [] if isinstance(p, dict)]
+    lines += noted_table(headers, poses, row, notes=_pose_error, right={0, 3, 5})
     return "\n".join(lines) + "\n"
+
+
+def _pose_error(pose: dict[str, Any]) -> list[str]:
+    if pose.get("status") != "failed":
+        return []
+    return [f"error: {one_line((pose.get('error') or {}).get('message', 'no reason given'))}"]
+
+
+def _zoom_names_of(client: ApiClient, scan: dict[str, Any] | None = None) -> dict[str, str]:
+    """The zoom names to show a scan's targets with: ``GET /cameras``, asked only when a pose (of
+    ``scan``, when given) has a zoom."""
+    poses = (scan or {}).get("poses") or []
+    if scan is not None and not any(((p.get("target") or {}).get("zoom")) for p in poses):
+        return {}
+    try:
+        return zoom_names(client.get("/cameras")["cameras"])
+    except (CliError, KeyError, TypeError):
+        return {}  # names are a nicety: the values are shown without them
 
 
 # -- scan status, list, cancel ---------------------------------------------------------------------
 def cmd_scan_status(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    _show(args, client.get(path_of("scans", args.scan_id)), out)
+    scan = client.get(path_of("scans", args.scan_id))
+    _show(args, scan, out, {} if args.json else _zoom_names_of(client, scan))
     return EXIT_OK
 
 

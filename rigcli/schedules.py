@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rigcli.client import EXIT_OK, ApiClient, RequestRejected
-from rigcli.common import ago, clip, path_of, print_json, table
+from rigcli.common import ago, clip, one_line, path_of, print_json, table
 from rigcli.named import add_action, add_collection, delete, listed
 
 SCHEDULES_EPILOG = """\
@@ -138,7 +138,7 @@ def cmd_schedules_show(args: argparse.Namespace, client: ApiClient, out: TextIO,
         f"last run  {_last_run(last)}",
     ]
     if isinstance(last, dict) and isinstance(last.get("error"), dict):
-        lines.append(f"          {clip(last['error'].get('message', ''), 100)}")
+        lines.append(f"          {one_line(last['error'].get('message', ''))}")
     lines.append(
         f"runs      {s.get('runs', 0)} queued, {s.get('skipped', 0)} skipped (the previous one unfinished)"
     )

@@ -15,7 +15,7 @@ import argparse
 from typing import Any, TextIO
 
 from rigcli.client import ApiClient, CliError
-from rigcli.common import add_command, clip, deg, iso, iso_span, path_of, show, table
+from rigcli.common import add_command, clip, deg, iso, iso_span, one_line, path_of, show, table
 
 CAMERA_HEADERS = ["camera", "frames", "rejected", "time source", "delay med / p99 / max", "clock"]
 
@@ -83,7 +83,7 @@ def session_lines(m: dict[str, Any]) -> list[str]:
     for p in m.get("problems") or []:
         if isinstance(p, dict):
             where = f" ({p['camera_id']})" if p.get("camera_id") else ""
-            lines.append(f"problem   {p.get('type')}{where}: {clip(str(p.get('message', '')), 90)}")
+            lines.append(f"problem   {p.get('type')}{where}: {one_line(p.get('message', ''))}")
     return lines + camera_table(m)
 
 

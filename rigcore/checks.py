@@ -2,7 +2,10 @@
 
 The batch validator (service/batches/validation.py) and the scan validator (service/scans/spec.py)
 both check a target against the limits of the positioning command that drives it, and both repeat a client's
-values in their messages the same bounded way; the rules live here, below both.
+values in their messages the same bounded way; the rules live here, below both. An angle in
+hundredths of a degree is refused in words that name the unit and the value meant
+(:func:`target_problem`); a command id a typo away from a configured one is found by
+:func:`near_misses`.
 
 Bounds on what any answer or record repeats (docs/operations/security.md): :func:`bounded_error` is the
 one place an error answer is cut to size (api/errors.py ``error_body`` builds every error answer with
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rigcore.config import PositioningCommand
@@ -132,12 +135,92 @@ def fmt_bound(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+# A state field (and so the argument of the command driving it: a settle compares the two) whose
+# name ends so holds whole hundredths of a degree (docs/protocol.md §2: pan_deg_x100, tilt_deg_x100).
+DEG_X100_SUFFIX = "_deg_x100"
+HUNDREDTHS = "hundredths of a degree"
+
+
+def in_hundredths(spec: PositioningCommand) -> bool:
+    """Whether the positioning command ``spec`` takes hundredths of a degree (by its field's name)."""
+    return spec.field.rsplit(".", 1)[-1].endswith(DEG_X100_SUFFIX)
+
+
+def degrees_text(x100: float) -> str:
+    """Hundredths of a degree as a person reads them: ``4500`` as ``45°``, ``-1250`` as ``-12.5°``."""
+    return f"{x100 / 100:.2f}".rstrip("0").rstrip(".") + "°"
+
+
 def target_problem(value: Any, spec: PositioningCommand) -> str | None:
-    """Why ``value`` cannot be the target of the positioning command ``spec``, or None."""
+    """Why ``value`` cannot be the target of the positioning command ``spec``, or None. For an angle
+    in hundredths of a degree the message says so and gives the value that was likely meant."""
+    angle = in_hundredths(spec)
     if spec.integer and not (isinstance(value, int) and not isinstance(value, bool)):
-        return f"must be an integer, got {json_type(value)}"
+        if angle and is_number(value):
+            return _not_whole_hundredths(value, spec)
+        unit = f" ({HUNDREDTHS}, e.g. 4500 for 45°)" if angle else ""
+        return f"must be an integer{unit}, got {json_type(value)}"
     if not is_number(value):
         return f"must be a number, got {json_type(value)}"
-    if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
-        return f"{echo(value)} is out of range [{fmt_bound(spec.min)}, {fmt_bound(spec.max)}]"
+    if not _within(value, spec):
+        bounds = f"{echo(value)} is out of range [{fmt_bound(spec.min)}, {fmt_bound(spec.max)}]"
+        if not angle:
+            return bounds
+        unit = f"{spec.arg} takes {HUNDREDTHS}{_degree_span(spec)}"
+        return f"{bounds}: {unit}, so {echo(value)} is {degrees_text(value)}"
     return None
+
+
+def _within(value: float, spec: PositioningCommand) -> bool:
+    return (spec.min is None or value >= spec.min) and (spec.max is None or value <= spec.max)
+
+
+def _degree_span(spec: PositioningCommand) -> str:
+    if spec.min is None or spec.max is None:
+        return ""
+    return f" ({degrees_text(spec.min)} to {degrees_text(spec.max)})"
+
+
+def _not_whole_hundredths(value: float, spec: PositioningCommand) -> str:
+    """``45.5`` (degrees, likely: a full turn at most) or ``4500.0`` (a whole number written with a
+    decimal point) for an angle the rig takes in whole hundredths of a degree."""
+    if abs(value) <= 360:
+        meant = round(value * 100)
+        message = f"{echo(value)} looks like degrees: {spec.arg} takes {HUNDREDTHS}, e.g. {meant}"
+        if not _within(meant, spec):
+            message += f", but {degrees_text(meant)} is out of range{_degree_span(spec)}"
+        return message
+    whole = round(value)
+    return (
+        f"{echo(value)} is not an integer: {spec.arg} takes whole {HUNDREDTHS}, "
+        f"e.g. {whole} for {degrees_text(whole)}"
+    )
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of ``a`` and ``b`` (insertions, deletions, substitutions), or ``limit + 1``
+    when it is more than ``limit``: strings whose lengths differ by more are not compared at all,
+    so the work stays small whatever a client sends."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return min(previous[-1], limit + 1)
+
+
+def near_misses(word: str, known: Iterable[str], limit: int = 2) -> list[str]:
+    """The entries of ``known`` that ``word`` is a typo of: not equal, but within ``limit`` edits
+    (letter case ignored), closest first."""
+    lowered = word.lower()
+    found = [
+        (distance, name)
+        for name in known
+        if name != word and (distance := edit_distance(lowered, name.lower(), limit)) <= limit
+    ]
+    return [name for _, name in sorted(found)]

@@ -253,6 +253,9 @@ class RecordingConfig(_Model):
     command_id: str = "start_recording_command"
     # Threads that encode and write frames while the recording runs (0 = one per core).
     writer_threads: int = Field(0, ge=0)
+    # Threads at nice 10 that help the writers (nice 19) while a frame has waited a second for its
+    # encode (sessions.writer_threads); 0 = none.
+    catchup_threads: int = Field(1, ge=0)
     # Received frames held in memory waiting for their write; beyond this they are spilled to
     # images_data/spill/ and encoded from there (null = no cap). Nothing is ever dropped.
     memory_cap_mb: float | None = Field(None, gt=0)
@@ -453,7 +456,7 @@ def redact_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     if sep and "@" in netloc:
-        url = f"{scheme}://{REDACTED}@{netloc.rpartition('@')[2]}{rest[len(netloc):]}"
+        url = f"{scheme}://{REDACTED}@{netloc.rpartition('@')[2]}{rest[len(netloc) :]}"
     return _SECRET_QUERY.sub(rf"\g<1>{REDACTED}", url)
 
 

@@ -57,6 +57,7 @@ LIMITS: Mapping[str, float] = {
     "capture_time.late_wait_s": 120,
     "recording.max_duration_s": 86_400,
     "recording.writer_threads": 64,
+    "recording.catchup_threads": 8,
     "recording.memory_cap_mb": 1_048_576,
     "recording.warm_buffer_s": 60,
     "storage.min_free_mb": 1e9,

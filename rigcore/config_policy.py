@@ -346,8 +346,9 @@ def change_report(old: Config, new: Config) -> dict[str, list[str]]:
         storage_changed = {k for k in new_data["storage"] if new_data["storage"][k] != old_storage.get(k)}
         restart += [f"storage.{k}" for k in sorted(storage_changed) if k not in STORAGE_LIVE_KEYS]
     # The writer threads are made once, at start.
-    if new_data["recording"]["writer_threads"] != old_data["recording"]["writer_threads"]:
-        restart.append("recording.writer_threads")
+    for key in ("writer_threads", "catchup_threads"):
+        if new_data["recording"].get(key) != old_data["recording"].get(key):
+            restart.append(f"recording.{key}")
     # cameras.<id>.display is read by each preview, thumbnail and live view: no restart for it alone.
     if "cameras" in restart and _without_display(old_data["cameras"]) == _without_display(
         new_data["cameras"]

@@ -16,12 +16,11 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
 from camera.frames import Frame
-from camera.pool import FramePool, lower_thread_priority
+from camera.pool import FramePool
 from camera.router import FrameRouter
 from camera.stream import StreamClient
 from mqtt_control.commands import CommandTransport, HttpTransport, MqttTransport
@@ -53,7 +52,8 @@ from sessions.catalog import Catalog
 from sessions.frame_sets import write_session_frame_sets
 from sessions.manifest import SessionManifest
 from sessions.recovery import recover_sessions
-from sessions.report import write_session_report
+from sessions.report import session_report_hook, zoom_fields_of
+from sessions.writer_threads import WRITER_NICE, WriterThreads
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,9 @@ log = logging.getLogger(__name__)
 # reader that falls behind makes the rig skip frames, lost for good. Not SCHED_IDLE: a writer thread
 # holds the GIL between its C calls, and a SCHED_IDLE thread preempted while holding it gets no CPU
 # until a core is idle, so the reader waits on the GIL meanwhile. With the warm pool, W2 measured
-# 97.7 % / 96.3 % at SCHED_IDLE and 99.7-100 % at nice 19, with a shorter save.
-WRITER_NICE = 19
+# 97.7 % / 96.3 % at SCHED_IDLE and 99.7-100 % at nice 19, with a shorter save. While frames pile up
+# (the oldest waited a second), recording.catchup_threads more threads at nice 10 help
+# (sessions.writer_threads): a thread's nice cannot be lowered again once raised without privileges.
 
 
 class Runner(Protocol):
@@ -100,12 +101,7 @@ class CaptureService:
     # -- construction, in order (nothing here touches the rig, the broker or the loop) ---------------
     def _init_writers(self, config: Config) -> None:
         workers = config.recording.writer_threads or (os.cpu_count() or 2)
-        self.executor = ThreadPoolExecutor(
-            max_workers=workers,
-            thread_name_prefix="writer",
-            initializer=lower_thread_priority,
-            initargs=(WRITER_NICE,),
-        )
+        self.executor = WriterThreads(workers, config.recording.catchup_threads, nice=WRITER_NICE)
         self.pool = FramePool(
             max_bytes=pool_max_bytes(config.recording.memory_cap_mb),
             warm_s=config.recording.warm_buffer_s,
@@ -146,7 +142,7 @@ class CaptureService:
         # derived from the folder first, then the catalog (its row counts the folder's bytes), then the
         # upload, which must see the folder complete.
         self.aftercare.on_session("frame_sets", write_session_frame_sets)
-        self.aftercare.on_session("report", write_session_report)
+        self.aftercare.on_session("report", session_report_hook(lambda: zoom_fields_of(self.config)))
         self.aftercare.on_session("catalog", self.catalog.add_session)
         self.aftercare.on_scan("catalog", self.catalog.add_scan)
         self.aftercare.on_session("upload", self.uploads.session_saved)

@@ -1,18 +1,27 @@
 """The configuration in force, and ``PUT /config``: merge, check (rigcore.config_policy), save to
-config.json atomically, then put the new configuration in force from the next job."""
+config.json atomically, then put the new configuration in force from the next job.
+
+config.json's mode: 0600 when it holds a secret (``api.token``, ``mqtt.password``, the object store's
+keys, a password in a URL: whatever GET /config shows as ``***``), else the mode it had (a new file:
+the umask's). Each change is logged: the keys changed, those that need a restart.
+"""
 
 from __future__ import annotations
 
+import logging
+import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rigcore.atomic import write_json_atomic
+from rigcore.atomic import PRIVATE, write_json_atomic
 from rigcore.config import Config, ResolvedPaths
 from rigcore.config_policy import Place, change_report, plan_change, read_file_only, with_file_only
 from rigcore.rig import RigLayout
+
+log = logging.getLogger("rigcapture.config")
 
 
 @dataclass(frozen=True)
@@ -69,9 +78,34 @@ class ConfigReloader:
             new = plan_change(self.config, patch, place)
             file_only = read_file_only(self.config_path)
             report = change_report(self.config, new)
-            write_json_atomic(self.config_path, with_file_only(new.to_json(), file_only))
+            mode = config_file_mode(new, self.config_path)
+            write_json_atomic(self.config_path, with_file_only(new.to_json(), file_only), mode=mode)
             in_force = InForce(new, RigLayout.from_config(new))
             self._in_force = in_force  # one reference: readers never see a new config with an old layout
             for listener in self._listeners:
                 listener(in_force)
+        changed, restart = report["changed"], report["restart_required"]
+        log.info(
+            "config saved to %s: %s%s",
+            self.config_path,
+            f"{', '.join(changed)} changed" if changed else "nothing changed",
+            f"; a restart is needed for {', '.join(restart)}" if restart else "",
+            extra={"event": "config_changed", "changed": changed, "restart_required": restart},
+        )
         return report
+
+
+def holds_secret(config: Config) -> bool:
+    """The configuration holds a token, a password or a key (GET /config would show ``***``)."""
+    return config.to_json(redact=True) != config.to_json()
+
+
+def config_file_mode(config: Config, path: Path) -> int | None:
+    """The mode config.json is written with: 0600 when it holds a secret, else the mode it has now
+    (None: a new file gets the umask's)."""
+    if holds_secret(config):
+        return PRIVATE
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None

@@ -35,9 +35,9 @@ from rigcore.memory import MIB
 
 # Bytes written per byte received, by image_format, for raw pixel formats (mono8/16, rgb8, bgr8).
 # PNG of sensor data measured 0.55-0.7 of raw on the simulated rig's noisy frames; taken at the top.
-# "fast" is tiff-zstd today (Zstandard after the predictor: about PNG's size); counted higher, as a
-# name that may come to mean a faster, larger format.
-FORMAT_RATIO: dict[str, float] = {"png": 0.7, "png-small": 0.65, "tiff": 1.0, "tiff-zstd": 0.8, "fast": 0.9}
+# "fast" is tiff-zstd while the writer keeps up, and moves to partly or wholly uncompressed TIFF while
+# frames wait (sessions/encode_ladder.py): counted at its worst, raw size.
+FORMAT_RATIO: dict[str, float] = {"png": 0.7, "png-small": 0.65, "tiff": 1.0, "tiff-zstd": 0.8, "fast": 1.0}
 # A format not in the table (a new one): conservatively more than raw.
 UNKNOWN_FORMAT_RATIO = 1.1
 # A camera's own JPEG/PNG ("encoded") is written as received.

@@ -4,9 +4,11 @@ spliced into the SQL). See :mod:`sessions.catalog`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -129,10 +131,15 @@ MAX_TEXT = 200  # characters of camera, scan_id and q
 _X100_LIMIT = 10**9
 
 
-def query_from_params(params: Mapping[str, str]) -> SessionQuery:
+def query_from_params(
+    params: Mapping[str, str], cameras: Collection[str] = (), now: float | None = None
+) -> SessionQuery:
     """The filters in ``GET /sessions``'s query string; FilterError names the first bad one. An empty
-    value is no filter."""
+    value is no filter. ``cameras``: the configured camera ids, which a short ``camera`` (``swir``,
+    a part of one id) stands for; ``now``: what a relative ``since``/``until`` counts back from."""
     values = {k: params[k].strip() for k in FILTER_PARAMS if params.get(k, "").strip()}
+    if "camera" in values:
+        values["camera"] = camera_meant(values["camera"], cameras)
     for name in ("camera", "scan_id", "q"):
         if name in values and len(values[name]) > MAX_TEXT:
             raise FilterError(name, f"{len(values[name])} characters; at most {MAX_TEXT}")
@@ -145,7 +152,7 @@ def query_from_params(params: Mapping[str, str]) -> SessionQuery:
     node = values.get("node")
     if node is not None and node != ALL_NODES and not NODE_ID.fullmatch(node):
         raise FilterError("node", f"{node!r} is not {ALL_NODES!r} or a node id (letters, digits, _ . -)")
-    times = {name: _epoch(name, values.get(name)) for name in ("since", "until")}
+    times = {name: _epoch(name, values.get(name), now) for name in ("since", "until")}
     ints = {
         name: _x100_param(name, values.get(name)) for name in ("pan_min", "pan_max", "tilt_min", "tilt_max")
     }
@@ -169,14 +176,55 @@ def query_from_params(params: Mapping[str, str]) -> SessionQuery:
     )
 
 
-_EPOCH = "a time in seconds since the epoch"
+def camera_meant(name: str, cameras: Collection[str]) -> str:
+    """The camera id ``name`` stands for: itself when it is one (or no camera is known), else the one
+    configured id that holds it (``swir`` for ``cameradevice_swir_1``, case ignored). A name that
+    holds no id is kept (a camera since removed from the configuration still has its sessions); one
+    that several hold is a FilterError naming them."""
+    if name in cameras or not cameras:
+        return name
+    matches = sorted(c for c in cameras if name.lower() in c.lower())
+    if len(matches) > 1:
+        raise FilterError("camera", f"{name!r} matches several cameras ({', '.join(matches)}); say which")
+    return matches[0] if matches else name
 
 
-def _epoch(name: str, value: str | None) -> float | None:
-    number = _parsed(name, value, float, _EPOCH)
-    if number is not None and (not math.isfinite(number) or number < 0):
-        raise FilterError(name, f"{value!r} is not {_EPOCH}")
-    return number
+_TIME = (
+    "a time: ISO 8601 (2026-12-06, 2026-12-06T14:30, with a zone or in the service's local time), "
+    "an age (30m, 2h, 3d, 1w) or seconds since the epoch"
+)
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_AGE_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_time(text: str, now: float | None = None) -> float | None:
+    """``text`` as epoch seconds, or None when it is no time: epoch seconds (``1765000000``), an ISO
+    8601 date or date and time (without a zone: this machine's local time), or an age back from
+    ``now`` (``30m``, ``2h``, ``3d``, ``1w``)."""
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        return number if math.isfinite(number) and number >= 0 else None
+    age = _AGE.fullmatch(text.strip())
+    if age is not None:
+        back = float(age[1]) * _AGE_UNIT_S[age[2].lower()]
+        return (time.time() if now is None else now) - back
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return moment.astimezone().timestamp() if moment.tzinfo is None else moment.timestamp()
+
+
+def _epoch(name: str, value: str | None, now: float | None = None) -> float | None:
+    if value is None:
+        return None
+    found = parse_time(value, now)
+    if found is None:
+        raise FilterError(name, f"{value!r} is not {_TIME}")
+    return found
 
 
 def _x100_param(name: str, value: str | None) -> int | None:
@@ -196,4 +244,13 @@ def _parsed(name: str, value: str | None, parse: Callable[[str], _N], what: str)
         raise FilterError(name, f"{value!r} is not {what}") from None
 
 
-__all__ = ["ALL_NODES", "FILTER_PARAMS", "STATUSES", "FilterError", "SessionQuery", "query_from_params"]
+__all__ = [
+    "ALL_NODES",
+    "FILTER_PARAMS",
+    "STATUSES",
+    "FilterError",
+    "SessionQuery",
+    "camera_meant",
+    "parse_time",
+    "query_from_params",
+]

@@ -100,6 +100,10 @@ class CameraRecord(_Doc):
     # (camera.capture_clock): {"status": "ok" | "failed" | "no_stamps", "reasons": [...]}.
     time_sources: dict[str, int] = Field(default_factory=dict)
     clock: dict[str, Any] | None = None
+    # Raw frames saved per setting they were written at (sessions.encode_ladder: "zstd1+pred",
+    # "zstd1+pred/2", "zstd1+pred/4", "none"; a format that does not adapt counts under its own name);
+    # empty in sessions saved before it existed and for cameras that send JPEG/PNG.
+    encodings: dict[str, int] = Field(default_factory=dict)
 
 
 class CaptureInfo(_Doc):

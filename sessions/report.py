@@ -24,6 +24,10 @@ What it shows:
 * range-finder distance against time (state samples; else the distance kept with each frame);
 * frame counts, rejected frames and their reasons, unreadable messages, write errors, problems.
 
+Tables show degrees (the hundredths in each cell's tooltip) and a zoom with the name of its field
+(``zoom_fields``: the configuration's ``cameras.<id>.zoom_field``, else the field the settle proof
+names).
+
 Numbers are computed here (numpy); the page's script only draws. Cost: see ``bench/report_bench.py``.
 """
 
@@ -33,7 +37,7 @@ import html
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from rigcore.atomic import write_bytes_atomic
-from rigcore.config import redact_url
+from rigcore.config import Config, redact_url
 from rigcore.state import is_number
 from sessions.manifest import MANIFEST_NAME, CameraRecord, FrameRecord, SessionManifest, read_manifest
 from sessions.report_html import capture_html, header_html, settle_html, tables_html
@@ -60,25 +64,30 @@ Json = dict[str, Any]
 
 
 # -- files -----------------------------------------------------------------------------------------
-def write_report(folder: Path, manifest: SessionManifest | None = None) -> Path:
+ZoomFields = Mapping[str, str]  # camera id -> its zoom's state field (cameras.<id>.zoom_field)
+
+
+def write_report(
+    folder: Path, manifest: SessionManifest | None = None, zoom_fields: ZoomFields | None = None
+) -> Path:
     """Build the report of the session in ``folder`` and write ``report.html`` there atomically.
     ``manifest``: the session's manifest when the caller has it (else read from the folder)."""
     if manifest is None:
         manifest = read_manifest(folder)
     path = folder / REPORT_NAME
-    page = build_report(manifest, read_state_log(folder, manifest.model_extra))
+    page = build_report(manifest, read_state_log(folder, manifest.model_extra), zoom_fields)
     write_bytes_atomic(path, [page.encode("utf-8")])
     return path
 
 
-def refresh_report(folder: Path) -> bytes | None:
+def refresh_report(folder: Path, zoom_fields: ZoomFields | None = None) -> bytes | None:
     """None when ``report.html`` is current (serve the file); else the page, built now and written to
     the folder for the next time (a folder that cannot be written still gets its page). ManifestError
     when ``session.json`` cannot be read."""
     if report_is_current(folder):
         return None
     manifest = read_manifest(folder)
-    page = build_report(manifest, read_state_log(folder, manifest.model_extra)).encode("utf-8")
+    page = build_report(manifest, read_state_log(folder, manifest.model_extra), zoom_fields).encode("utf-8")
     try:
         write_bytes_atomic(folder / REPORT_NAME, [page])
     except OSError as exc:
@@ -102,10 +111,27 @@ def write_session_report(manifest: SessionManifest, folder: Path) -> None:
     write_report(folder, manifest)
 
 
+def zoom_fields_of(config: Config) -> dict[str, str]:
+    """Each camera's zoom field in ``config`` (cameras without a zoom left out)."""
+    return {cam: c.zoom_field for cam, c in config.cameras.items() if c.zoom_field}
+
+
+def session_report_hook(zoom_fields: Callable[[], ZoomFields]) -> Callable[[SessionManifest, Path], None]:
+    """The aftercare hook with the zoom fields of the configuration in force (read at each session)."""
+
+    def hook(manifest: SessionManifest, folder: Path) -> None:
+        write_report(folder, manifest, zoom_fields())
+
+    return hook
+
+
 # -- the page --------------------------------------------------------------------------------------
-def build_report(manifest: SessionManifest, states: Sequence[StateRecord] = ()) -> str:
+def build_report(
+    manifest: SessionManifest, states: Sequence[StateRecord] = (), zoom_fields: ZoomFields | None = None
+) -> str:
     """The report page of ``manifest`` as one HTML string; ``states``: the session's state samples
-    (``read_state_log(folder, manifest.model_extra)``; none: pan, tilt and distance from the frames)."""
+    (``read_state_log(folder, manifest.model_extra)``; none: pan, tilt and distance from the frames);
+    ``zoom_fields``: each camera's zoom field, whose name says the zoom's unit."""
     data = report_data(manifest, states)
     title = f"Session {manifest.session_id}"
     # "<" escaped: the JSON cannot end the script element whatever a message in it says.
@@ -117,7 +143,7 @@ def build_report(manifest: SessionManifest, states: Sequence[StateRecord] = ()) 
         uplot_js=_asset("vendor/uplot/uPlot.iife.min.js"),
         report_js=_asset("report.js"),
         data=payload,
-        header=header_html(manifest),
+        header=header_html(manifest, {**_settled_zoom_fields(manifest), **(zoom_fields or {})}),
         tables=tables_html(manifest, data),
         settle=settle_html(data["settle"]),
         capture=capture_html(manifest, data["capture"]),
@@ -211,7 +237,6 @@ def _rel(t: Any, t0: float) -> float | None:
     return round(float(t) - t0, _DIGITS) if is_number(t) else None
 
 
-
 def _num(v: Any) -> float | None:
     """``v`` as a float when it is a finite number (not a bool), else None."""
     return float(v) if is_number(v) else None
@@ -276,6 +301,19 @@ def _targets(manifest: SessionManifest) -> Json:
             if axis is not None and is_number(target):
                 out[axis] = _deg(target)
     return out
+
+
+def _settled_zoom_fields(manifest: SessionManifest) -> dict[str, str]:
+    """The zoom field of each camera the settle proof names (its values are keyed by the field)."""
+    zooms = (manifest.pose_at_start or {}).get("zooms")
+    cameras = set(manifest.cameras) | (set(zooms) if isinstance(zooms, dict) else set())
+    return {
+        dev: key
+        for dev, proof in _settle_devices(manifest).items()
+        if dev in cameras
+        for key in (proof.get("values") or {})
+        if not str(key).endswith("_deg_x100")
+    }
 
 
 def _settle_devices(manifest: SessionManifest) -> dict[str, Json]:
@@ -511,6 +549,8 @@ __all__ = [
     "refresh_report",
     "report_data",
     "report_is_current",
+    "session_report_hook",
     "write_report",
     "write_session_report",
+    "zoom_fields_of",
 ]

@@ -1,8 +1,9 @@
 """The static HTML parts of the session report (sessions.report): the header, the settle trace and its
 table, the capture-time section and the tables. Everything from the session is escaped here.
 
-What people read: degrees (not the rig's hundredths), cameras by their short names
-(``cameradevice_lwir_1`` → ``lwir_1``), times as local ISO 8601 with the offset.
+What people read: degrees (not the rig's hundredths, which stay in each cell's tooltip), cameras by
+their short names (``cameradevice_lwir_1`` → ``lwir_1``), a zoom with the name of its configured field
+(``swir_1 3 (zoom_step)``), poses counted from 1, times as local ISO 8601 with the offset.
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ def short(device_id: Any) -> str:
 def _e(value: Any) -> str:
     return html.escape("—" if value is None else str(value))
 
+
+def _td(text: Any, raw: str = "") -> str:
+    """A table cell; ``raw``: the values as the session keeps them (hundredths, field paths), shown
+    as its tooltip."""
+    title = f' title="{html.escape(raw)}"' if raw else ""
+    return f"<td{title}>{_e(text)}</td>"
+
+
+def raw_text(values: Mapping[str, Any]) -> str:
+    """``pan_deg_x100 4500, tilt_deg_x100 -1000``: the values as the session keeps them."""
+    return ", ".join(f"{key} {value}" for key, value in values.items())
+
+
+def field_name(path: Any) -> str:
+    """The last part of a dotted state field (``zoom_lens_state.zoom_step`` → ``zoom_step``)."""
+    return str(path).rsplit(".", 1)[-1]
 
 
 def local_iso(t: Any) -> str:
@@ -65,14 +82,15 @@ def _values_text(values: Mapping[str, Any], signed: bool = False) -> str:
                 else f"{key.removesuffix(_X100_SUFFIX)} {number:.2f}°"
             )
         elif signed and is_number(value):
-            parts.append(f"{key} {value:+g}")
+            parts.append(f"{field_name(key)} {value:+g}")
         else:
-            parts.append(f"{key} {value}")
+            parts.append(f"{field_name(key)} {value}")
     return ", ".join(parts)
 
 
-def pose_text(pose: Mapping[str, Any]) -> str:
-    """The pose at the start as people read it: ``pan 45.00°, tilt -10.00°, 70.5 m, zoom lwir_1 4``."""
+def pose_text(pose: Mapping[str, Any], zoom_fields: Mapping[str, str] | None = None) -> str:
+    """The pose at the start as people read it: ``pan 45.00°, tilt -10.00°, 70.5 m, zoom swir_1 4
+    (zoom_step)``; ``zoom_fields``: each camera's zoom field (its name says the zoom's unit)."""
     parts = []
     if "pan_deg_x100" in pose or "tilt_deg_x100" in pose:
         parts.append(f"pan {_degrees(pose.get('pan_deg_x100'))}, tilt {_degrees(pose.get('tilt_deg_x100'))}")
@@ -82,28 +100,34 @@ def pose_text(pose: Mapping[str, Any]) -> str:
         parts.append(f"{float(distance):g} m" if valid else "no range reading")
     zooms = pose.get("zooms")
     if isinstance(zooms, dict) and zooms:
-        parts.append(
-            "zoom " + ", ".join(f"{short(cam)} {'—' if z is None else z}" for cam, z in zooms.items())
-        )
+        parts.append("zoom " + ", ".join(_zoom(cam, z, zoom_fields or {}) for cam, z in zooms.items()))
     known = {"pan_deg_x100", "tilt_deg_x100", "distance_m", "zooms"}
     parts += [f"{key} {value}" for key, value in pose.items() if key not in known]
     return ", ".join(parts)
 
 
+def _zoom(camera_id: str, value: Any, zoom_fields: Mapping[str, str]) -> str:
+    unit = f" ({field_name(zoom_fields[camera_id])})" if camera_id in zoom_fields else ""
+    return f"{short(camera_id)} {'—' if value is None else value}{unit}"
+
+
 # -- header ----------------------------------------------------------------------------------------
-def header_html(m: SessionManifest) -> str:
-    rows = [
-        ("status", m.status.value),
-        ("job", m.job_id),
-        ("settled at", local_iso(m.settled_at)),
-        ("recording", local_span(m.record_started_at, m.record_ended_at)),
-        ("duration", f"{m.duration_second:g} s" if m.duration_second is not None else None),
-        ("pose at start", pose_text(m.pose_at_start or {}) or None),
-        ("settle → first frame", f"{m.settle_to_first_frame_s} s" if m.settle_to_first_frame_s else None),
+def header_html(m: SessionManifest, zoom_fields: Mapping[str, str] | None = None) -> str:
+    pose = m.pose_at_start or {}
+    raw_pose = {k: v for k, v in pose.items() if k != "zooms"} | dict(pose.get("zooms") or {})
+    rows: list[tuple[str, Any, str]] = [
+        ("status", m.status.value, ""),
+        ("job", m.job_id, ""),
+        ("settled at", local_iso(m.settled_at), ""),
+        ("recording", local_span(m.record_started_at, m.record_ended_at), ""),
+        ("duration", f"{m.duration_second:g} s" if m.duration_second is not None else None, ""),
+        ("pose at start", pose_text(pose, zoom_fields) or None, raw_text(raw_pose)),
+        ("settle → first frame", f"{m.settle_to_first_frame_s} s" if m.settle_to_first_frame_s else None, ""),
     ]
     if m.scan_id:
-        rows.append(("scan", f"{m.scan_id}, pose {m.pose_index}"))
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+        pose_n = f", pose {m.pose_index + 1}" if m.pose_index is not None else ""  # people count from 1
+        rows.append(("scan", f"{m.scan_id}{pose_n}", f"pose_index {m.pose_index}"))
+    body = "".join(f"<tr><th>{_e(k)}</th>{_td(v, raw)}</tr>" for k, v, raw in rows)
     problems = "".join(
         f"<li><b>{_e(p.type)}</b>{' (' + _e(short(p.camera_id)) + ')' if p.camera_id else ''}: "
         f"{_e(p.message)}</li>"
@@ -120,12 +144,15 @@ def header_html(m: SessionManifest) -> str:
 def settle_html(settle: Json) -> str:
     rows = []
     for dev, d in settle["devices"].items():
-        residual = _values_text({k: v for k, v in d["residual"].items() if is_number(v)}, signed=True) or "—"
+        residuals = {k: v for k, v in d["residual"].items() if is_number(v)}
+        residual = _values_text(residuals, signed=True) or "—"
         values = _values_text(d["values"]) or "—"
+        targets = _values_text(d["targets"]) or "—"
         rows.append(
-            f"<tr><td>{_e(short(dev))}</td><td>{_e(d['time_to_settle_s'])} s</td>"
+            f'<tr><td title="{_e(dev)}">{_e(short(dev))}</td><td>{_e(d["time_to_settle_s"])} s</td>'
             f"<td>{_e(d['steady_messages'])}</td><td>{_e(d['steady_window_s'])} s</td>"
-            f"<td>{_e(values)}</td><td>{_e(residual)}</td></tr>"
+            f"{_td(targets, raw_text(d['targets']))}{_td(values, raw_text(d['values']))}"
+            f"{_td(residual, raw_text(residuals))}</tr>"
         )
     if not rows:
         return '<p class="note">This session keeps no settle proof.</p>'
@@ -147,7 +174,8 @@ def settle_html(settle: Json) -> str:
     return (
         f"{missing}{_settle_svg(settle)}"
         "<table><tr><th>device</th><th>time to settle</th><th>steady messages</th><th>steady run</th>"
-        f"<th>values at settle</th><th>residual to target</th></tr>{''.join(rows)}</table>{range_text}"
+        "<th>target</th><th>values at settle</th><th>residual to target</th></tr>"
+        f"{''.join(rows)}</table>{range_text}"
     )
 
 

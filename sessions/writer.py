@@ -5,8 +5,8 @@ arrival order — and ``session.json`` beside, written last and atomically.
 
 * ``encoded`` frames are written byte for byte (``.jpg`` / ``.png`` by their magic bytes).
 * ``mono8`` / ``mono16`` / ``rgb8`` / ``bgr8`` are written lossless at their own bit depth:
-  ``fast`` (the service's default; now ``tiff-zstd``: a TIFF, Zstandard level 1 after the horizontal
-  predictor, 10–20× less CPU than ``png`` for files as small or smaller, encoded without the GIL),
+  ``fast`` (the default: a TIFF, Zstandard level 1 after the horizontal predictor as ``tiff-zstd``, a
+  cheaper lossless setting while frames wait: sessions.encode_ladder; encoded without the GIL),
   ``png`` (zlib level 1), ``png-small`` (zlib level 6, 2–4× slower for files 3–15 % smaller) or
   ``tiff`` (uncompressed, the cheapest and the largest). ``mono16`` becomes a 16-bit greyscale
   image (Pillow mode ``I;16``), ``bgr8`` is stored in RGB order.
@@ -43,6 +43,7 @@ from typing import Any
 
 from camera.frames import Frame
 from camera.pool import FramePool, PoolBuffer
+from sessions.encode_ladder import EncodeLadder
 from sessions.image_codecs import IMAGE_FORMATS, CameraWriteOptions, Pixels, encode_frame, encoded_ext
 from sessions.manifest import MANIFEST_NAME, CameraRecord, FrameRecord, SessionManifest, write_manifest
 from sessions.spill import SpillFile, drop_cached
@@ -113,6 +114,8 @@ class _Entry:
     state: str = _PENDING
     spill: tuple[int, int] | None = None  # (offset, length) in the spill file once spilled
     buffer: PoolBuffer | None = None  # the pool memory holding the pixels, if they were copied there
+    added: float = field(default_factory=time.monotonic)  # when add() took it: its wait is the queue's age
+    encoding: str | None = None  # the setting it was written at (sessions.encode_ladder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +181,7 @@ class SessionWriter:
         self.cold_frames = 0  # frames the pool had no room for, held where they arrived (no cap)
         self.spilled_bytes = 0
         self._spill_queued_bytes = 0
+        self._ladder = EncodeLadder()  # cheaper lossless settings while frames wait (sessions.encode_ladder)
 
     # -- loop thread -------------------------------------------------------------------------
 
@@ -468,7 +472,8 @@ class SessionWriter:
                 assert self._spill_file is not None
                 pixels = self._spill_file.read(*entry.spill)
             self._make_dir(entry.camera_id, entry.camera_id)
-            data, preview = encode_frame(frame, options, pixels)
+            setting, entry.encoding = self._ladder.choose(options, frame.pixel_format, entry.added)
+            data, preview = encode_frame(frame, options, pixels, setting)
             self._write_file(self.session_dir / entry.file, data, created)
             if entry.preview is not None and preview is not None:
                 current = entry.preview
@@ -542,18 +547,22 @@ def _camera_record(camera: _Camera, poses: PoseLookup | None, notes: Mapping[str
     """A camera's part of the manifest: its written frames (poses at capture), counts and sources."""
     written = [e for e in camera.entries if e.state == _WRITTEN]
     sources: dict[str, int] = {}
+    encodings: dict[str, int] = {}
     for entry in written:
         if poses is not None:
             pose, method = poses(entry.camera_id, entry.captured_mono)
             entry.record["pose"], entry.record["pose_method"] = dict(pose), method
         source = str(entry.record.get("time_source"))
         sources[source] = sources.get(source, 0) + 1
+        if entry.encoding is not None:
+            encodings[entry.encoding] = encodings.get(entry.encoding, 0) + 1
     return CameraRecord(
         frame_count=camera.written,
         rejected_frames=camera.rejected,
         rejection_reasons=list(camera.rejection_reasons),
         frames=[FrameRecord(**e.record) for e in written],
         time_sources=sources,
+        encodings=encodings,
         **notes,
     )
 

@@ -11,6 +11,7 @@ import threading
 from types import FrameType
 
 from .config import PIXEL_FORMATS, RGB_ID, SWIR_ID, CameraSim, Faults, SimConfig, default_cameras
+from .content import CONTENTS
 from .rig import SimRig, SimStartError
 
 log = logging.getLogger("simulator")
@@ -45,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--state-hz", type=float, default=10.0)
     p.add_argument("--start-delay", type=float, default=0.3, help="seconds before a move begins")
     p.add_argument("--fps", type=float, help="frame rate of every camera")
+    p.add_argument(
+        "--content",
+        choices=CONTENTS,
+        help="every camera's frames: the smooth scene, or it with fixed sensor noise or a fine pattern",
+    )
     for short in _SIZE_FLAGS:
         p.add_argument(f"--{short}-size", type=_size, metavar="WxH")
         p.add_argument(f"--{short}-format", choices=PIXEL_FORMATS)
@@ -147,6 +153,7 @@ def _camera_from_args(args: argparse.Namespace, short: str, cam: CameraSim) -> C
         clock_offset_s=cam.clock_offset_s if offset is None else offset,
         clock_drift_ppm=cam.clock_drift_ppm if drift is None else drift,
         send_timestamps=cam.send_timestamps and not getattr(args, f"{short}_no_timestamps"),
+        content=getattr(args, "content", None) or cam.content,
     )
 
 

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .content import CONTENTS, Content
+
 PANTILT_ID = "acikgoz_pantilt"
 LRF_ID = "acikgoz_lrf"
 RGB_ID = "cameradevice_rgb_1"
@@ -38,6 +40,8 @@ class CameraSim:
     ``noise_sigma`` adds Gaussian sensor noise (standard deviation in the format's own counts) to every
     rendered view. The rendered scene is smooth, so without noise lossless formats compress it 25-45x
     and encode 3-5x faster than real sensor frames, which a benchmark of saving must not rely on.
+    ``content`` adds a layer held constant per camera instead (simulator/content.py): ``"noise"``
+    (fixed per-pixel sensor noise) or ``"pattern"`` (a structured high-frequency texture).
 
     Timing of a real camera (all off by default; see simulator/stream.py):
 
@@ -57,6 +61,7 @@ class CameraSim:
     zoom_device: bool = False
     zoom_style: ZoomStyle = "value"
     noise_sigma: float = 0.0
+    content: Content = "smooth"
     pipeline_delay_s: float = 0.0
     clock_offset_s: float = 0.0
     clock_drift_ppm: float = 0.0
@@ -71,6 +76,8 @@ class CameraSim:
             raise ValueError(f"fps must be > 0, got {self.fps}")
         if not self.noise_sigma >= 0:
             raise ValueError(f"noise_sigma must be >= 0, got {self.noise_sigma}")
+        if self.content not in CONTENTS:
+            raise ValueError(f"content {self.content!r} not in {CONTENTS}")
         check_delay("pipeline_delay_s", self.pipeline_delay_s)
         if not math.isfinite(self.clock_offset_s):
             raise ValueError(f"clock_offset_s must be a finite number of seconds, got {self.clock_offset_s}")

@@ -18,6 +18,7 @@ import msgpack
 import numpy as np
 
 from .config import CameraSim
+from .content import apply_layer, content_layer
 from .scene import HFOV_DEG, Mode, Scene
 
 # Cached views per camera (LRU). A stationary rig needs one; a little more absorbs jitter at a
@@ -90,6 +91,7 @@ class FrameRenderer:
         self._lock = threading.Lock()
         self.renders = 0
         self.cache_hits = 0
+        self._layer: np.ndarray[Any, Any] | None = None  # the content layer, made at the first render
 
     def key_for(self, pan_deg: float, tilt_deg: float, zoom: float) -> ViewKey:
         """Quantise a pose to whole output pixels at this camera's current field of view."""
@@ -117,6 +119,10 @@ class FrameRenderer:
         img = self._scene.render(_mode_of(fmt), self.cam.width, self.cam.height, pan, tilt, zoom, caption)
         if self.cam.noise_sigma > 0:
             img = add_noise(img, self.cam.noise_sigma, np.random.default_rng(hash(key) & 0xFFFFFFFF))
+        if self.cam.content != "smooth":
+            if self._layer is None:  # two renders racing here make the same layer: harmless
+                self._layer = content_layer(self.cam.content, img.shape, img.dtype.itemsize, self.camera_id)
+            img = apply_layer(img, self._layer)
         pixels = encode_pixels(img, fmt, self._jpeg_quality)
         with self._lock:
             self._cache[key] = pixels

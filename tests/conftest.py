@@ -256,14 +256,27 @@ def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
 
 
 @contextmanager
-def service_process(cfg_path: Path, cwd: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def service_process(
+    cfg_path: Path,
+    cwd: Path,
+    port: int,
+    *,
+    args: tuple[str, ...] = (),
+    umask: int = -1,
+    output: Path | None = None,
+    entry: Path | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
     """``python application.py --config cfg_path`` as a real process in ``cwd`` (so a test can kill it
-    with SIGKILL), answering on ``port``; stopped on the way out if it still runs."""
+    with SIGKILL), answering on ``port``; stopped on the way out if it still runs. ``args``: more
+    command-line arguments; ``umask``: the process's (-1: this one's); ``output``: a file that gets its
+    stdout and stderr (default: discarded); ``entry``: another application.py (a copy of the repo)."""
+    sink = output.open("wb") if output is not None else None
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "application.py"), "--config", str(cfg_path)],
+        [sys.executable, str(entry or ROOT / "application.py"), "--config", str(cfg_path), *args],
         cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=sink or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if sink else subprocess.DEVNULL,
+        umask=umask,
     )
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc, 20)
@@ -276,6 +289,8 @@ def service_process(cfg_path: Path, cwd: Path, port: int) -> Iterator[subprocess
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+        if sink is not None:
+            sink.close()
 
 
 @contextmanager

@@ -7,6 +7,7 @@ screenshots are also copied there (that is how the docs pages' pictures are made
 
 from __future__ import annotations
 
+import importlib.resources
 import io
 import os
 import re
@@ -783,3 +784,89 @@ def test_dashboard_sessions_show_upload_states_and_the_storage(
         expect(page.locator("#sessions-uploads")).to_contain_text("the store cannot be reached")
         page.close()
         assert not errors, errors
+
+
+# -- accessibility and a narrow screen, on every view ------------------------------------------------
+VIEWS = ("live", "jobs", "history", "sessions", "fleet", "scans", "schedules")
+NARROW = {"width": 768, "height": 1024}
+
+
+def axe_script() -> str:
+    """axe-core, as the axe-playwright-python package ships it (the engine only; run from here)."""
+    pytest.importorskip("axe_playwright_python", reason="pip install -r requirements-dev.txt")
+    return (importlib.resources.files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
+
+
+def serious_violations(page: Any, script: str) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now, one line each."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(content=script)
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — "
+        + "; ".join(" ".join(n["target"]) for n in v["nodes"][:5])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_every_view_passes_axe_and_fits_a_768_px_screen(
+    start_service: Callable[..., CaptureService], browser: Any, shoot: Callable[..., Path]
+) -> None:
+    """Each view with something in it (a capture, a scan, a schedule): no serious or critical axe-core
+    violation, and nothing wider than a 768 px screen (no sideways scrolling of the page)."""
+    service = start_service("mqtt")
+    client = create_app(service).test_client()
+    done = client.post("/process-request", json=batch(seconds=0.5)).get_json()
+    assert done["status"] == "succeeded", done
+    scan = {
+        "cameras": ["cameradevice_lwir_1"],
+        "duration_second": 0.5,
+        "poses": [{"pan_deg_x100": 0, "tilt_deg_x100": 0}, {"pan_deg_x100": 1000, "tilt_deg_x100": 0}],
+    }
+    scanned = client.post("/scans?wait=true", json=scan).get_json()
+    assert scanned["status"] == "succeeded", scanned
+    assert (
+        client.post("/schedules", json={"scan": scan, "every_s": 3600, "label": "hourly"}).status_code == 201
+    )
+    assert service.aftercare.wait_idle(scaled(30))
+    script = axe_script()
+    found: dict[str, list[str]] = {}
+    with serve(service) as url:
+        for viewport in (VIEWPORT, NARROW):
+            page = browser.new_page(viewport=viewport)
+            page.goto(f"{url}/#live")
+            page.wait_for_selector("body[data-ready='1']", timeout=ms(10))
+            for view in VIEWS:
+                show_view(page, view, scanned["scan_id"])
+                where = f"{view} at {viewport['width']} px"
+                if violations := serious_violations(page, script):
+                    found[where] = violations
+                wide = page.evaluate("() => document.documentElement.scrollWidth")
+                if wide > viewport["width"]:
+                    found[f"{where}: width"] = [f"the page is {wide} px wide"]
+                if viewport is NARROW:
+                    shoot(page, f"dashboard-narrow-{view}", full_page=True)
+            page.close()
+    assert found == {}, found
+
+
+def show_view(page: Any, view: str, scan_id: str) -> None:
+    """Open a view and wait for what it lists (the scan shown, in Scans)."""
+    expect = sync_api.expect
+    page.click(f"nav a[data-view='{view}']")
+    expect(page.locator(f"#view-{view}")).to_be_visible()
+    waits = {
+        "live": ".camera img",
+        "jobs": "#jobs-table tbody tr",
+        "history": "#history-table tbody tr",
+        "sessions": "#sessions .session",
+        "schedules": "#schedules-table tbody tr",
+    }
+    if view == "scans":
+        page.click(f"#scans-table tr[data-scan='{scan_id}'] a")
+        expect(page.locator("#scan-tiles .tile.done")).to_have_count(2, timeout=ms(10))
+    elif view in waits:
+        expect(page.locator(waits[view]).first).to_be_visible(timeout=ms(10))
+    else:
+        page.wait_for_timeout(300)  # Fleet: one answer of GET /fleet

@@ -197,9 +197,8 @@ def test_rejected_batch_executes_nothing_and_is_in_history(
     resp = post(service, bad)
     assert resp.status_code == 400
     err = resp.get_json()
-    assert err["details"] == [
-        {"index": 1, "field": "args.tilt_position_deg_x100", "message": "must be an integer, got string"}
-    ]
+    message = "must be an integer (hundredths of a degree, e.g. 4500 for 45°), got string"
+    assert err["details"] == [{"index": 1, "field": "args.tilt_position_deg_x100", "message": message}]
     assert "tilt_position_deg_x100" in err["error"]
     client = create_app(service).test_client()
     assert client.post("/process-request", data="{nope", content_type="application/json").status_code == 400

@@ -180,6 +180,7 @@ def test_untrusted_clocks_and_missing_stamps_fall_back_to_arrival_and_say_so(
         },
     }
     service: CaptureService = request.getfixturevalue("start_service")("mqtt", **overrides)
+
     # The late camera's first frame comes 1.6 s after the stream opens; one window at full rate (the
     # service probes at start, idle or not) then judges it.
     def clocks_now() -> dict[str, Any]:

@@ -366,7 +366,7 @@ def test_get_sessions_filters_after_real_recordings(
     with serve(service) as url:
         out, err = io.StringIO(), io.StringIO()
         code = rigcli_main(
-            ["sessions", "--url", url, "--camera", LWIR, "--pan-min", "1000"], stdout=out, stderr=err
+            ["sessions", "--url", url, "--camera", LWIR, "--pan-min", "10"], stdout=out, stderr=err
         )
         assert code == 0, err.getvalue()
         assert (
@@ -374,7 +374,7 @@ def test_get_sessions_filters_after_real_recordings(
             and "1 of 1 sessions matching" in out.getvalue()
         )
         code = rigcli_main(["sessions", "--url", url, "--pan-min", "east"], stdout=out, stderr=err)
-        assert code != 0 and "pan_min" in err.getvalue(), (code, err.getvalue())
+        assert code != 0 and "--pan-min" in err.getvalue(), (code, err.getvalue())
 
 
 def test_get_sessions_while_the_catalog_is_first_built(tmp_path: Path) -> None:

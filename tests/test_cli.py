@@ -166,14 +166,14 @@ def test_capture_takes_the_pan_and_tilt_commands_from_the_service(
 
 def test_usage_and_refused_batches_exit_2(url: str) -> None:
     # The service refuses it (HTTP 400): its message is shown, and with --json its answer.
-    code, out, err = rigcli("capture", "--url", url, "--tilt", "-100", "--seconds", "1", "--cameras", "swir")
+    code, out, err = rigcli("capture", "--url", url, "--seconds", "9999", "--cameras", "swir")
     assert code == 2 and out == ""
-    assert "400 invalid batch" in err and "tilt_position_deg_x100" in err and "out of range" in err
-    code, out, err = rigcli(
-        "capture", "--url", url, "--seconds", "1", "--cameras", "swir", "--json", "--pan", "999"
-    )
-    assert code == 2 and json.loads(out)["details"][0]["field"] == "args.pan_position_deg_x100"
-    # Checked before anything is sent.
+    assert "400 invalid batch" in err and "duration_second" in err and "above the maximum" in err
+    code, out, err = rigcli("capture", "--url", url, "--seconds", "9999", "--cameras", "swir", "--json")
+    assert code == 2 and json.loads(out)["details"][0]["field"] == "args.duration_second"
+    # Checked before anything is sent: an angle beyond the rig's range is refused in degrees.
+    code, out, err = rigcli("capture", "--url", url, "--tilt", "-100", "--seconds", "1", "--cameras", "swir")
+    assert code == 2 and out == "" and "--tilt -100: -100 degrees is beyond the rig's tilt range" in err
     for argv, message in (
         (["--cameras", "ir"], "matches several cameras"),
         (["--cameras", "thermal"], "no camera matches 'thermal'"),
@@ -248,8 +248,9 @@ def test_scan_follows_a_grid_pose_by_pose_and_prints_the_table(url: str) -> None
     )  # fmt: skip
     assert code == 0, err
     # Progress on stderr: each pose's status as it changes, with the pose's target, then the end.
-    assert "pose 0 (pan 0.00 tilt -5.00 deg) running" in err, err
-    assert "pose 1 (pan 10.00 tilt -5.00 deg) running" in err, err
+    # Poses are counted from 1, as the progress counter counts them.
+    assert "pose 1 (pan 0.00 tilt -5.00 deg) running" in err, err
+    assert "pose 2 (pan 10.00 tilt -5.00 deg) running" in err, err
     done = [line for line in err.splitlines() if ") done: settled in " in line]
     assert [line.split()[1] for line in done] == ["pose", "pose"] and "[2/2]" in done[-1], err
     assert err.splitlines()[-1].startswith("[2/2] scan scan-") and "succeeded" in err.splitlines()[-1]
@@ -263,6 +264,7 @@ def test_scan_follows_a_grid_pose_by_pose_and_prints_the_table(url: str) -> None
     assert lines[header].split() == ["pose", "target", "status", "tries", "session", "settle"]
     rows = lines[header + 1 : header + 3]
     assert ["pan 0.00 tilt -5.00 deg" in rows[0], "pan 10.00 tilt -5.00 deg" in rows[1]] == [True, True]
+    assert [row.split()[0] for row in rows] == ["1", "2"], rows
     for row in rows:
         cells = row.split()
         assert cells[-5:-3] == ["done", "1"] and cells[-1] == "s" and float(cells[-2]) >= 0, row
@@ -286,16 +288,21 @@ def test_scan_follows_a_grid_pose_by_pose_and_prints_the_table(url: str) -> None
 
 def test_a_bad_scan_plan_exits_2_naming_the_fields(url: str) -> None:
     code, out, err = rigcli(
-        "scan", "--url", url, "--pan", "0:10:0", "--tilt", "0:-100:10", "--seconds", "1", "--cameras", "swir"
+        "scan", "--url", url, "--pan", "0:10:0", "--tilt", "0:-10:-10", "--seconds", "1", "--cameras", "swir"
     )
     assert code == 2 and out == "", err
     assert "400 invalid scan" in err
     assert "  - grid.pan_deg_x100.step: must be greater than 0" in err
-    assert "  - grid.tilt_deg_x100.to:" in err
+    assert "  - grid.tilt_deg_x100.step:" in err
+    code, out, err = rigcli(
+        "scan", "--url", url, "--pan", "0:10:5", "--tilt", "0:-100:10", "--seconds", "1", "--cameras", "swir"
+    )
+    assert code == 2 and "--tilt 0:-100:10: -100 degrees is beyond the rig's tilt range" in err, err
     code, _, err = rigcli(
         "scan", "--url", url, "--pose", "0,0", "--preset", "nowhere", "--seconds", "1", "--cameras", "swir"
     )
     assert code == 2 and "  - poses[1].preset: unknown preset 'nowhere'" in err, err
+    assert "rigcli presets lists them" in err and "GET /presets" not in err, err
     # Checked before anything is sent.
     for argv, message in (
         (["--pan", "0:10", "--tilt", "0"], "write FROM:TO:STEP"),
@@ -324,7 +331,7 @@ def test_ctrl_c_while_following_a_scan_cancels_it(url: str) -> None:
     try:
         for line in proc.stderr:  # wait until the first pose runs
             seen.append(line)
-            if "pose 0 (" in line and "running" in line:
+            if "pose 1 (" in line and "running" in line:
                 break
         proc.send_signal(signal.SIGINT)
         out, rest = proc.communicate(timeout=scaled(60))
@@ -368,7 +375,7 @@ def test_scan_no_wait_cancel_then_resume(url: str) -> None:
     code, out, err = rigcli("scan", "resume", scan_id, "--url", url)
     assert code == 0, err
     assert out.splitlines()[0] == f"scan      {scan_id}  succeeded" and "poses     2 of 2 done" in out
-    assert "pose 1 (pan 5.00 tilt 0.00 deg) done: settled in " in err
+    assert "pose 2 (pan 5.00 tilt 0.00 deg) done: settled in " in err
 
 
 def test_presets_set_list_go_delete(url: str) -> None:
@@ -387,7 +394,8 @@ def test_presets_set_list_go_delete(url: str) -> None:
     )
     code, out, _ = rigcli("presets", "list", "--url", url)
     row = next(line for line in out.splitlines() if line.startswith("gate"))
-    assert code == 0 and "-20.00 deg" in row and "5.50 deg" in row and "swir_1=200" in row
+    # The zoom with its configured name: swir's zoom is a zoom_step.
+    assert code == 0 and "-20.00 deg" in row and "5.50 deg" in row and "swir_1 zoom_step=200" in row
     code, out, err = rigcli("presets", "go", "gate", "--url", url)
     assert code == 0, err
     assert "at preset gate: pan -20.00 deg, tilt 5.50 deg" in out and "succeeded" in err
@@ -396,8 +404,8 @@ def test_presets_set_list_go_delete(url: str) -> None:
     code, out, err = rigcli("presets", "save", "here", "--url", url)
     assert code == 0 and "preset here created" in out and "-20.00 deg" in out, err
     # Refused: a pan beyond the limits, an unknown preset; exit 2 naming the field.
-    code, _, err = rigcli("presets", "set", "far", "--url", url, "--pan", "999", "--tilt", "0")
-    assert code == 2 and "pan_deg_x100" in err
+    code, _, err = rigcli("presets", "set", "far", "--url", url, "--pan", "200", "--tilt", "0")
+    assert code == 2 and "--pan 200: 200 degrees is beyond the rig's pan range, -180 to 180 degrees" in err
     code, _, err = rigcli("presets", "go", "nowhere", "--url", url)
     assert code == 2 and "requests[0].args.preset" in err
     for name in ("gate", "here"):
@@ -466,7 +474,7 @@ def test_scan_progress_lines() -> None:
     scan = {"scan_id": "scan-1", "status": "running", "progress": {"done": 0, "total": 2}, "poses": poses}
     bar.update(scan)
     assert bar.line(scan).startswith(
-        "[0/2] [------------------------]  pose 0 running: pan -10.00 tilt 0.00 deg ("
+        "[0/2] [------------------------]  pose 1 running: pan -10.00 tilt 0.00 deg ("
     )
     poses[0].update(status="done", session_id="S0", settle={"devices": {"pt": {"time_to_settle_s": 0.42}}})
     poses[1].update(status="failed", error={"message": "did not settle"})
@@ -474,9 +482,9 @@ def test_scan_progress_lines() -> None:
     bar.update(scan)
     bar.close()
     text = stream.getvalue()
-    assert "[0/2] pose 0 (pan -10.00 tilt 0.00 deg) running  (+" in text
-    assert "[1/2] pose 0 (pan -10.00 tilt 0.00 deg) done: settled in 0.42 s, session S0  (+" in text
-    assert "[1/2] pose 1 (pan 0.00 tilt 0.00 deg zoom x=2) failed: did not settle  (+" in text
+    assert "[0/2] pose 1 (pan -10.00 tilt 0.00 deg) running  (+" in text
+    assert "[1/2] pose 1 (pan -10.00 tilt 0.00 deg) done: settled in 0.42 s, session S0  (+" in text
+    assert "[1/2] pose 2 (pan 0.00 tilt 0.00 deg zoom x=2) failed: did not settle  (+" in text
     assert text.endswith("\r[1/2] [############------------]  scan failed\n")
 
 

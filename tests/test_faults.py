@@ -174,6 +174,7 @@ def test_cancel_a_queued_job_and_stop_a_running_recording_early(
     assert all(
         c["command"].get("args", {}).get("pan_position_deg_x100") != 100 for c in sim.commands_received()
     )
+
     # history.json is written off the loop, a moment after the job's own state.
     def statuses() -> dict[str, str]:
         return {e["id"]: e["status"] for e in json.loads(service.paths.history_file.read_text())["requests"]}

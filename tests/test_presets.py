@@ -129,7 +129,7 @@ def test_damaged_file_is_moved_aside_with_a_warning(tmp_path: Path, content: str
     [
         ({"pan_deg_x100": 20000, "tilt_deg_x100": 0}, "pan_deg_x100", "out of range"),
         ({"pan_deg_x100": 0, "tilt_deg_x100": -9001}, "tilt_deg_x100", "out of range"),
-        ({"pan_deg_x100": 0.5, "tilt_deg_x100": 0}, "pan_deg_x100", "must be an integer"),
+        ({"pan_deg_x100": 0.5, "tilt_deg_x100": 0}, "pan_deg_x100", "looks like degrees"),
         ({"pan_deg_x100": True, "tilt_deg_x100": 0}, "pan_deg_x100", "must be an integer"),
         ({"tilt_deg_x100": 0}, "pan_deg_x100", "missing"),
         (

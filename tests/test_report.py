@@ -205,6 +205,38 @@ def test_the_capture_time_section_shows_sources_delays_clock_and_the_wait(tmp_pa
     assert m.capture is not None and m.capture.unconfirmed == [session_v3.LWIR]
 
 
+def test_tables_show_degrees_with_the_hundredths_in_tooltips_and_a_zoom_with_its_field() -> None:
+    settle = manifest().settle or {}
+    settle["devices"]["cameradevice_swir_1"] = {
+        "time_to_settle_s": 0.6,
+        "values": {"zoom_lens_state.zoom_step": 3},
+        "targets": {"zoom_lens_state.zoom_step": 3},
+        "residual": {"zoom_lens_state.zoom_step": 0},
+        "steady_messages": 5,
+        "steady_window_s": 0.5,
+    }
+    pose = {
+        "pan_deg_x100": 4500,
+        "tilt_deg_x100": -1000,
+        "distance_m": 74.0,
+        "zooms": {"cameradevice_swir_1": 3, "cameradevice_rgb_1": 1.5},
+    }
+    m = manifest(settle=settle, pose_at_start=pose, scan_id="scan-x", pose_index=0)
+    page = build_report(m, zoom_fields={"cameradevice_rgb_1": "zoom_value"})
+    text = page_text(page)
+    # The zoom's unit is its field's name: from the configuration (rgb), or the settle proof (swir).
+    assert "pan 45.00°, tilt -10.00°, 74 m, zoom swir_1 3 (zoom_step), rgb_1 1.5 (zoom_value)" in text
+    assert "scan-x, pose 1" in text  # people count poses from 1; the index stays in the tooltip
+    assert '<td title="pose_index 0">scan-x, pose 1</td>' in page
+    # Degrees in the cells, the hundredths as the session keeps them in the tooltips.
+    raw = "pan_deg_x100 4500, tilt_deg_x100 -1000"
+    assert f'<td title="{raw}">pan 45.00°, tilt -10.00°</td>' in page  # target and value at settle
+    assert '<td title="pan_deg_x100 0, tilt_deg_x100 0">pan +0.00°, tilt +0.00°</td>' in page  # residual
+    assert '<td title="zoom_lens_state.zoom_step 3">zoom_step 3</td>' in page
+    assert '<td title="cameradevice_swir_1">swir_1</td>' in page
+    assert "deg_x100" not in text and "cameradevice_" not in text
+
+
 def test_an_older_session_says_what_it_lacks(tmp_path: Path) -> None:
     folder = tmp_path / "old"
     session_v3.old_session(folder, telemetry=True)
@@ -293,6 +325,55 @@ def test_report_is_written_after_each_session_and_served(
     assert resp.status_code == 200 and page_data(resp.get_data(as_text=True))["session_id"] == session_id
     assert report.is_file()
     assert client.get("/sessions/no-such-session/report").status_code == 404
+
+
+@pytest.mark.integration
+def test_a_recorded_report_shows_the_zoom_with_its_configured_field(
+    client: FlaskClient, service: CaptureService
+) -> None:
+    body = batch(seconds=1, cameras=CAMERAS)
+    zoom = {
+        "target_id": "camera_device",
+        "device_id": "cameradevice_swir_1",
+        "command_id": "set_zoom_step",
+        "args": {"zoom_step": 2},
+    }
+    body["requests"].insert(0, zoom)
+    done = client.post("/process-request", json=body).get_json()
+    assert done["status"] == "succeeded", done
+    assert service.aftercare.wait_idle(scaled(60))
+    text = page_text((Path(done["session"]["path"]) / REPORT_NAME).read_text(encoding="utf-8"))
+    assert "swir_1 2 (zoom_step)" in text and "rgb_1 1.0 (zoom_value)" in text  # pose at start
+    assert "zoom_step 2" in text.split("values at settle")[1]
+    assert "pan 45.00°, tilt -10.00°" in text.split("values at settle")[1]
+    assert "deg_x100" not in text and "cameradevice_" not in text
+
+
+@pytest.mark.integration
+def test_the_range_finder_over_the_steady_run_reads_the_one_pose_it_settled_at(
+    client: FlaskClient, service: CaptureService
+) -> None:
+    """The issue's "74–400 m at one fixed pose": the simulator is right (400 m, its limit, level;
+    74 m at -10°); the summary took the range finder from the earliest device's steady run, so a
+    zoom already at its target (steady at once) pulled in the readings of the tilt still moving."""
+    zoom = {
+        "target_id": "camera_device",
+        "device_id": "cameradevice_swir_1",
+        "command_id": "set_zoom_step",
+        "args": {"zoom_step": 3},
+    }
+    level = batch(pan=4500, tilt=0, seconds=0.5, cameras=("cameradevice_swir_1",))
+    level["requests"].insert(0, zoom)
+    assert client.post("/process-request", json=level).get_json()["status"] == "succeeded"
+    down = batch(pan=4500, tilt=-1000, seconds=0.5, cameras=("cameradevice_swir_1",))
+    down["requests"].insert(0, zoom)  # the zoom is there already: steady from its first message
+    done = client.post("/process-request", json=down).get_json()
+    assert done["status"] == "succeeded", done
+    settle = read_manifest(Path(done["session"]["path"])).settle or {}
+    devices = settle["devices"]
+    assert devices["cameradevice_swir_1"]["time_to_settle_s"] < devices["acikgoz_pantilt"]["time_to_settle_s"]
+    spread = settle["range_m"]
+    assert spread["readings"] > 0 and spread["min"] == spread["max"] == pytest.approx(74.0, abs=0.5), spread
 
 
 @pytest.mark.integration

@@ -189,9 +189,10 @@ def test_pose_problems_name_the_pose_index_and_field(pose: Any, expected: list[s
 
 def test_out_of_range_message_states_the_limits() -> None:
     _, problems = parse_scan(scan(poses=[{"pan_deg_x100": 18001, "tilt_deg_x100": 0}]), CFG, PRESETS)
-    assert problems == [
-        {"index": 0, "field": "poses[0].pan_deg_x100", "message": "18001 is out of range [-18000, 18000]"}
-    ]
+    [problem] = problems
+    assert (problem["index"], problem["field"]) == (0, "poses[0].pan_deg_x100")
+    assert problem["message"].startswith("18001 is out of range [-18000, 18000]")
+    assert "180.01°" in problem["message"]  # and in the unit people read
 
 
 def test_every_problem_is_reported_at_once() -> None:

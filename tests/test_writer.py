@@ -295,11 +295,11 @@ def test_session_json_lists_frames_in_arrival_order_and_is_written_last(
     real_encode = writer_module.encode_frame
 
     def slow_encode(
-        frame: Frame, options: CameraWriteOptions, pixels: Pixels | None = None
+        frame: Frame, options: CameraWriteOptions, pixels: Pixels | None = None, setting: Any = None
     ) -> tuple[Pixels, bytes | None]:
         # Later frames finish first, so completion order differs from arrival order.
         time.sleep(0.002 * (40 - (frame.frame_index or 0)))
-        return real_encode(frame, options, pixels)
+        return real_encode(frame, options, pixels, setting)
 
     written: list[Path] = []
 
@@ -355,13 +355,17 @@ def test_session_json_lists_frames_in_arrival_order_and_is_written_last(
         "frames": [],
         "time_sources": {},
         "clock": None,
+        "encodings": {},
     }
     for camera_id in ("swir", "lwir"):
         expected = [i for c, i in arrivals if c == camera_id]
         entries = doc["cameras"][camera_id]["frames"]
         assert doc["cameras"][camera_id]["frame_count"] == len(expected)
-        # Frames not judged by a router are timed by arrival, and counted so.
-        assert doc["cameras"][camera_id]["time_sources"] == {"arrival": len(expected)}
+        # Timed by arrival (no router judged them), and how they were written, both counted.
+        assert [doc["cameras"][camera_id][k] for k in ("time_sources", "encodings")] == [
+            {"arrival": len(expected)},
+            {"png": len(expected)},
+        ]
         assert [e["captured_at"] for e in entries] == [e["received_at"] for e in entries]
         assert [e["frame_index"] for e in entries] == expected
         assert [e["pose"]["pan_deg"] for e in entries] == expected

@@ -14,7 +14,7 @@ from typing import Any
 from rigcore.checks import MAX_ECHO as MAX_ECHO
 from rigcore.checks import clip as clip
 from rigcore.checks import echo as echo
-from rigcore.checks import fmt_bound, target_problem
+from rigcore.checks import fmt_bound, near_misses, target_problem
 from rigcore.checks import json_type as json_type
 from rigcore.config import Config, PositioningCommand
 from rigcore.rig import RigLayout
@@ -175,12 +175,42 @@ def _validate_command(
         return _check_duration(i, args, config) + _check_cameras(i, args, config)
     spec = config.positioning_commands.get(command_id)
     if spec is None:
-        return []  # passed through to the device unchanged (docs/protocol.md §3)
+        return _near_miss(i, device_id, command_id, config, layout)  # else passed through (§3)
     if spec.field not in layout.reported_fields(device_id):
         return [
             _problem(i, "device_id", f"{command_id} moves {spec.field!r}, which {device_id} does not report")
         ]
     return _check_target(i, args, spec)
+
+
+def commands_for(device_id: str, config: Config, layout: RigLayout) -> list[str]:
+    """The command ids configured for ``device_id``: the positioning commands that drive a field it
+    reports, the recording (sent to any device: the service records, docs/protocol.md §3), and
+    goto_preset for the pan-tilt."""
+    fields = layout.reported_fields(device_id)
+    out = [cmd for cmd, spec in config.positioning_commands.items() if spec.field in fields]
+    out.append(config.recording.command_id)
+    if device_id == layout.pantilt_id:
+        out.append(GOTO_PRESET)
+    return out
+
+
+def _near_miss(
+    i: int, device_id: str, command_id: str, config: Config, layout: RigLayout
+) -> list[dict[str, Any]]:
+    """A command id a typo away (edit distance 2 at most) from one configured for that device is
+    refused naming it; any other unknown id is passed through to the device (docs/protocol.md §3)."""
+    if command_id in (config.recording.command_id, GOTO_PRESET):
+        return []
+    close = near_misses(command_id, commands_for(device_id, config, layout))
+    if not close:
+        return []
+    meant = " or ".join(repr(c) for c in close[:3])
+    message = (
+        f"unknown command {echo(command_id)} for {device_id}; did you mean {meant}? "
+        "(an id this close to a configured command is taken for a typo and not passed through)"
+    )
+    return [_problem(i, "command_id", message)]
 
 
 def _check_shape(i: int, item: dict[str, Any]) -> list[dict[str, Any]]:

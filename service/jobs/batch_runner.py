@@ -178,7 +178,9 @@ class JobRunner:
     def _proof(self, trackers: dict[str, SettleTracker], settle_point: float) -> dict[str, Any]:
         """The settle proof a session keeps: per device, and the range finder over the steady window."""
         ctx = self._ctx
-        since = min((t.steady_since_mono for t in trackers.values()), default=settle_point)
+        # The rig is steady once its last device is: a zoom already at its target is steady at once,
+        # and the readings from then on would include the tilt still moving (74-400 m at one pose).
+        since = max((t.steady_since_mono for t in trackers.values()), default=settle_point)
         samples = ctx.hub.history_since(ctx.layout.rangefinder_id, since)
         distances = [
             d

@@ -7,6 +7,10 @@ fresh dict, and views read those (``service.capture``). A job that has left memo
 ``history.json`` through :func:`view_from_history` into the same shape.
 
 Phases: queued → commanding ↔ settling → recording → saving → … → done.
+
+A scan job's view carries ``kind: "scan"`` and ``scan``: the scan's id, label, progress and, per pose,
+its target, status and session (:func:`scan_summary`), so a client shows it as a scan with each pose's
+session, not as a batch whose ``session`` is its last pose's.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from rigcore.errors import JobCancelled
 from service.batches.plan import Plan
 from service.jobs.work import NO_PLAN, Work, WorkKind
 from service.scans.run import ScanRun
-from service.status import UNFINISHED, CommandStatus, JobPhase, JobStatus
+from service.status import UNFINISHED, CommandStatus, JobPhase, JobStatus, PoseStatus
 
 
 class BatchStopped(Exception):
@@ -114,9 +118,10 @@ class Job:
     # -- reading -----------------------------------------------------------------------------------
     def view(self) -> dict[str, Any]:
         """The job as the API shows it: a fresh dict sharing nothing with the job."""
-        return copy.deepcopy(
+        view = copy.deepcopy(
             {
                 "job_id": self.id,
+                "kind": self.kind,
                 "status": str(self.status),
                 "phase": str(self.phase),
                 "created_at": self.created_at,
@@ -131,6 +136,8 @@ class Job:
                 "warnings": self.warnings,
             }
         )
+        view["scan"] = None if self.scan is None else scan_summary(self.scan)  # built fresh: no copy
+        return view
 
     def history_entry(self, transport: str) -> dict[str, Any]:
         """The job's entry in history.json: its view plus who sent what."""
@@ -146,12 +153,39 @@ class Job:
         }
 
 
+def scan_summary(scan: ScanRun) -> dict[str, Any]:
+    """A scan job's scan as its view shows it: id, label, status, progress, and per pose (``index``
+    from 0, as on the wire) its target, status and session."""
+    poses = [
+        {
+            "index": p.index,
+            "pan_deg_x100": p.target.pan_deg_x100,
+            "tilt_deg_x100": p.target.tilt_deg_x100,
+            "preset": p.preset,
+            "status": p.status,
+            "session_id": p.session_id,
+        }
+        for p in scan.poses
+    ]
+    done = sum(1 for p in scan.poses if p.status == PoseStatus.DONE.value)
+    return {
+        "scan_id": scan.id,
+        "label": scan.spec.label,
+        "status": scan.status,
+        "progress": {"done": done, "total": len(poses)},
+        "poses": poses,
+    }
+
+
 def view_from_history(entry: dict[str, Any]) -> dict[str, Any]:
     """A job that has left memory, from its history entry, in the shape of :meth:`Job.view`."""
     sessions = entry.get("sessions") or []
     status = entry.get("status")
+    request = entry.get("request")
+    scan_request = isinstance(request, dict) and ("poses" in request or "grid" in request)
     return {
         "job_id": entry.get("id"),
+        "kind": entry.get("kind") or ("scan" if scan_request else "batch"),
         "status": status,
         "phase": str(JobPhase.DONE) if status not in UNFINISHED else status,
         "created_at": entry.get("received_at"),
@@ -164,4 +198,5 @@ def view_from_history(entry: dict[str, Any]) -> dict[str, Any]:
         "error": entry.get("error"),
         "final_pose": entry.get("final_pose"),
         "warnings": entry.get("warnings") or [],
+        "scan": entry.get("scan"),
     }

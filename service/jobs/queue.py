@@ -1,5 +1,6 @@
 """The job queue and registry: accepting a job (its history entry first), queueing it, the live jobs
-and their views, and each job's record in history.json as it changes.
+and their views, and each job's record in history.json as it changes. Each job event and each refused
+request gets a line in the log (service.jobs.log).
 
 Loop side: the live jobs. Flask side: the views, a mapping the loop replaces whole after each change
 (copy on write), so a view reads one consistent snapshot without a lock.
@@ -21,11 +22,13 @@ from rigcore.errors import QueueFull
 from rigcore.runtime import LoopRuntime
 from service.history.store import HistoryStore, Refusal, refused_request
 from service.jobs.job import Job, view_from_history
+from service.jobs.log import JobLog, one_line
 from service.jobs.work import Work
 from service.scans.registry import ScanRegistry
 from service.status import REJECTED, JobStatus
 
 log = logging.getLogger(__name__)
+refusals = logging.getLogger("rigcapture.requests")
 
 # Finished jobs kept in memory for GET /jobs/<id>; older ones live on in history.json.
 MAX_JOBS_KEPT = 500
@@ -51,6 +54,7 @@ class JobQueue:
         # One thread: history writes land in the order they were made.
         self.history_io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
         self._queue: asyncio.Queue[Job]
+        self._log = JobLog()  # loop only, like the jobs
 
     def init_on_loop(self, maxsize: int) -> None:
         self._queue = asyncio.Queue(maxsize=maxsize)
@@ -124,6 +128,8 @@ class JobQueue:
         self._done_events[job.id] = job.done
         self._publish(job)
         self._history_marks[job.id] = (job.status, len(job.sessions))
+        ahead = sum(1 for jid, j in self._jobs.items() if jid != job.id and not j.finished)
+        self._log.accepted(job, ahead)
 
     def _publish(self, job: Job) -> None:
         """Replace the views with a new mapping holding the job's new view (loop thread only)."""
@@ -141,6 +147,7 @@ class JobQueue:
         # The view follows every change; history.json follows each status change (queued → running →
         # outcome) and each new session, so a killed process leaves a true record of how far every job
         # got. The write (with fsync) runs on the history thread, never on the event loop.
+        self._log.changed(job)
         self._publish(job)
         mark = (job.status, len(job.sessions))
         written: Future[None] | None = None
@@ -241,4 +248,34 @@ class JobQueue:
             self.history.add(entry)
         except OSError:
             log.exception("could not record the refused request %s in history", entry_id)
+        address = (refused.client or {}).get("address") or "?"
+        problem = first_problem(refused.error)
+        refusals.warning(
+            "request %s refused (%d) from %s: %s",
+            entry_id,
+            refused.status,
+            address,
+            problem,
+            extra={
+                "event": "refused",
+                "history_id": entry_id,
+                "http_status": refused.status,
+                "problem": problem,
+            },
+        )
         return entry_id
+
+
+def first_problem(error: dict[str, Any]) -> str:
+    """The first problem of an error answer (api.errors ``error_body``) in one short line: its first
+    detail (item, field, message), else its message; control characters escaped."""
+    details = error.get("details") or []
+    first = details[0] if details and isinstance(details[0], dict) else None
+    if first is None:
+        text = str(error.get("error") or error.get("message") or "refused")
+    else:
+        item = f"item {first['index']} " if isinstance(first.get("index"), int) else ""
+        text = f"{item}{first.get('field') or ''}: {first.get('message')}".strip(": ")
+        if len(details) > 1:
+            text += f" (and {len(details) - 1} more)"
+    return one_line(text, 300)

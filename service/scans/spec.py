@@ -359,12 +359,12 @@ def _parse_range(
         value = spec.get(key)
         if key not in spec:
             out.append(_problem(None, f"{where}.{key}", "missing"))
+        elif key != "step" and (message := _limit_problem(value, fld, layout)) is not None:
+            out.append(_problem(None, f"{where}.{key}", message))  # the unit and the value meant, too
         elif not _is_int(value):
             out.append(_problem(None, f"{where}.{key}", f"must be a whole number, got {json_type(value)}"))
         elif key == "step" and value <= 0:
             out.append(_problem(None, f"{where}.step", f"must be greater than 0, got {echo(value)}"))
-        elif key != "step" and (message := _limit_problem(value, fld, layout)) is not None:
-            out.append(_problem(None, f"{where}.{key}", message))
     if out:
         return None, out
     return AxisRange(spec["from"], spec["to"], spec["step"]), []

@@ -518,9 +518,9 @@ class Uploader:
                     record, state=UploadState.UPLOADED, **{**done, "last_error": f"not deleted: {exc}"}
                 )
                 return
-            self._update(record, state=UploadState.LOCAL_DELETED, **done)
+            _log_uploaded(self._update(record, state=UploadState.LOCAL_DELETED, **done))
             return
-        self._update(record, state=UploadState.UPLOADED, **done)
+        _log_uploaded(self._update(record, state=UploadState.UPLOADED, **done))
 
     def _failed(self, record: UploadRecord, message: str, store_level: bool) -> None:
         assert self.remote is not None
@@ -545,6 +545,19 @@ class Uploader:
             next_attempt_at=now + delay,
             last_error=message,
         )
+
+
+def _log_uploaded(record: UploadRecord) -> None:
+    """One line per upload done (a failed attempt has its own, in _failed)."""
+    took = (record.finished_at or 0) - (record.started_at or record.queued_at)
+    size = f"{(record.bytes_total or 0) / 1e6:.1f} MB"
+    deleted = ", local copy deleted" if record.state == UploadState.LOCAL_DELETED else ""
+    fields = {"event": "uploaded", "item_id": record.item_id, "kind": record.kind, "size": record.bytes_total}
+    log.info(
+        "uploaded %s %s: %s objects, %s in %.1f s to %s%s",
+        *(record.kind, record.item_id, record.objects, size, took, record.target, deleted),
+        extra=fields,
+    )
 
 
 class _RecordBox:

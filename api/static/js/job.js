@@ -3,7 +3,7 @@
 import { apiJson } from "./api.js";
 import { refreshSessions, sessionLink } from "./sessions.js";
 import { state } from "./state.js";
-import { $, badgeClass, deg, h, plural, sleep } from "./util.js";
+import { $, badgeClass, camName, deg, h, plural, sleep } from "./util.js";
 
 const JOB_EVERY_MS = 300;
 const PHASES = ["queued", "commanding", "settling", "recording", "saving", "done"];
@@ -156,7 +156,7 @@ function renderResult(job) {
   const session = job.session;
   if (session) {
     const rows = Object.entries(session.cameras || {}).map(([cam, c]) =>
-      h("tr", {}, h("td", {}, cam), h("td", { class: "num" }, c.frame_count), h("td", { class: "num" }, c.rejected_frames)));
+      h("tr", {}, h("td", {}, camName(cam)), h("td", { class: "num" }, c.frame_count), h("td", { class: "num" }, c.rejected_frames)));
     const seconds = typeof session.record_ended_at === "number" && typeof session.record_started_at === "number"
       ? `${(session.record_ended_at - session.record_started_at).toFixed(2)} s` : "–";
     const link = sessionLink(session.session_id);

@@ -2,7 +2,7 @@
 
 import { apiJson, errorDetails, loadImage, sendJson } from "./api.js";
 import { followJob } from "./job.js";
-import { axes } from "./rig.js";
+import { axes, zoomUnit } from "./rig.js";
 import { state } from "./state.js";
 import { $, deg, h, shortCam, showProblems, sleep } from "./util.js";
 
@@ -53,7 +53,8 @@ function renderStatus(st) {
     ...Object.entries(pose.zooms || {}).map(([cam, value]) => {
       const dev = (st.devices || {})[cam] || {};
       const moving = dev.settled === false ? " (moving)" : "";
-      return h("div", {}, h("dt", {}, `${shortCam(cam)} zoom`),
+      const unit = zoomUnit(cam);
+      return h("div", {}, h("dt", {}, `${shortCam(cam)} zoom${unit ? ` (${unit})` : ""}`),
         h("dd", { id: `pose-zoom-${cam}` }, `${value ?? "–"}${moving}`));
     }),
   );
@@ -116,7 +117,7 @@ function buildCameras() {
     const img = h("img", { alt: `${cam.camera_id}, live`, hidden: true });
     const note = h("span", { class: "note" }, "waiting for a frame…");
     const card = h("div", { class: "camera", dataset: { camera: cam.camera_id } },
-      h("div", { class: "head" }, h("span", { class: "name", title: cam.camera_id }, cam.camera_id),
+      h("div", { class: "head" }, h("span", { class: "name", title: cam.camera_id }, shortCam(cam.camera_id)),
         h("span", { class: "muted" }, cam.pixel_format)),
       h("div", { class: "frame" }, img, note),
       h("div", { class: "foot" }, "–"));

@@ -28,9 +28,22 @@ export function describeCommands(requests) {
     if (r.command_id === GOTO_PRESET) return `preset ${args.preset}`;
     const value = Object.values(args)[0];
     const zoomCam = state.info && state.info.cameras.find((c) => c.zoom && c.zoom.command_id === r.command_id && c.camera_id === r.device_id);
-    if (zoomCam) return `${shortCam(r.device_id)} zoom ${value}`;
+    if (zoomCam) return zoomText(r.device_id, value);
     return `${r.command_id}${value !== undefined ? ` ${value}` : ""}`;
   }).join(" → ");
+}
+
+// A camera's zoom as people read it, with the configured argument that names its unit:
+// "swir_1 zoom 3 (zoom_step)", "rgb_1 zoom 2.5 (zoom_value)"; a zoom no command drives: "zoom 3".
+export function zoomText(cameraId, value) {
+  const unit = zoomUnit(cameraId);
+  return `${shortCam(cameraId)} zoom ${value ?? "–"}${unit ? ` (${unit})` : ""}`;
+}
+
+// The argument of the command that drives a camera's zoom (zoom_step, zoom_value), or null.
+export function zoomUnit(cameraId) {
+  const cam = state.info && state.info.cameras.find((c) => c.camera_id === cameraId);
+  return cam && cam.zoom ? cam.zoom.arg : null;
 }
 
 // A request as history keeps it: a batch's commands, or a scan in a few words.

@@ -6,7 +6,7 @@ import { cameraChecks, readRecording } from "./live.js";
 import { onPresets, refreshPresets } from "./presets.js";
 import { openSession } from "./sessions.js";
 import { state } from "./state.js";
-import { $, badge, badgeClass, changed, deg, forget, h, plural, showProblems, sleep, when } from "./util.js";
+import { $, badge, badgeClass, changed, deg, fieldText, forget, h, plural, shortCam, showProblems, sleep, when } from "./util.js";
 
 const SCAN_EVERY_MS = 1000; // the scan shown, while it is queued or running
 const ACTIVE = ["queued", "running"];
@@ -331,15 +331,15 @@ function settleLines(settle) {
   if (!settle || typeof settle !== "object") return [];
   return Object.entries(settle.devices || {}).map(([dev, p]) => {
     const took = typeof p.time_to_settle_s === "number" ? `settled in ${p.time_to_settle_s.toFixed(2)} s` : "settled";
-    const residual = Object.entries(p.residual || {}).map(([k, v]) => `${k} ${v}`).join(", ");
-    return `${dev}: ${took}${residual ? `, residual ${residual}` : ""}`;
+    const residual = Object.entries(p.residual || {}).map(([k, v]) => fieldText(k, v)).join(", ");
+    return `${shortCam(dev)}: ${took}${residual ? `, residual ${residual}` : ""}`;
   });
 }
 
 function tile(pose) {
   const t = pose.target || {};
   const where = pose.preset ? pose.preset : `${deg(t.pan_deg_x100)} / ${deg(t.tilt_deg_x100)}`;
-  const title = [`pose ${pose.index}: ${pose.status}`, `pan ${deg(t.pan_deg_x100)}, tilt ${deg(t.tilt_deg_x100)}`];
+  const title = [`pose ${pose.index + 1}: ${pose.status}`, `pan ${deg(t.pan_deg_x100)}, tilt ${deg(t.tilt_deg_x100)}`];
   if (pose.preset) title.push(`preset ${pose.preset}`);
   if (pose.session_id) title.push(`session ${pose.session_id}: click to open`);
   if (pose.error) title.push(pose.error.message || JSON.stringify(pose.error));
@@ -351,7 +351,7 @@ function tile(pose) {
     title: title.join("\n"),
     dataset: { index: pose.index, status: pose.status, session: pose.session_id || null },
     onclick: open ? () => openSession(pose.session_id) : null,
-  }, h("span", { class: "n" }, `#${pose.index}`), h("span", { class: "where" }, where), h("span", { class: "st" }, pose.status));
+  }, h("span", { class: "n" }, `#${pose.index + 1}`), h("span", { class: "where" }, where), h("span", { class: "st" }, pose.status));
 }
 
 function renderTiles(poses) {

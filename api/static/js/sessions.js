@@ -4,7 +4,8 @@ import { ApiError, apiJson, loadImage } from "./api.js";
 import { fillNodeFilter, remoteLinks } from "./fleet.js";
 import { sessionLinks, uploadBadge } from "./sessionlinks.js";
 import { state } from "./state.js";
-import { $, badge, captureText, deg, h, isoSpan, plural, shortCam } from "./util.js";
+import { zoomText } from "./rig.js";
+import { $, badge, camName, captureText, deg, h, isoSpan, plural, shortCam } from "./util.js";
 import { openSets, openViewer } from "./viewer.js";
 
 const PAGE = 10;
@@ -47,7 +48,7 @@ function initFilters() {
   if (filtersReady || !state.info) return;
   filtersReady = true;
   $("sf-camera").replaceChildren(h("option", { value: "" }, "any camera"),
-    ...state.info.cameras.map((c) => h("option", { value: c.camera_id }, c.camera_id)));
+    ...state.info.cameras.map((c) => h("option", { value: c.camera_id }, shortCam(c.camera_id))));
   $("sf-status").replaceChildren(h("option", { value: "" }, "any status"),
     ...STATUSES.map((v) => h("option", { value: v }, v)));
   fillNodeFilter(); // the fleet's nodes (fleet.js)
@@ -221,7 +222,7 @@ function sessionCard(s) {
   const pose = s.pose || {};
   const seconds = typeof s.record_ended_at === "number" && typeof s.record_started_at === "number"
     ? `${(s.record_ended_at - s.record_started_at).toFixed(2)} s` : null;
-  const zooms = Object.entries(pose.zooms || {}).map(([cam, v]) => `${shortCam(cam)} zoom ${v}`).join(", ");
+  const zooms = Object.entries(pose.zooms || {}).map(([cam, v]) => zoomText(cam, v)).join(", ");
   const card = h("article", { class: "session", dataset: { session: s.session_id } },
     h("div", { class: "meta" },
       h("span", { class: "sid" }, s.session_id),
@@ -252,7 +253,7 @@ function sessionCard(s) {
     const strip = h("div", { class: "strip" });
     for (const item of info.strip || []) {
       const url = `/sessions/${encodeURIComponent(s.session_id)}/thumbs/${item.file.split("/").map(encodeURIComponent).join("/")}?size=160`;
-      const img = h("img", { alt: `${cam} frame ${item.index + 1}`, dataset: { src: url } });
+      const img = h("img", { alt: `${shortCam(cam)} frame ${item.index + 1}`, dataset: { src: url } });
       strip.append(h("button", {
         type: "button", title: `${item.file} — open full size`,
         onclick: () => openViewer(s.session_id, cam, item.index, info.strip),
@@ -260,7 +261,7 @@ function sessionCard(s) {
       thumbObserver.observe(img);
     }
     card.append(h("div", { class: "cam", dataset: { camera: cam } },
-      h("div", { class: "label" }, h("strong", {}, cam),
+      h("div", { class: "label" }, camName(cam, "strong"),
         h("span", { class: "muted" }, `${plural(info.frame_count, "frame")}, ${info.rejected_frames} rejected`),
         captureInfo(cam, info, s.capture)),
       info.strip && info.strip.length ? strip : h("span", { class: "muted small" }, "no frames")));

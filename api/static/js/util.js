@@ -26,13 +26,20 @@ export function deg(x100) {
   return typeof x100 === "number" ? `${(x100 / 100).toFixed(2)}°` : "–";
 }
 
-// Epoch seconds as a local time (with the date unless it is today).
+// A state field and its value as people read it: a field in hundredths of a degree in degrees
+// ("pan_deg_x100", 4500 → "pan 45.00°"), any other as it is ("zoom_step 3").
+export function fieldText(key, value) {
+  if (String(key).endsWith("_deg_x100") && typeof value === "number") {
+    return `${String(key).slice(0, -"_deg_x100".length)} ${deg(value)}`;
+  }
+  return `${key} ${value}`;
+}
+
+// Epoch seconds as a local ISO 8601 time to the second, "2026-11-23T20:30:16" (the browser's zone),
+// as every list shows times; the title of its element can carry isoLocal's milliseconds.
 export function when(epoch) {
   if (typeof epoch !== "number") return "–";
-  const d = new Date(epoch * 1000);
-  const today = new Date();
-  const time = d.toLocaleTimeString([], { hour12: false });
-  return d.toDateString() === today.toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
+  return isoLocal(epoch).slice(0, 19);
 }
 
 // Epoch seconds as local ISO 8601 to the millisecond, "2026-11-23T20:30:16.412" (the browser's zone).
@@ -65,8 +72,14 @@ export function captureText(timeSources, delay) {
   return bits.join(" · ");
 }
 
+// A camera's short name as people read it ("lwir_1" for cameradevice_lwir_1).
 export function shortCam(id) {
   return String(id).replace(/^cameradevice_/, "");
+}
+
+// A camera's name shown short, the full id in its tooltip.
+export function camName(id, tag = "span") {
+  return h(tag, { title: String(id) }, shortCam(id));
 }
 
 export function plural(n, word) {

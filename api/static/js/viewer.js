@@ -5,7 +5,8 @@
 import { apiJson, download, loadImage } from "./api.js";
 import { sessionLinks, uploadBadge } from "./sessionlinks.js";
 import { state } from "./state.js";
-import { $, deg, h, isoLocal, plural, when } from "./util.js";
+import { zoomText } from "./rig.js";
+import { $, deg, h, isoLocal, plural, shortCam, when } from "./util.js";
 
 const SET_IMAGE_SIZE = 960; // the side of each camera's image in a set (a cached thumbnail)
 
@@ -90,7 +91,7 @@ function renderCaption() {
   const frame = currentFrame();
   if (!v || !frame) return;
   const total = v.partial ? "…" : v.frames.length;
-  $("viewer-title").textContent = `${v.sessionId} · ${v.camera} · frame ${v.index + 1} of ${total}`;
+  $("viewer-title").textContent = `${v.sessionId} · ${shortCam(v.camera)} · frame ${v.index + 1} of ${total}`;
   const pose = frame.pose || {};
   const bits = [frame.file];
   if (typeof frame.captured_at === "number") {
@@ -99,7 +100,7 @@ function renderCaption() {
   if (typeof frame.received_at === "number") bits.push(`received ${when(frame.received_at)}`);
   if (frame.frame_index !== undefined && frame.frame_index !== null) bits.push(`camera frame #${frame.frame_index}`);
   if (typeof pose.pan_deg_x100 === "number") bits.push(`pan ${deg(pose.pan_deg_x100)}, tilt ${deg(pose.tilt_deg_x100)}`);
-  if (pose.zoom !== undefined && pose.zoom !== null) bits.push(`zoom ${pose.zoom}`);
+  if (pose.zoom !== undefined && pose.zoom !== null) bits.push(zoomText(v.camera, pose.zoom));
   if (typeof pose.distance_m === "number" && pose.distance_m > 0) bits.push(`${pose.distance_m} m`);
   $("viewer-caption").textContent = bits.join(" · ");
 }
@@ -130,7 +131,7 @@ export async function openSets(sessionId) {
   slider.max = String(Math.max(0, body.sets.length - 1));
   slider.value = "0";
   $("viewer-sets").replaceChildren(...body.cameras.map((cam) => h("figure", { class: "set-cam", dataset: { camera: cam } },
-    h("img", { alt: `${cam}` }), h("figcaption", {}, cam))));
+    h("img", { alt: shortCam(cam) }), h("figcaption", { title: cam }, shortCam(cam)))));
   showSet();
 }
 
@@ -151,7 +152,7 @@ async function showSet() {
   const sets = v.sets;
   if (!sets.sets.length) {
     $("viewer-title").textContent = `${v.sessionId} · no frame sets`;
-    const unmatched = Object.entries(sets.unmatched || {}).map(([c, n]) => `${c}: ${n}`).join(", ");
+    const unmatched = Object.entries(sets.unmatched || {}).map(([c, n]) => `${shortCam(c)}: ${n}`).join(", ");
     $("viewer-caption").textContent = `No frames of these cameras were taken within ${sets.tolerance_ms} ms of each other`
       + `${unmatched ? ` (unmatched ${unmatched})` : ""}.`;
     return;
@@ -159,7 +160,7 @@ async function showSet() {
   const set = sets.sets[v.index];
   $("viewer-slider").value = String(v.index);
   $("viewer-title").textContent = `${v.sessionId} · set ${v.index + 1} of ${sets.sets.length}`;
-  const unmatched = Object.entries(sets.unmatched || {}).filter(([, n]) => n > 0).map(([c, n]) => `${c} ${n}`);
+  const unmatched = Object.entries(sets.unmatched || {}).filter(([, n]) => n > 0).map(([c, n]) => `${shortCam(c)} ${n}`);
   $("viewer-caption").textContent = [
     setTime(sets, set),
     `spread ${set.spread_ms.toFixed(2)} ms (tolerance ${sets.tolerance_ms} ms)`,
@@ -170,7 +171,7 @@ async function showSet() {
   await Promise.all(Array.from($("viewer-sets").querySelectorAll("figure")).map(async (fig) => {
     const cam = fig.dataset.camera;
     const file = set.frames[cam];
-    fig.querySelector("figcaption").textContent = file ? `${cam} · ${file.split("/").pop()}` : `${cam} · –`;
+    fig.querySelector("figcaption").textContent = `${shortCam(cam)} · ${file ? file.split("/").pop() : "–"}`;
     const img = fig.querySelector("img");
     if (!file) return;
     const url = `/sessions/${encodeURIComponent(v.sessionId)}/thumbs/${file.split("/").map(encodeURIComponent).join("/")}?size=${SET_IMAGE_SIZE}`;
