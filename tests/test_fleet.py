@@ -7,6 +7,7 @@ without a shared catalog."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,9 @@ def test_which_listing_answers_and_what_a_beat_says(local: Catalog) -> None:
 def test_a_node_without_a_shared_catalog_is_a_fleet_of_one(
     client: FlaskClient, service: CaptureService
 ) -> None:
-    fleet = client.get("/fleet").get_json()
+    deadline = time.monotonic() + 5  # the first heartbeat is written by its thread just after the start
+    while not (fleet := client.get("/fleet").get_json())["nodes"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert fleet["shared"] is False and [n["node_id"] for n in fleet["nodes"]] == [service.config.node.id]
     assert fleet["nodes"][0]["online"] is True
     assert client.get("/sessions?node=all").status_code == 200
