@@ -63,7 +63,9 @@ class Fleet:
         return self.node.id
 
     def start(self) -> None:
-        self.heartbeat.start()
+        # Without a shared catalog the beat goes into the local SQLite file: write the first one now, so
+        # GET /fleet lists this node from the start. A shared catalog is never waited for.
+        self.heartbeat.start(beat_now=self.shared is None)
         if self.outbox is not None:
             self.outbox.start()
 

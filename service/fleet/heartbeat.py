@@ -60,9 +60,17 @@ class Heartbeat:
         self.last_error: dict[str, Any] | None = None
         self.last_cost_s: float | None = None
 
-    def start(self) -> None:
+    def start(self, beat_now: bool = False) -> None:
+        """Beat every interval on a thread of its own; ``beat_now``: the first beat here, before
+        returning (for a local store only: a remote one must never hold up the start)."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+            first_due = time.monotonic()
+            if beat_now:
+                self.beat_once()
+                first_due += self.interval_s
+            self._thread = threading.Thread(
+                target=self._run, args=(first_due,), name="heartbeat", daemon=True
+            )
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -70,8 +78,9 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _run(self) -> None:
-        due = time.monotonic()
+    def _run(self, first_due: float) -> None:
+        due = first_due
+        self._stop.wait(max(0.0, due - time.monotonic()))
         while not self._stop.is_set():
             self.beat_once()
             due += self.interval_s
