@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rigcore.config_paths import CATALOG_FILE  # under images_data_dir: the one list of owned files
 from sessions.catalog_schema import LATEST, SCHEMA_VERSION_TABLE, SchemaTooNew, pending
 
 log = logging.getLogger("sessions.catalog")
 
-CATALOG_FILE = "catalog.sqlite"  # under images_data_dir
 SCHEMA_VERSION = LATEST  # sessions.catalog_schema: the file's schema_version after open()
 # SQLite's words for a damaged file; anything else (busy, locked, I/O, full) is not cured by a rebuild.
 DAMAGE = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
