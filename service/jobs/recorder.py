@@ -9,7 +9,9 @@ Attached to the :class:`camera.router.FrameRouter` at the recording's start (whi
 replays from its pre-roll when it lies a little in the past); the writer encodes and writes each
 frame in its thread pool while the recording runs (write-behind), so the loop only moves references
 and memory holds only the frames not yet written. The window closes once every camera has delivered
-a frame captured after its end (:attr:`Recorder.all_confirmed`), or the recording stops waiting.
+a frame captured after its end and the pan-tilt a state sample received after it
+(:attr:`Recorder.all_confirmed`: every frame's pose then lies between two samples), or the recording
+stops waiting.
 
 The recorder also keeps the rig's state samples (every device) from the batch start on: the pose of
 each frame at its capture time is looked up in them when the session is saved
@@ -66,7 +68,11 @@ class Recorder:
         self._taken: dict[str, int] = {}
         self._delays: dict[str, list[float]] = {cam: [] for cam in self.cameras}
         self._confirmed: set[str] = set()
-        self.all_confirmed = asyncio.Event()  # every camera delivered a frame captured after the end
+        # A pan-tilt sample received after the end: every frame inside has a sample on both sides, so
+        # its pose is interpolated at its capture time rather than held from the last one before it.
+        self._pose_after_end = False
+        # Every camera delivered a frame captured after the end, and the pan-tilt a sample after it.
+        self.all_confirmed = asyncio.Event()
         self.states: list[StateSample] = []
         self.states_dropped = 0
 
@@ -116,7 +122,10 @@ class Recorder:
 
     def _confirm(self, camera_id: str) -> None:
         self._confirmed.add(camera_id)
-        if self._confirmed >= self.cameras:
+        self._check_confirmed()
+
+    def _check_confirmed(self) -> None:
+        if self._pose_after_end and self._confirmed >= self.cameras:
             self.all_confirmed.set()
 
     def on_rejection(self, rejection: Rejection, received_mono: float) -> None:
@@ -135,6 +144,13 @@ class Recorder:
 
     # -- state listener ------------------------------------------------------------------------
     def on_state(self, sample: StateSample) -> None:
+        if (
+            sample.device_id == self._layout.pantilt_id
+            and sample.received_mono >= self.end_mono
+            and not sample.retained  # an old message the broker replays on (re)subscribing
+        ):
+            self._pose_after_end = True
+            self._check_confirmed()
         if len(self.states) >= MAX_STATE_SAMPLES:
             self.states_dropped += 1
             return
