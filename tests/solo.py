@@ -1,0 +1,77 @@
+"""Two workers, and the tests that must run alone (a pytest plugin, registered in tests/conftest.py).
+
+The suite runs on two pytest-xdist workers (``-n 2 --dist loadfile`` in pyproject.toml), one per core
+of the machine CI runs on. Most tests wait on a rig, a broker or a timer and leave a core idle, so two
+at once halve the wall time. Some must not share the machine:
+
+* tests that judge what the service kept at a frame rate, or how fast something answered: a second
+  test on the same cores is load a real rig does not add, and the simulated rig skips frames to a
+  reader that falls behind (a camera's newest frame replaces the one not yet sent), so a session
+  comes out ``partial``;
+* tests that take the machine themselves: Chromium, mypy, schemathesis and hypothesis.
+
+A module marks them with ``pytestmark = [..., pytest.mark.solo]`` (or a test with
+``@pytest.mark.solo``). A solo test runs while the other worker runs nothing: it waits for the test
+running there to end, and the other worker waits for it before starting its next test. Its whole
+protocol is covered: setup (a module's fixtures are set up in its first test's setup), call, teardown.
+
+How: two lock files in a folder of the run's own (named by xdist's run id, in the temp folder).
+``run.lock`` is held shared by each running test and exclusively by a solo one; ``gate.lock`` is
+taken first by every test, briefly, and held by a solo test throughout, so that a waiting solo test
+is not overtaken by the other worker's next tests. Without xdist (``-p no:xdist``, ``-n 0``) or
+without ``fcntl`` (Windows) tests run as they come, one at a time anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, and no parallel runs to guard either
+    fcntl = None  # type: ignore[assignment]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "solo: runs while the other xdist worker runs nothing (rates, timings, heavy tools)"
+    )
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, solo: bool) -> Iterator[None]:
+    assert fcntl is not None
+    with open(folder / "solo-gate.lock", "a+") as gate, open(folder / "solo-run.lock", "a+") as run:
+        _flock(gate, fcntl.LOCK_EX)
+        _flock(run, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
+        if not solo:
+            _flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            _flock(run, fcntl.LOCK_UN)
+            if solo:
+                _flock(gate, fcntl.LOCK_UN)
+
+
+def _flock(file: IO[Any], operation: int) -> None:
+    assert fcntl is not None
+    fcntl.flock(file.fileno(), operation)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+    if fcntl is None or not run_id:
+        return (yield)
+    shared = Path(tempfile.gettempdir()) / f"rigcapture-tests-{run_id}"
+    shared.mkdir(exist_ok=True)
+    with _locked(shared, item.get_closest_marker("solo") is not None):
+        return (yield)
