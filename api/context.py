@@ -92,7 +92,8 @@ class Scans(Protocol):
 
 
 class ConfigEditor(Protocol):
-    """PUT /config (service.config_reloader.ConfigReloader)."""
+    """PUT /config (service.config_reloader.ConfigReloader, with the checks the service's parts added:
+    the event ring that would not fit the memory cap at the rates measured now)."""
 
     @property
     def config_path(self) -> Path | None: ...
@@ -187,23 +188,8 @@ def cancel_scan(scan_id: str) -> dict[str, Any] | None:
     return service.scans.cancel(scan_id, service.jobs.cancel)
 
 
-class _ServiceConfigEditor:
-    """PUT /config through the service (CaptureService.update_config), whose parts may refuse a change
-    first: the event ring that would not fit the memory cap at the rates measured now."""
-
-    def __init__(self, service: CaptureService) -> None:
-        self._service = service
-
-    @property
-    def config_path(self) -> Path | None:
-        return self._service.settings.config_path
-
-    def update(self, patch: Any) -> dict[str, list[str]]:
-        return self._service.update_config(patch)
-
-
 def config_editor() -> ConfigEditor:
-    return _ServiceConfigEditor(capture_service())
+    return capture_service().settings
 
 
 def presets() -> PresetStore:

@@ -44,47 +44,47 @@ class LiveQuery(BaseModel):
     max: int | Omitted = Field(None, description="longest side in pixels (32-4096, default 640)")
 
 
+def _filter(description: str, *examples: str) -> Any:
+    """An optional query parameter: absent (or empty), no filter."""
+    return Field(None, description=description, examples=list(examples) or None)
+
+
 class SessionsQuery(BaseModel):
     """GET /sessions: the page, and the filters (sessions.catalog.query_from_params); an empty value
     is no filter."""
 
-    limit: int | Omitted = Field(None, description="page size (1-200, default 20)")
-    offset: int | Omitted = Field(None, description="skip")
-    camera: str | Omitted = Field(
-        None,
-        description="sessions that recorded this camera: its id, or a part of one configured id "
-        "(lwir, sw); a part that several ids hold is refused (400)",
-        examples=["cameradevice_lwir_1", "lwir"],
+    limit: int | Omitted = _filter("page size (1-200, default 20)")
+    offset: int | Omitted = _filter("skip")
+    camera: str | Omitted = _filter(
+        "sessions that recorded this camera: its id, or a part of one configured id (lwir, sw); a part "
+        "that several ids hold is refused (400)",
+        "cameradevice_lwir_1",
+        "lwir",
     )
-    status: Annotated[str, Field(json_schema_extra={"enum": sorted(STATUSES)})] | Omitted = Field(
-        None, description="session status"
+    status: Annotated[str, Field(json_schema_extra={"enum": sorted(STATUSES)})] | Omitted = _filter(
+        "session status"
     )
-    since: str | Omitted = Field(
-        None,
-        description="recording started at or after: an ISO 8601 date or time (without a zone: the "
-        "service host's time zone), an age back from now (30m, 2h, 3d, 1w) or epoch seconds",
-        examples=["2026-12-06", "2026-12-06T14:30:00+01:00", "2h", "1796515200"],
+    since: str | Omitted = _filter(
+        "recording started at or after: an ISO 8601 date or time (without a zone: the service host's "
+        "time zone), an age back from now (30m, 2h, 3d, 1w) or epoch seconds",
+        "2026-12-06",
+        "2026-12-06T14:30:00+01:00",
+        "2h",
+        "1796515200",
     )
-    until: str | Omitted = Field(
-        None,
-        description="recording started before: the same forms as since",
-        examples=["2026-12-07", "30m"],
+    until: str | Omitted = _filter("recording started before: the same forms as since", "2026-12-07", "30m")
+    scan_id: str | Omitted = _filter("sessions of this scan")
+    pan_min: _PanTilt | Omitted = _filter("pan at the start >= (degrees x100)")
+    pan_max: _PanTilt | Omitted = _filter("pan at the start <= (degrees x100)")
+    tilt_min: _PanTilt | Omitted = _filter("tilt at the start >= (degrees x100)")
+    tilt_max: _PanTilt | Omitted = _filter("tilt at the start <= (degrees x100)")
+    q: str | Omitted = _filter("a substring of the session id or its label (case-insensitive)")
+    kind: Annotated[str, Field(json_schema_extra={"enum": list(KINDS)})] | Omitted = _filter(
+        "recordings, or event captures"
     )
-    scan_id: str | Omitted = Field(None, description="sessions of this scan")
-    pan_min: _PanTilt | Omitted = Field(None, description="pan at the start >= (degrees x100)")
-    pan_max: _PanTilt | Omitted = Field(None, description="pan at the start <= (degrees x100)")
-    tilt_min: _PanTilt | Omitted = Field(None, description="tilt at the start >= (degrees x100)")
-    tilt_max: _PanTilt | Omitted = Field(None, description="tilt at the start <= (degrees x100)")
-    q: str | Omitted = Field(
-        None, description="a substring of the session id or its label (case-insensitive)"
-    )
-    kind: Annotated[str, Field(json_schema_extra={"enum": list(KINDS)})] | Omitted = Field(
-        None, description="recordings, or event captures"
-    )
-    node: str | Omitted = Field(
-        None,
-        description="all: every node's sessions (the shared catalog; without one, this node's); "
-        "a node's id: its sessions. Absent: this node's (docs/operations/fleet.md)",
+    node: str | Omitted = _filter(
+        "all: every node's sessions (the shared catalog; without one, this node's); a node's id: its "
+        "sessions. Absent: this node's (docs/operations/fleet.md)"
     )
 
 

@@ -26,6 +26,8 @@ from sessions.scan_manifest import ScanManifest
 
 
 class ErrorDetail(BaseModel):
+    """One problem of a refused request: where it is (``index``, ``field``) and what is wrong."""
+
     index: int | None = Field(description="item of requests")
     field: str
     message: str
@@ -46,6 +48,8 @@ class Error(BaseModel):
 
 # -- jobs -----------------------------------------------------------------------------------------
 class Result(BaseModel):
+    """One command of a job: what was sent, its status and the rig's answer."""
+
     request: Any
     status: CommandStatus
     status_code: int | Omitted | None = None
@@ -104,6 +108,8 @@ class JobDone(Job):
 
 
 class Accepted(BaseModel):
+    """A batch taken (202): its job, and where to follow it."""
+
     job_id: str
     status: str
     status_url: str
@@ -111,10 +117,14 @@ class Accepted(BaseModel):
 
 
 class JobList(BaseModel):
+    """The jobs the service holds."""
+
     jobs: list[Job]
 
 
 class HistoryPage(BaseModel):
+    """A page of the request history (history.json)."""
+
     requests: list[dict[str, Any]]
     total: int = Field(description="entries in the whole history")
     limit: int
@@ -123,6 +133,8 @@ class HistoryPage(BaseModel):
 
 
 class RigStatus(BaseModel):
+    """What the service knows of the rig now: its broker, devices, streams and cameras."""
+
     broker: Any
     devices: Any
     streams: Any
@@ -130,12 +142,16 @@ class RigStatus(BaseModel):
 
 
 class Health(BaseModel):
+    """Whether the service reaches the broker and the camera streams."""
+
     status: Literal["ok", "degraded"]
     broker_connected: bool
     streams_connected: bool
 
 
 class ConfigSaved(BaseModel):
+    """PUT /config saved: the top-level keys that changed, and those that need a restart."""
+
     message: str
     changed: list[str]
     restart_required: list[str]
@@ -152,17 +168,23 @@ class Preset(store.Preset):
 
 
 class PresetList(BaseModel):
+    """Every stored preset."""
+
     presets: list[Preset]
     warning: str | Omitted = None
 
 
 class Deleted(BaseModel):
+    """What was deleted."""
+
     message: str
     name: str
 
 
 # -- scans ----------------------------------------------------------------------------------------
 class ScanProgress(BaseModel):
+    """Poses done, of the scan's total."""
+
     done: int
     total: int
 
@@ -175,12 +197,16 @@ class Scan(ScanManifest):
 
 
 class ScanQueued(BaseModel):
+    """A scan taken (202): its id, and where to follow it."""
+
     scan_id: str
     status_url: str
     message: str | Omitted = None
 
 
 class ScanList(BaseModel):
+    """The scans, with their progress."""
+
     scans: list[Scan]
 
 
@@ -194,11 +220,15 @@ class Schedule(rules.Schedule):
 
 
 class ScheduleCreated(BaseModel):
+    """A schedule stored: its id and its next run (epoch s)."""
+
     schedule_id: str
     next_run_at: float
 
 
 class ScheduleList(BaseModel):
+    """Every stored schedule."""
+
     schedules: list[Schedule]
     warning: str | Omitted = None
 
@@ -213,6 +243,8 @@ class Event(EventView):
 
 
 class EventQueued(BaseModel):
+    """A trigger taken: the event it started or extended, and where to follow it."""
+
     event_id: str
     status: str
     status_url: str
@@ -220,6 +252,8 @@ class EventQueued(BaseModel):
 
 
 class EventList(BaseModel):
+    """The events, whether the ring keeps frames, and how far back it reaches."""
+
     events: list[Event] = Field(description="since the service started, newest first")
     armed: bool = Field(description="the ring keeps frames now")
     error: str | None = Field(description="why events are off although enabled (the memory cap)")
@@ -236,6 +270,8 @@ class CameraList(BaseModel):
 
 
 class SessionPage(BaseModel):
+    """A page of sessions (the catalog), with how many match the filters."""
+
     sessions: list[dict[str, Any]]
     total: int = Field(description="sessions matching")
     offset: Any
@@ -248,6 +284,8 @@ class SessionPage(BaseModel):
 
 # -- the fleet (api/fleet.py, service.fleet) --------------------------------------------------------
 class NodeJob(BaseModel):
+    """The job a node runs, as its heartbeat told it."""
+
     job_id: str | None = None
     kind: str | Omitted = None
     status: JobStatus | None = None
@@ -274,6 +312,8 @@ class FleetNode(BaseModel):
 
 
 class FleetPage(BaseModel):
+    """Every node of the fleet as the catalog knows it."""
+
     node_id: str = Field(description="the node answering")
     shared: bool = Field(description="false: no shared catalog (catalog.url), this node alone")
     heartbeat_s: float

@@ -48,6 +48,8 @@ from service.uploads.uploader import Uploader
 
 MIB = 1024 * 1024
 ACCESS, SECRET, REGION = "bench-access", "bench-secret", "us-east-1"
+# The keyword names rigcapture's remote_storage and the MinIO client both take.
+CREDENTIALS = {"access_key": ACCESS, "secret_key": SECRET, "region": REGION}
 
 
 def make_session(root: Path, frames: int, frame_mib: float, big_mib: int) -> Path:
@@ -122,14 +124,7 @@ def boto3_client(url: str, concurrency: int = 4) -> Any:
 
 
 def run_rigcapture(url: str, bucket: str, folder: Path, concurrency: int, work: Path) -> None:
-    remote = RemoteStorageConfig(
-        endpoint=url,
-        bucket=bucket,
-        access_key=ACCESS,
-        secret_key=SECRET,
-        region=REGION,
-        concurrency=concurrency,
-    )
+    remote = RemoteStorageConfig(endpoint=url, bucket=bucket, concurrency=concurrency, **CREDENTIALS)
     uploader = Uploader(remote, folder.parent, work / f"images_data-{time.monotonic_ns()}")
     uploader.start()
     try:
@@ -151,9 +146,7 @@ def run_boto3(url: str, bucket: str, folder: Path, concurrency: int, work: Path)
 def run_minio(url: str, bucket: str, folder: Path, concurrency: int, work: Path) -> None:
     from minio import Minio
 
-    client = Minio(
-        url.removeprefix("http://"), access_key=ACCESS, secret_key=SECRET, secure=False, region=REGION
-    )
+    client = Minio(url.removeprefix("http://"), secure=False, **CREDENTIALS)
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(lambda f: client.fput_object(bucket, f[1], str(f[0])), files_of(folder)))
 

@@ -91,6 +91,14 @@ examples:
   python -m rigcli schedules add --every 600 --scan-file sweep.json --label sweep
 """
 
+CAPTURE_TEXT = f"""\
+move, settle, record; follow the job; print a summary
+
+Submit a batch (pan, tilt, zooms, then the recording), follow the job with a progress bar on stderr,
+then print a summary. Moves are left out when not given.
+
+{EPILOG}"""
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error raises instead of exiting, so main() owns every exit code."""
@@ -154,15 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    cap = add_command(
-        sub,
-        common,
-        "capture",
-        help="move, settle, record; follow the job; print a summary",
-        description="Submit a batch (pan, tilt, zooms, then the recording), follow the job with a "
-        "progress bar on stderr, then print a summary. Moves are left out when not given.",
-        epilog=EPILOG,
-    )
+    cap = add_command(sub, common, "capture", CAPTURE_TEXT)
     cap.add_argument("--pan", metavar="DEG", help="pan in degrees, decimals welcome (-180 … 180)")
     cap.add_argument("--tilt", metavar="DEG", help="tilt in degrees, decimals welcome (-90 … 90)")
     cap.add_argument("--seconds", type=float, required=True, metavar="S", help="how long to record")
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cap.set_defaults(run=cmd_capture)
 
-    st = sub.add_parser("status", parents=[common], help="the rig: pose, connections, cameras")
+    st = add_command(sub, common, "status", "the rig: pose, connections, cameras")
     st.set_defaults(run=cmd_status)
     add_list_parsers(sub, common)
     add_scan_parser(sub, common, EPILOG)

@@ -347,11 +347,29 @@ def outcome(noun: str, thing: dict[str, Any], err: TextIO) -> int:
     return EXIT_JOB_FAILED
 
 
-def add_command(sub: Any, common: argparse.ArgumentParser, name: str, **parser_args: Any) -> Any:
-    """One rigcli command: the common options, and its help text laid out as written."""
+def add_command(sub: Any, common: argparse.ArgumentParser, name: str, text: str) -> Any:
+    """One rigcli command (or action): the common options, and its help ``text`` (:func:`help_parts`)."""
+    short, description, epilog = help_parts(text)
     return sub.add_parser(
-        name, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **parser_args
+        name,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help=short,
+        description=description,
+        epilog=epilog,
     )
+
+
+def help_parts(text: str) -> tuple[str, str | None, str | None]:
+    """A command's help, written as ``--help`` shows it, as (help, description, epilog): the first
+    paragraph is the one-line help ``rigcli --help`` lists, the second the description (each joined
+    on one line, as it is printed), the rest the epilog (notes and examples) as written. Two blank
+    lines after the first paragraph: no description; one paragraph alone: the help only."""
+    short, _, rest = text.partition("\n\n")
+    if rest.startswith("\n"):  # an empty second paragraph
+        rest = "\n" + rest
+    description, _, epilog = rest.partition("\n\n")
+    return one_line(short), one_line(description) or None, epilog or None
 
 
 Notes = Callable[[dict[str, Any]], list[str]]

@@ -47,16 +47,23 @@ examples:
 """
 
 
-EVENT_TEXT = {
-    "help": "save the seconds before and after now as a session; follow it",
-    "description": "Trigger an event (POST /events), follow it with a progress line on stderr, then "
-    "print its session.",
-    "epilog": EVENT_EPILOG,
-}
+EVENT_TEXT = f"""\
+save the seconds before and after now as a session; follow it
+
+Trigger an event (POST /events), follow it with a progress line on stderr, then print its session.
+
+{EVENT_EPILOG}"""
+
+# No description: the help, then two blank lines (rigcli.common.help_parts).
+EVENTS_TEXT = f"""\
+events since the service started, newest first; or one event
+
+
+{EVENT_EPILOG}"""
 
 
 def add_events_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    ev = add_command(sub, common, "event", **EVENT_TEXT)
+    ev = add_command(sub, common, "event", EVENT_TEXT)
     ev.add_argument(
         "--pre", type=float, metavar="S", help="seconds before the trigger (default: all the ring holds)"
     )
@@ -70,13 +77,7 @@ def add_events_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     ev.add_argument("--max-wait", type=float, default=600.0, metavar="S", help="stop following after S s")
     ev.set_defaults(run=cmd_event)
-    evs = add_command(
-        sub,
-        common,
-        "events",
-        help="events since the service started, newest first; or one event",
-        epilog=EVENT_EPILOG,
-    )
+    evs = add_command(sub, common, "events", EVENTS_TEXT)
     evs.add_argument("event_id", nargs="?", metavar="EVENT_ID", help="show this event")
     evs.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
     evs.set_defaults(run=cmd_events)

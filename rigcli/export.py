@@ -34,24 +34,21 @@ MCAP_MAGIC = b"\x89MCAP0\r\n"
 ZIP_MAGIC = b"PK"
 DOWNLOAD_CHUNK = 1024 * 1024
 
-EXAMPLES = """\
+TEXT = """\
+download a session as MCAP (for Foxglove) or as a zip
+
+Download a recorded session as one file: MCAP (images, pose, transforms, frame sets; opens in
+Foxglove) or the session folder as a zip. Exit 2 for an unknown session.
+
 examples:
   python -m rigcli export 20261123-203016-412 -o take1.mcap     # then open take1.mcap in Foxglove
   python -m rigcli export 20261123-203016-412 --format zip
 """
 
 
-TEXT = {
-    "help": "download a session as MCAP (for Foxglove) or as a zip",
-    "description": "Download a recorded session as one file: MCAP (images, pose, transforms, frame "
-    "sets; opens in Foxglove) or the session folder as a zip. Exit 2 for an unknown session.",
-    "epilog": EXAMPLES,
-}
-
-
 def add_export_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``export`` command to the subparsers of rigcli.cli.build_parser."""
-    exp = add_command(sub, common, "export", **TEXT)
+    exp = add_command(sub, common, "export", TEXT)
     exp.add_argument("session", help="the session id (see: rigcli sessions)")
     exp.add_argument("--format", choices=FORMATS, default="mcap", help="mcap (default) or zip")
     exp.add_argument(

@@ -10,7 +10,11 @@ from typing import Any, TextIO
 from rigcli.client import EXIT_OK, ApiClient
 from rigcli.common import add_command, one_line, print_json, table, when
 
-FLEET_EPILOG = """\
+TEXT = """\
+the fleet's nodes: online, last heard of, current job, links
+
+Every node that writes its heartbeat to the catalog this node reads.
+
 A node is offline once its last heartbeat is older than three of its intervals (catalog.heartbeat_s).
 Without a shared catalog (catalog.url) the fleet is this node alone.
 
@@ -20,15 +24,8 @@ examples:
 """
 
 
-TEXT = {
-    "help": "the fleet's nodes: online, last heard of, current job, links",
-    "description": "Every node that writes its heartbeat to the catalog this node reads.",
-    "epilog": FLEET_EPILOG,
-}
-
-
 def add_fleet_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    fleet = add_command(sub, common, "fleet", **TEXT)
+    fleet = add_command(sub, common, "fleet", TEXT)
     fleet.set_defaults(run=cmd_fleet)
 
 

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from rigcli.client import EXIT_OK, ApiClient, RequestRejected
 from rigcli.common import (
+    add_command,
     cli_words,
     deg,
     listing,
@@ -27,13 +28,13 @@ from rigcli.common import (
 
 def add_list_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``jobs``, ``history`` and ``sessions`` to the subparsers of rigcli.cli.build_parser."""
-    jobs = sub.add_parser("jobs", parents=[common], help="jobs since the service started, newest first")
+    jobs = add_command(sub, common, "jobs", "jobs since the service started, newest first")
     jobs.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
     jobs.set_defaults(run=cmd_jobs)
-    hist = sub.add_parser("history", parents=[common], help="history.json, newest first")
+    hist = add_command(sub, common, "history", "history.json, newest first")
     hist.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
     hist.set_defaults(run=cmd_history)
-    ses = sub.add_parser("sessions", parents=[common], help="recorded sessions, newest first")
+    ses = add_command(sub, common, "sessions", "recorded sessions, newest first")
     ses.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
     ses.add_argument("--offset", type=int, default=0, help="skip this many (newest first)")
     # Filters of GET /sessions: degrees, times and camera names made the service's here; it checks the rest.

@@ -14,11 +14,10 @@ from rigcli.common import add_command, path_of, print_json
 Command = Callable[[argparse.Namespace, ApiClient, TextIO, TextIO], int]
 
 
-def add_collection(
-    sub: Any, common: argparse.ArgumentParser, name: str, run_list: Command, **parser_args: Any
-) -> Any:
-    """The ``name`` command (listing when given no action) and its subparsers for the actions."""
-    parser = add_command(sub, common, name, **parser_args)
+def add_collection(sub: Any, common: argparse.ArgumentParser, name: str, run_list: Command, text: str) -> Any:
+    """The ``name`` command (listing when given no action; its help ``text`` as rigcli.common's
+    add_command takes it) and its subparsers for the actions."""
+    parser = add_command(sub, common, name, text)
     parser.set_defaults(run=run_list)
     return parser.add_subparsers(dest=f"{name}_action", metavar="[ACTION]", parser_class=type(parser))
 
@@ -28,11 +27,12 @@ def add_action(
     common: argparse.ArgumentParser,
     action: str,
     run: Command,
+    text: str,
     item: tuple[str, str] | None = None,
-    **parser_args: Any,
 ) -> argparse.ArgumentParser:
-    """One action; ``item`` (dest, metavar): the positional argument naming the thing it acts on."""
-    parser: argparse.ArgumentParser = actions.add_parser(action, parents=[common], **parser_args)
+    """One action, with its help ``text`` (rigcli.common.add_command); ``item`` (dest, metavar): the
+    positional argument naming the thing it acts on."""
+    parser: argparse.ArgumentParser = add_command(actions, common, action, text)
     if item is not None:
         parser.add_argument(item[0], metavar=item[1])
     parser.set_defaults(run=run)
@@ -40,16 +40,21 @@ def add_action(
 
 
 def listed(
-    args: argparse.Namespace, body: dict[str, Any], key: str, out: TextIO, err: TextIO
+    args: argparse.Namespace, body: dict[str, Any], key: str, streams: tuple[TextIO, TextIO], empty: str
 ) -> list[Any] | None:
     """The items of a listing (``GET /presets``, say) to print, after the service's warning; None when
-    ``--json`` printed the whole answer."""
+    it printed all there is to say: the whole answer (``--json``), or ``empty`` for no items."""
+    out, err = streams
     if args.json:
         print_json(out, body)
         return None
     if body.get("warning"):
         err.write(f"rigcli: warning from the service: {body['warning']}\n")
-    return list(body.get(key) or [])
+    items = list(body.get(key) or [])
+    if not items:
+        out.write(f"{empty}\n")
+        return None
+    return items
 
 
 def delete(args: argparse.Namespace, client: ApiClient, out: TextIO, noun: str, name: str) -> int:

@@ -28,7 +28,11 @@ from rigcli.progress import JobProgress
 GOTO_PRESET = "goto_preset"  # the batch command that moves the rig to a preset
 GO_MAX_WAIT_S = 180.0
 
-PRESETS_EPILOG = """\
+TEXT = """\
+named poses: list (the default), set, save, show, delete, go
+
+Named poses kept by the service (GET/PUT/DELETE /presets/<name>).
+
 examples:
   python -m rigcli presets
   python -m rigcli presets set gate --pan 45 --tilt -10 --zoom swir=200
@@ -38,19 +42,12 @@ examples:
 """
 
 
-TEXT = {
-    "help": "named poses: list (the default), set, save, show, delete, go",
-    "description": "Named poses kept by the service (GET/PUT/DELETE /presets/<name>).",
-    "epilog": PRESETS_EPILOG,
-}
-
-
 def add_presets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    actions = add_collection(sub, common, "presets", cmd_presets_list, **TEXT)
+    actions = add_collection(sub, common, "presets", cmd_presets_list, TEXT)
     name = ("name", "NAME")
-    add_action(actions, common, "list", cmd_presets_list, help="every preset (the default)")
+    add_action(actions, common, "list", cmd_presets_list, "every preset (the default)")
     put = add_action(
-        actions, common, "set", cmd_presets_set, name, help="store pan, tilt (degrees) and zooms under NAME"
+        actions, common, "set", cmd_presets_set, "store pan, tilt (degrees) and zooms under NAME", name
     )
     put.add_argument("--pan", required=True, metavar="DEG", help="pan in degrees (decimals welcome)")
     put.add_argument("--tilt", required=True, metavar="DEG", help="tilt in degrees (decimals welcome)")
@@ -61,13 +58,11 @@ def add_presets_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="CAM=VALUE",
         help="a camera's zoom in its configured unit (swir=200: zoom_step); may be repeated",
     )
-    add_action(
-        actions, common, "save", cmd_presets_save, name, help="store the pose the rig holds now as NAME"
-    )
-    add_action(actions, common, "show", cmd_presets_show, name, help="one preset")
-    add_action(actions, common, "delete", cmd_presets_delete, name, help="forget a preset")
+    add_action(actions, common, "save", cmd_presets_save, "store the pose the rig holds now as NAME", name)
+    add_action(actions, common, "show", cmd_presets_show, "one preset", name)
+    add_action(actions, common, "delete", cmd_presets_delete, "forget a preset", name)
     go = add_action(
-        actions, common, "go", cmd_presets_go, name, help="move the rig to a preset; wait until it settled"
+        actions, common, "go", cmd_presets_go, "move the rig to a preset; wait until it settled", name
     )
     go.add_argument("-q", "--quiet", action="store_true", help="no progress")
 
@@ -95,11 +90,9 @@ def _print_presets(out: TextIO, presets: list[dict[str, Any]], client: ApiClient
 
 
 def cmd_presets_list(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    presets = listed(args, client.get("/presets"), "presets", out, err)
+    empty = "no presets (store one: python -m rigcli presets set NAME --pan DEG --tilt DEG)"
+    presets = listed(args, client.get("/presets"), "presets", (out, err), empty)
     if presets is None:
-        return EXIT_OK
-    if not presets:
-        out.write("no presets (store one: python -m rigcli presets set NAME --pan DEG --tilt DEG)\n")
         return EXIT_OK
     _print_presets(out, presets, client)
     return EXIT_OK

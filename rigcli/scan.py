@@ -39,7 +39,12 @@ FINISHED = frozenset({"succeeded", "failed", "cancelled", "interrupted"})
 # After Ctrl-C asked the service to cancel: how long to wait for the pose being recorded to be saved.
 CANCEL_WAIT_S = 120.0
 
-SCAN_EPILOG = """\
+SCAN_TEXT = """\
+record at a grid or a list of poses; follow it pose by pose; print a table
+
+Submit a scan (POST /scans): the same cameras recorded at every pose, one session per pose, each
+after the rig settled. Or, with an ACTION, look at the scans.
+
 the poses:
   a grid:   --pan FROM:TO:STEP --tilt FROM:TO:STEP [--order serpentine|rows]
             degrees; inclusive ranges (the last value is TO when a step lands on it); one value
@@ -107,15 +112,7 @@ def _follow_options(parser: argparse.ArgumentParser) -> None:
 
 def add_scan_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> None:
     """``scan`` (start one) and its actions ``status``, ``list``, ``cancel``, ``resume``."""
-    scan = add_command(
-        sub,
-        common,
-        "scan",
-        help="record at a grid or a list of poses; follow it pose by pose; print a table",
-        description="Submit a scan (POST /scans): the same cameras recorded at every pose, one session "
-        "per pose, each after the rig settled. Or, with an ACTION, look at the scans.",
-        epilog=SCAN_EPILOG + "\n" + epilog,
-    )
+    scan = add_command(sub, common, "scan", f"{SCAN_TEXT}\n{epilog}")
     plan = scan.add_argument_group("the poses: a grid, or a list of --pose and --preset")
     plan.add_argument("--pan", metavar="FROM:TO:STEP", help="pan range in degrees (decimals welcome)")
     plan.add_argument("--tilt", metavar="FROM:TO:STEP", help="tilt range in degrees (the rows)")
@@ -138,19 +135,17 @@ def add_scan_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> N
     scan.set_defaults(run=cmd_scan)
 
     actions = scan.add_subparsers(dest="scan_action", metavar="[ACTION]", parser_class=type(scan))
-    st = actions.add_parser("status", parents=[common], help="one scan: its poses, sessions, settle times")
+    st = add_command(actions, common, "status", "one scan: its poses, sessions, settle times")
     st.add_argument("scan_id", metavar="ID")
     st.set_defaults(run=cmd_scan_status)
-    ls = actions.add_parser("list", parents=[common], help="the scans, newest first")
+    ls = add_command(actions, common, "list", "the scans, newest first")
     ls.add_argument("--limit", type=int, default=20, help="how many (default: %(default)s)")
     ls.set_defaults(run=cmd_scan_list)
-    cancel = actions.add_parser(
-        "cancel", parents=[common], help="cancel a scan (the pose recording is saved)"
-    )
+    cancel = add_command(actions, common, "cancel", "cancel a scan (the pose recording is saved)")
     cancel.add_argument("scan_id", metavar="ID")
     cancel.set_defaults(run=cmd_scan_cancel)
-    resume = actions.add_parser(
-        "resume", parents=[common], help="run the poses of a finished scan that are not done; follow it"
+    resume = add_command(
+        actions, common, "resume", "run the poses of a finished scan that are not done; follow it"
     )
     resume.add_argument("scan_id", metavar="ID")
     _follow_options(resume)
@@ -236,22 +231,7 @@ def _submitted(
         return _cancel_on_interrupt(args, client, scan_id, progress, (out, err))
     progress.close()
     _show(args, scan, out, zooms)
-    return outcome("scan", counted_from_1(scan), err)
-
-
-def counted_from_1(scan: dict[str, Any]) -> dict[str, Any]:
-    """The scan with its error naming the poses not done as rigcli counts them, from 1 (the service's
-    message counts from 0, as its ``pose_indices``)."""
-    error = scan.get("error")
-    if not isinstance(error, dict):
-        return scan
-    indices = error.get("pose_indices")
-    if not isinstance(indices, list) or not all(isinstance(i, int) for i in indices):
-        return scan
-    shown = ", ".join(str(i + 1) for i in indices[:20]) + (" ..." if len(indices) > 20 else "")
-    total = len(scan.get("poses") or [])
-    message = f"{len(indices)} of {total} poses not done (pose {shown})"
-    return {**scan, "error": {**error, "message": message}}
+    return outcome("scan", scan, err)  # the service names the poses not done from 1, as rigcli does
 
 
 def _cancel_on_interrupt(

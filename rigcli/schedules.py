@@ -26,26 +26,25 @@ examples:
   python -m rigcli schedules delete SCHEDULE_ID
 """
 
+TEXT = f"""\
+scans and batches run on a schedule: list (the default), add, show, delete
 
-TEXT = {
-    "help": "scans and batches run on a schedule: list (the default), add, show, delete",
-    "description": "Scans and batches the service runs every N seconds or on a cron expression.",
-    "epilog": SCHEDULES_EPILOG,
-}
+Scans and batches the service runs every N seconds or on a cron expression.
+
+{SCHEDULES_EPILOG}"""
+
+# No description: the help, then two blank lines (rigcli.common.help_parts).
+ADD_TEXT = f"""\
+run a scan or a batch every N seconds or on a cron expression
+
+
+{SCHEDULES_EPILOG}"""
 
 
 def add_schedules_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    actions = add_collection(sub, common, "schedules", cmd_schedules_list, **TEXT)
-    add_action(actions, common, "list", cmd_schedules_list, help="every schedule, with its next and last run")
-    add = add_action(
-        actions,
-        common,
-        "add",
-        cmd_schedules_add,
-        help="run a scan or a batch every N seconds or on a cron expression",
-        epilog=SCHEDULES_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    actions = add_collection(sub, common, "schedules", cmd_schedules_list, TEXT)
+    add_action(actions, common, "list", cmd_schedules_list, "every schedule, with its next and last run")
+    add = add_action(actions, common, "add", cmd_schedules_add, ADD_TEXT)
     when = add.add_mutually_exclusive_group(required=True)
     when.add_argument("--every", type=float, metavar="SECONDS", help="run every SECONDS")
     when.add_argument("--cron", metavar="EXPR", help='a cron expression ("*/15 * * * *")')
@@ -55,8 +54,8 @@ def add_schedules_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--label", metavar="TEXT", help="a name for the schedule")
     schedule = ("schedule_id", "ID")
     help_show = "one schedule: its request and its last run"
-    add_action(actions, common, "show", cmd_schedules_show, schedule, help=help_show)
-    add_action(actions, common, "delete", cmd_schedules_delete, schedule, help="stop and forget a schedule")
+    add_action(actions, common, "show", cmd_schedules_show, help_show, schedule)
+    add_action(actions, common, "delete", cmd_schedules_delete, "stop and forget a schedule", schedule)
 
 
 def read_body(path: Path, option: str, stdin: TextIO | None = None) -> Any:
@@ -100,11 +99,9 @@ def cmd_schedules_delete(args: argparse.Namespace, client: ApiClient, out: TextI
 
 
 def cmd_schedules_list(args: argparse.Namespace, client: ApiClient, out: TextIO, err: TextIO) -> int:
-    schedules = listed(args, client.get("/schedules"), "schedules", out, err)
+    empty = "no schedules (add one: python -m rigcli schedules add --help)"
+    schedules = listed(args, client.get("/schedules"), "schedules", (out, err), empty)
     if schedules is None:
-        return EXIT_OK
-    if not schedules:
-        out.write("no schedules (add one: python -m rigcli schedules add --help)\n")
         return EXIT_OK
     rows = [
         [

@@ -19,25 +19,21 @@ from rigcli.common import add_command, clip, deg, iso, iso_span, one_line, path_
 
 CAMERA_HEADERS = ["camera", "frames", "rejected", "time source", "delay med / p99 / max", "clock"]
 
-EXAMPLES = """\
+TEXT = """\
+one session in detail: window, cameras, capture times and delays
+
+Show one recorded session: its window in capture time, the wait for late frames and per camera its
+frames, time sources and delay (arrival less capture). Exit 2 for an unknown session.
+
 examples:
   python -m rigcli session 20261123-203016-412
   python -m rigcli session 20261123-203016-412 --json     # session.json as the service keeps it
 """
 
 
-TEXT = {
-    "help": "one session in detail: window, cameras, capture times and delays",
-    "description": "Show one recorded session: its window in capture time, the wait for late frames "
-    "and per camera its frames, time sources and delay (arrival less capture). Exit 2 for an "
-    "unknown session.",
-    "epilog": EXAMPLES,
-}
-
-
 def add_session_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``session`` command to the subparsers of rigcli.cli.build_parser."""
-    ses = add_command(sub, common, "session", **TEXT)
+    ses = add_command(sub, common, "session", TEXT)
     ses.add_argument("session_id", metavar="SESSION", help="the session id (see: rigcli sessions)")
     ses.set_defaults(run=cmd_session)
 

@@ -33,6 +33,16 @@ MAX_DETAIL_KEYS = 8  # keys of one detail ({"index", "field", "message"} and a f
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+# One problem of a refused request, as the error answer's ``details`` list it.
+Detail = dict[str, Any]
+
+
+def detail(index: int | None, field: str, message: str) -> Detail:
+    """``{"index", "field", "message"}``: where in the request (the command or pose index, None for the
+    body) and which field is wrong, and what is wrong with it; the field name is clipped."""
+    return {"index": index, "field": clip(field), "message": message}
+
+
 def clip(text: str, limit: int = MAX_ECHO) -> str:
     """``text`` cut to ``limit`` characters, "…" marking the cut."""
     return text if len(text) <= limit else text[:limit] + "…"

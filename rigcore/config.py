@@ -19,7 +19,7 @@ from rigcore.config_events import EventsConfig, events_problem
 from rigcore.config_fleet import CatalogConfig, NodeConfig, redact_password
 from rigcore.config_foxglove import FoxgloveConfig, check_exposure
 from rigcore.config_limits import limit_warnings
-from rigcore.config_paths import start_problems, start_warnings
+from rigcore.config_paths import SPILL_DIR, start_problems, start_warnings
 from rigcore.config_tls import MqttTlsConfig, check_pair
 
 PixelFormat = Literal["encoded", "mono8", "mono16", "rgb8", "bgr8"]
@@ -482,6 +482,11 @@ class ResolvedPaths(_Model):
     save_dir: Path
     images_data_dir: Path
     history_file: Path
+
+    @property
+    def spill_dir(self) -> Path:
+        """Where frames spilled while recording go (rigcore.config_paths.SPILL_DIR)."""
+        return self.images_data_dir / SPILL_DIR
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:

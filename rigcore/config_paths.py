@@ -27,13 +27,16 @@ SCHEDULES_FILE = "schedules.json"  # service.schedules.rules
 HISTORY_JOURNAL_SUFFIX = ".journal.jsonl"
 # Under images_data_dir: the session catalog (sessions.catalog_db) and SQLite's files beside it, and
 # the folders of the upload queue (sessions.upload_queue), the scans (sessions.scan_manifest) and the
-# frames spilled while recording (service.jobs.record_step).
+# frames spilled while recording (rigcore.config.ResolvedPaths.spill_dir).
 CATALOG_FILE = "catalog.sqlite"
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+UPLOADS_DIR = "uploads"
+SCANS_DIR = "scans"
+SPILL_DIR = "spill"
 IMAGES_DATA_FOLDERS = {
-    "uploads": "the upload queue and its journals",
-    "scans": "the scan manifests",
-    "spill": "the frames spilled while recording",
+    UPLOADS_DIR: "the upload queue and its journals",
+    SCANS_DIR: "the scan manifests",
+    SPILL_DIR: "the frames spilled while recording",
 }
 # Folders whose files are answered without the token (api: Flask's static folder, at /static/, and
 # the templates its pages are rendered from). tests/test_owned_files.py checks the app serves no other.

@@ -1,4 +1,5 @@
-"""What ``PUT /config`` may change: the pure rules. ``CaptureService.update_config`` applies them.
+"""What ``PUT /config`` may change: the pure rules. ``service.config_reloader.ConfigReloader.update``
+applies them.
 
 - The body is a patch merged into the configuration in force (:func:`merge_patch`): objects merge key
   by key, lists and scalars replace, ``null`` sets null where the model allows it and removes an

@@ -40,6 +40,7 @@ from service.jobs.context import RunContext
 from service.jobs.job import Job
 from service.jobs.queue import JobQueue
 from service.jobs.scan_runner import ScanRunner
+from service.jobs.session_save import SaveServices
 from service.jobs.work import Work, WorkKind
 from service.live.server import LiveServer
 from service.presets.store import PresetStore, presets_path
@@ -119,6 +120,7 @@ class CaptureService:
     def _init_jobs(self, config: Config) -> None:
         # Work after a session is saved (derived files, catalog, uploads), off the recording path.
         self.aftercare = Aftercare()
+        self.saves = SaveServices(self.paths, self.executor, self.pool, self.aftercare.session_saved)
         self.scans = ScanRegistry(self.paths.images_data_dir, self.paths.save_dir, self.aftercare)
         self.jobs = JobQueue(self.history, self.runtime, self.scans, lambda: self.config.command_transport)
         self.scheduler = Scheduler(self.schedules, self)
@@ -150,8 +152,8 @@ class CaptureService:
 
     def _init_events(self, config: Config) -> None:
         # Event capture (service.events): its sessions are saved like a recording's, aftercare included.
-        saved = self.aftercare.session_saved
-        self.events = EventDesk(self.runtime, self.in_force, self.paths, self.executor, self.pool, saved)
+        self.events = EventDesk(self.runtime, self.in_force, self.saves)
+        self.settings.add_check(self.events.refuse_unfit)  # PUT /config: a ring too big now is refused
 
     def _recording(self) -> bool:
         """A job or an event is recording or saving (uploads yield to it)."""
@@ -188,7 +190,7 @@ class CaptureService:
     def _start_recovery(self) -> None:
         """Sessions, scans and jobs a killed process left unfinished: recorded truthfully
         (sessions.recovery)."""
-        recovered = recover_sessions(self.paths.save_dir, self.paths.images_data_dir / "spill")
+        recovered = recover_sessions(self.paths.save_dir, self.paths.spill_dir)
         for manifest in recovered:
             entry = self.history.get(manifest.job_id) if manifest.job_id else None
             if entry is not None and manifest.job_id:
@@ -311,15 +313,12 @@ class CaptureService:
         ctx = RunContext(
             config=config,
             layout=in_force.layout,
-            paths=self.paths,
             hub=self.hub,
             router=self.router,
             transport=transport,
             streams=self.streams,
-            executor=self.executor,
-            pool=self.pool if config.recording.warm_buffer_s > 0 else None,
+            saves=self.saves,
             on_change=self._job_changed,
-            on_session_saved=self.aftercare.session_saved,
             save_scan=self.scans.write,
         )
         try:
@@ -339,20 +338,12 @@ class CaptureService:
     def job_views(self) -> list[dict[str, Any]]:
         return self.jobs.job_views()
 
-    def scan_views(self) -> list[dict[str, Any]]:
-        return self.scans.views()
-
     def timeout(self, work: Work) -> float:
         """How long a waiting POST waits for its job: the work's worst case plus ``api.wait_margin_s``."""
         in_force = self.settings.in_force()
         return work.worst_case(in_force.config, in_force.layout) + in_force.config.api.wait_margin_s
 
     # -- configuration -----------------------------------------------------------------------------
-    def update_config(self, patch: Any) -> dict[str, list[str]]:
-        """PUT /config (service.config_reloader): raises ConfigRefused, nothing saved."""
-        self.events.refuse_unfit(self.config, patch)  # a ring too big at the measured rates: 400
-        return self.settings.update(patch)
-
     def _apply_config(self, in_force: InForce) -> None:
         new = in_force.config
         self.pool.configure(pool_max_bytes(new.recording.memory_cap_mb), new.recording.warm_buffer_s)

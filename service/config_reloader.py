@@ -1,5 +1,6 @@
-"""The configuration in force, and ``PUT /config``: merge, check (rigcore.config_policy), save to
-config.json atomically, then put the new configuration in force from the next job.
+"""The configuration in force, and ``PUT /config``: merge, check (rigcore.config_policy, then the
+checks the service's parts add: :meth:`ConfigReloader.add_check`), save to config.json atomically,
+then put the new configuration in force from the next job.
 
 config.json's mode: 0600 when it holds a secret (``api.token``, ``mqtt.password``, the object store's
 keys, a password in a URL: whatever GET /config shows as ``***``), else the mode it had (a new file:
@@ -22,6 +23,10 @@ from rigcore.config_policy import Place, change_report, plan_change, read_file_o
 from rigcore.rig import RigLayout
 
 log = logging.getLogger("rigcapture.config")
+
+
+# A part's veto on a new configuration (merged and validated, not yet saved): raises ConfigRefused.
+ConfigCheck = Callable[[Config], None]
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,13 @@ class ConfigReloader:
         self._paths = paths
         self._owned = owned
         self._listeners: list[Callable[[InForce], None]] = []
+        self._checks: list[ConfigCheck] = []
+
+    def add_check(self, check: ConfigCheck) -> None:
+        """Call ``check`` with each configuration PUT /config would put in force, merged and checked by
+        rigcore.config_policy, before it is saved (under the lock, in order): it refuses it by raising
+        ConfigRefused (the event ring that would not fit the memory cap at the rates measured now)."""
+        self._checks.append(check)
 
     def on_change(self, listener: Callable[[InForce], None]) -> None:
         """Call ``listener`` with each new configuration put in force (under the lock, in order)."""
@@ -65,8 +77,8 @@ class ConfigReloader:
         return self._in_force
 
     def update(self, patch: Any) -> dict[str, list[str]]:
-        """Merge ``patch`` into the configuration in force and check it (rigcore.config_policy), save
-        it to config.json atomically, then apply it from the next job.
+        """Merge ``patch`` into the configuration in force and check it (rigcore.config_policy, then
+        each check added), save it to config.json atomically, then apply it from the next job.
 
         Raises ConfigRefused (nothing saved). Returns which top-level keys changed and which need a
         restart to take effect.
@@ -76,6 +88,8 @@ class ConfigReloader:
         with self._lock:
             place = Place(self.config_path.resolve(), self._base_dir, self._paths, self._owned)
             new = plan_change(self.config, patch, place)
+            for check in self._checks:
+                check(new)
             file_only = read_file_only(self.config_path)
             report = change_report(self.config, new)
             mode = config_file_mode(new, self.config_path)

@@ -143,12 +143,17 @@ class EventTrigger(_Doc):
 
 
 class Problem(_Doc):
+    """One problem found in a session: its type, what it means in words, and the camera it concerns."""
+
     type: str
     message: str
-    camera_id: str | None = None
+    camera_id: str | None = Field(None, description="the camera it concerns; none: the whole session")
 
 
 class SessionManifest(_Doc):
+    """``session.json``: what was recorded, when and where the rig pointed, how the window was judged
+    (``status``, ``problems``), and each camera's frames. This model is the format's one owner."""
+
     format_version: int = FORMAT_VERSION
     session_id: str
     job_id: str | None = None

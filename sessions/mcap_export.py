@@ -55,7 +55,7 @@ import json
 import os
 import time
 from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -112,6 +112,15 @@ class RawPixels:
     height: int
     step: int
     data: bytes
+
+    def message(self, stamp: Timestamp, frame_id: str) -> bytes:
+        """This frame as a serialized ``foxglove.RawImage`` (its fields are the message's)."""
+        return RawImage(timestamp=stamp, frame_id=frame_id, **asdict(self)).SerializeToString()
+
+
+def compressed_message(stamp: Timestamp, frame_id: str, data: bytes, fmt: str) -> bytes:
+    """A JPEG or PNG as a serialized ``foxglove.CompressedImage``."""
+    return CompressedImage(timestamp=stamp, frame_id=frame_id, data=data, format=fmt).SerializeToString()
 
 
 def decode_raw(path: Path) -> RawPixels:
@@ -425,20 +434,8 @@ def mcap_chunks(
 def _image_message(item: _FrameItem, fmt: str | None) -> bytes:
     stamp = _timestamp(item.stamp_ns)
     if fmt is not None:
-        data = item.path.read_bytes()
-        return CompressedImage(
-            timestamp=stamp, frame_id=item.camera_id, data=data, format=fmt
-        ).SerializeToString()
-    raw = decode_raw(item.path)
-    return RawImage(
-        timestamp=stamp,
-        frame_id=item.camera_id,
-        width=raw.width,
-        height=raw.height,
-        encoding=raw.encoding,
-        step=raw.step,
-        data=raw.data,
-    ).SerializeToString()
+        return compressed_message(stamp, item.camera_id, item.path.read_bytes(), fmt)
+    return decode_raw(item.path).message(stamp, item.camera_id)
 
 
 def _attach_manifest(writer: Writer, folder: Path, manifest: SessionManifest) -> None:

@@ -67,7 +67,9 @@ def _distance(value: Any) -> float | None:
 
 
 @dataclass
-class _RigState:
+class RigState:
+    """The rig as known so far: what each ``/rig/state`` message carries (:func:`state_after`)."""
+
     pan_x100: float | None = None
     tilt_x100: float | None = None
     moving: bool | None = None
@@ -109,6 +111,14 @@ class _RigState:
             self.zoom[sample.device_id] = _number(values.get("zoom"))
 
 
+def state_after(state: RigState, sample: StateRecord) -> dict[str, Any]:
+    """The ``/rig/state`` message of one state sample: ``state`` updated with ``sample`` (in place),
+    the whole rig as known at its arrival. The one builder of a sample's message, for a session's
+    export (:func:`rig_states`) and for the live view (service.live.rig)."""
+    state.apply_sample(sample)
+    return state.message(sample.received_at, "telemetry", sample.device_id)
+
+
 def rig_states(manifest: SessionManifest, samples: Sequence[StateRecord] = ()) -> list[dict[str, Any]]:
     """The ``/rig/state`` messages, oldest first (see the module docstring).
 
@@ -123,12 +133,8 @@ def rig_states(manifest: SessionManifest, samples: Sequence[StateRecord] = ()) -
 
 
 def _from_samples(samples: Sequence[StateRecord]) -> list[dict[str, Any]]:
-    state = _RigState()
-    out = []
-    for sample in samples:
-        state.apply_sample(sample)
-        out.append(state.message(sample.received_at, "telemetry", sample.device_id))
-    return out
+    state = RigState()
+    return [state_after(state, sample) for sample in samples]
 
 
 def _from_telemetry_and_frames(
@@ -137,7 +143,7 @@ def _from_telemetry_and_frames(
     """An older session: the pose at the start, one message per telemetry sample (pan-tilt or range
     finder) and one per change of a camera's zoom seen in the frames' poses; without telemetry, pan,
     tilt and distance from the frames' poses too."""
-    state = _RigState()
+    state = RigState()
     out: list[dict[str, Any]] = []
     start = manifest.record_started_at or manifest.settled_at
     pose = manifest.pose_at_start
@@ -155,8 +161,7 @@ def _from_telemetry_and_frames(
     events.sort(key=lambda e: (e[0], e[1]))
     for at, _, camera_id, data in events:
         if isinstance(data, StateRecord):
-            state.apply_sample(data)
-            out.append(state.message(at, "telemetry", data.device_id))
+            out.append(state_after(state, data))  # at: its received_at
             continue
         before = state.message(at, "frame_pose", None)
         state.apply_pose(data, with_axes=not telemetry)
@@ -199,6 +204,8 @@ __all__ = [
     "RIG_STATE_SCHEMA",
     "TILT_FRAME",
     "TILT_SIGN",
+    "RigState",
     "rig_states",
+    "state_after",
     "transforms",
 ]

@@ -17,9 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rigcore.atomic import write_json_atomic
+from rigcore.config_paths import SCANS_DIR  # under images_data_dir
 
 SCAN_FORMAT_VERSION = 1
-SCANS_DIR = "scans"  # under images_data_dir
 SCAN_ID_RE = re.compile(r"^scan-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 
 ScanStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]

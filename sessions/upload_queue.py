@@ -29,11 +29,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rigcore.atomic import write_json_atomic
+from rigcore.config_paths import UPLOADS_DIR  # under images_data_dir
 
 log = logging.getLogger(__name__)
 
 UPLOAD_FORMAT_VERSION = 1
-UPLOADS_DIR = "uploads"  # under images_data_dir
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}$")
 
 ItemKind = Literal["session", "scan"]

@@ -11,6 +11,7 @@ run when the broker is missing. Plain ``pytest`` (what .ci/run runs) runs both.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
@@ -20,9 +21,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import pytest
 import requests
@@ -30,10 +31,15 @@ from flask.testing import FlaskClient
 
 from api import create_app
 from application import ApiServer
+from rigcli import main as rigcli_main
+from rigcore.atomic import write_json_atomic
 from rigcore.config import Config
 from service.capture import CaptureService
 from simulator.config import SimConfig
 from simulator.rig import SimRig
+
+# Tests marked solo run while the other xdist worker runs nothing (tests/solo.py).
+pytest_plugins = ["tests.solo"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TIME_FACTOR = float(os.environ.get("RIGCAPTURE_TIME_FACTOR", "1"))
@@ -137,10 +143,19 @@ def make_config(sim: SimRig, prefix: str, tmp_path: Path) -> Callable[..., Confi
 def start_service(
     make_config: Callable[..., Config], tmp_path: Path
 ) -> Iterator[Callable[..., CaptureService]]:
+    """Start services on the simulated rig (``make_config``'s overrides); stopped at teardown.
+    ``config_file``: with a config.json (tmp_path/config.json, written from the config), so that
+    PUT /config saves and checks against it."""
     started: list[CaptureService] = []
 
-    def start(transport: str = "mqtt", wait_ready: bool = True, **overrides: Any) -> CaptureService:
-        service = CaptureService(make_config(transport, **overrides), base_dir=tmp_path)
+    def start(
+        transport: str = "mqtt", wait_ready: bool = True, config_file: bool = False, **overrides: Any
+    ) -> CaptureService:
+        config = make_config(transport, **overrides)
+        path = tmp_path / "config.json" if config_file else None
+        if path is not None:
+            path.write_text(config.model_dump_json(), encoding="utf-8")
+        service = CaptureService(config, base_dir=tmp_path, config_path=path)
         service.start()
         started.append(service)
         if wait_ready:
@@ -153,26 +168,14 @@ def start_service(
 
 
 @pytest.fixture
-def start_configured(
-    make_config: Callable[..., Config], tmp_path: Path
-) -> Iterator[Callable[..., CaptureService]]:
+def start_configured(start_service: Callable[..., CaptureService]) -> Callable[..., CaptureService]:
     """Start services that have a config.json (tmp_path/config.json, written from ``make_config``), so
     that PUT /config saves and checks against it; stopped at teardown."""
-    started: list[CaptureService] = []
 
     def start(**overrides: Any) -> CaptureService:
-        config = make_config("mqtt", **overrides)
-        path = tmp_path / "config.json"
-        path.write_text(config.model_dump_json(), encoding="utf-8")
-        service = CaptureService(config, base_dir=tmp_path, config_path=path)
-        service.start()
-        started.append(service)
-        assert service.wait_ready(scaled(10)), "service did not connect to the broker and the stream"
-        return service
+        return start_service("mqtt", config_file=True, **overrides)
 
-    yield start
-    for service in started:
-        service.stop()
+    return start
 
 
 @pytest.fixture
@@ -193,32 +196,35 @@ def batch(
     record_first: bool = False,
 ) -> dict[str, Any]:
     """The README's batch: pan, tilt, then record (or the recording first)."""
-    moves = []
-    if pan is not None:
-        moves.append(
-            {
-                "target_id": "entity",
-                "device_id": "acikgoz_pantilt",
-                "command_id": "set_pan_position_degree",
-                "args": {"pan_position_deg_x100": pan},
-            }
-        )
+    moves = [pan_command(pan)] if pan is not None else []
     if tilt is not None:
-        moves.append(
-            {
-                "target_id": "entity",
-                "device_id": "acikgoz_pantilt",
-                "command_id": "set_tilt_position_degree",
-                "args": {"tilt_position_deg_x100": tilt},
-            }
-        )
-    record = {
-        "target_id": "camera_device",
-        "device_id": cameras[0],
-        "command_id": "start_recording_command",
-        "args": {"duration_second": seconds, "camera_ids": list(cameras)},
-    }
+        moves.append(tilt_command(tilt))
+    record = record_command(seconds, *cameras)
     return {"requests": [record, *moves] if record_first else [*moves, record]}
+
+
+def command(target_id: str, device_id: str, command_id: str, **args: Any) -> dict[str, Any]:
+    """One command of a batch (a new dict each call: tests may change it)."""
+    return {"target_id": target_id, "device_id": device_id, "command_id": command_id, "args": args}
+
+
+def pan_command(pan: Any) -> dict[str, Any]:
+    return command("entity", "acikgoz_pantilt", "set_pan_position_degree", pan_position_deg_x100=pan)
+
+
+def tilt_command(tilt: Any) -> dict[str, Any]:
+    return command("entity", "acikgoz_pantilt", "set_tilt_position_degree", tilt_position_deg_x100=tilt)
+
+
+def record_command(seconds: Any, *cameras: str) -> dict[str, Any]:
+    """The recording, sent to the first of ``cameras``."""
+    return command(
+        "camera_device",
+        cameras[0],
+        "start_recording_command",
+        duration_second=seconds,
+        camera_ids=list(cameras),
+    )
 
 
 def wait_job(client: FlaskClient, job_id: str, timeout: float, phase: str = "done") -> dict[str, Any]:
@@ -231,6 +237,21 @@ def wait_job(client: FlaskClient, job_id: str, timeout: float, phase: str = "don
             return job
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not reach {phase} in {timeout} s; last seen {job}")
+
+
+Found = TypeVar("Found")
+
+
+def until(check: Callable[[], Found | None], timeout: float, what: str, poll: float = 0.05) -> Found:
+    """Call ``check`` every ``poll`` s until it gives something truthy, and return that; fail naming
+    ``what`` (and the last thing ``check`` gave) once ``timeout`` s (scaled) have passed."""
+    deadline = time.monotonic() + scaled(timeout)
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}; last: {found!r}"
+        time.sleep(poll)
 
 
 def free_port() -> int:
@@ -255,6 +276,38 @@ def wait_healthy(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
         time.sleep(0.1)
 
 
+class ProcessConfig(NamedTuple):
+    """A config.json written for ``service_process``, and the loopback port it tells the API."""
+
+    path: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def process(self, **options: Any) -> AbstractContextManager[subprocess.Popen[bytes]]:
+        """``service_process`` (its keyword ``options``) of this config, run in the config's folder."""
+        return service_process(self.path, self.path.parent, self.port, **options)
+
+
+def process_config(
+    path: Path, sim: SimRig, prefix: str, *, mode: int | None = None, **sections: Any
+) -> ProcessConfig:
+    """Write ``path`` for a service process on the simulated rig ``sim`` (the real broker, topics under
+    ``prefix``), its API on a free loopback port; ``sections`` merged over that; ``mode``: the file's
+    (default: the umask's)."""
+    port = free_port()
+    data = {
+        "api": {"host": "127.0.0.1", "port": port},
+        "mqtt": {"topic_prefix": prefix},
+        "invoke_url": sim.http_url,
+        "streams": [{"url": sim.ws_url}],
+    }
+    write_json_atomic(path, deep_merge(data, sections), mode=mode)
+    return ProcessConfig(path, port)
+
+
 @contextmanager
 def service_process(
     cfg_path: Path,
@@ -265,14 +318,17 @@ def service_process(
     umask: int = -1,
     output: Path | None = None,
     entry: Path | None = None,
+    wrapper: tuple[str, ...] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``python application.py --config cfg_path`` as a real process in ``cwd`` (so a test can kill it
     with SIGKILL), answering on ``port``; stopped on the way out if it still runs. ``args``: more
     command-line arguments; ``umask``: the process's (-1: this one's); ``output``: a file that gets its
-    stdout and stderr (default: discarded); ``entry``: another application.py (a copy of the repo)."""
+    stdout and stderr (default: discarded); ``entry``: another application.py (a copy of the repo);
+    ``wrapper``: a command that execs the rest of the command line (e.g. ``unshare …``)."""
     sink = output.open("wb") if output is not None else None
+    app = [sys.executable, str(entry or ROOT / "application.py"), "--config", str(cfg_path), *args]
     proc = subprocess.Popen(
-        [sys.executable, str(entry or ROOT / "application.py"), "--config", str(cfg_path), *args],
+        [*wrapper, *app],
         cwd=cwd,
         stdout=sink or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if sink else subprocess.DEVNULL,
@@ -307,6 +363,20 @@ def serve(service: CaptureService) -> Iterator[str]:
         server.shutdown()
         thread.join(5)
         server.close()
+
+
+@pytest.fixture
+def url(service: CaptureService) -> Iterator[str]:
+    """The base URL of ``service`` on the production server (``serve``)."""
+    with serve(service) as base:
+        yield base
+
+
+def rigcli(*argv: str) -> tuple[int, str, str]:
+    """``rigcli argv...`` in this process: its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    code = rigcli_main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
 
 
 class PrivateBroker:

@@ -70,6 +70,21 @@ def samples() -> list[StateRecord]:
     return sorted(out, key=lambda s: s.received_at)
 
 
+def settle_proof(settled_at: float, time_to_settle_s: float, **more: Any) -> dict[str, Any]:
+    """A session's ``settle``: the pan-tilt steady at 45° pan, -10° tilt (its targets, no residual)
+    from ``settled_at``, ``time_to_settle_s`` after the move; ``more``: the proof's other keys."""
+    held = {"pan_deg_x100": 4500, "tilt_deg_x100": -1000}
+    device = {
+        "time_to_settle_s": time_to_settle_s,
+        "values": dict(held),
+        "targets": dict(held),
+        "residual": {"pan_deg_x100": 0, "tilt_deg_x100": 0},
+        "steady_messages": 6,
+        "steady_window_s": 0.55,
+    }
+    return {"settled_at": settled_at, "devices": {PANTILT: device}, **more}
+
+
 def manifest_doc() -> dict[str, Any]:
     kept = samples()
     return {
@@ -87,25 +102,16 @@ def manifest_doc() -> dict[str, Any]:
             "distance_m": 70.5,
             "zooms": {SWIR: 4, LWIR: None},
         },
-        "settle": {
-            "settled_at": T0 - 0.2,
-            "devices": {
-                PANTILT: {
-                    "time_to_settle_s": 2.8,
-                    "values": {"pan_deg_x100": 4500, "tilt_deg_x100": -1000},
-                    "targets": {"pan_deg_x100": 4500, "tilt_deg_x100": -1000},
-                    "residual": {"pan_deg_x100": 0, "tilt_deg_x100": 0},
-                    "steady_messages": 6,
-                    "steady_window_s": 0.55,
-                }
-            },
-            "latest_dropped_capture_at": T0 - 0.05,
-            "earliest_saved_capture_at": captured(0),
-            "delay_s": {
+        "settle": settle_proof(
+            T0 - 0.2,
+            2.8,
+            latest_dropped_capture_at=T0 - 0.05,
+            earliest_saved_capture_at=captured(0),
+            delay_s={
                 SWIR: {"median": 0.4, "p99": 0.43, "max": 0.45, "frames": FRAMES},
                 LWIR: {"median": 1.3, "p99": 1.38, "max": 1.41, "frames": FRAMES},
             },
-        },
+        ),
         "cameras": {
             SWIR: {
                 "frame_count": FRAMES,

@@ -8,7 +8,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -245,46 +246,51 @@ def test_mqtt5_client_is_refused_cleanly(broker: EmbeddedBroker) -> None:
         client.loop_stop()
 
 
-def test_slow_qos1_subscriber_is_closed_without_blocking_others(
+Flood = Callable[[bytes, int], AbstractContextManager[socket.socket]]
+
+
+@pytest.fixture
+def flood(
     broker: EmbeddedBroker,
     clients: list[Client],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
-) -> None:
+) -> Flood:
+    """``flood(client_id, qos)``: a raw client subscribed to rig/# at ``qos`` that never reads, while a
+    fast subscriber takes 200 messages of 256 KiB (QoS 1) one by one; the broker queues at most 20
+    packets a client. Yields the slow client's socket, still open."""
     caplog.set_level(logging.INFO, logger="simulator.broker")
     monkeypatch.setattr(broker_module, "MAX_QUEUED_PACKETS", 20)
-    slow = raw_connect(broker.port, b"slow")
-    slow.sendall(b"\x82\x0a\x00\x01\x00\x05rig/#\x01")  # SUBSCRIBE rig/# at QoS 1, then never read
-    fast = connect(broker, clients)
-    fast.subscribe("rig/#")
-    publisher = connect(broker, clients)
-    payload = bytes(256 * 1024)
-    with slow:
-        for i in range(200):  # 50 MiB: far more than the socket buffers, so the slow queue overflows
-            publisher.publish("rig/frame", payload + str(i).encode(), qos=1)
-            fast.next_message()
+
+    @contextmanager
+    def flooded(client_id: bytes, qos: int) -> Iterator[socket.socket]:
+        slow = raw_connect(broker.port, client_id)
+        slow.sendall(b"\x82\x0a\x00\x01\x00\x05rig/#" + bytes([qos]))  # SUBSCRIBE rig/#, then never read
+        fast = connect(broker, clients)
+        fast.subscribe("rig/#")
+        publisher = connect(broker, clients)
+        payload = bytes(256 * 1024)
+        with slow:
+            for i in range(200):  # 50 MiB: far more than the socket buffers, so the slow queue overflows
+                publisher.publish("rig/frame", payload + str(i).encode(), qos=1)
+                fast.next_message()
+            yield slow
+
+    return flooded
+
+
+def test_slow_qos1_subscriber_is_closed_without_blocking_others(
+    flood: Flood, caplog: pytest.LogCaptureFixture
+) -> None:
+    with flood(b"slow", 1) as slow:
         assert closed_by_peer(slow)
     assert "'slow'" in caplog.text and "outgoing queue is full" in caplog.text
 
 
 def test_slow_qos0_subscriber_loses_messages_but_stays_connected(
-    broker: EmbeddedBroker,
-    clients: list[Client],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    flood: Flood, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="simulator.broker")
-    monkeypatch.setattr(broker_module, "MAX_QUEUED_PACKETS", 20)
-    slow = raw_connect(broker.port, b"slow0")
-    slow.sendall(b"\x82\x0a\x00\x01\x00\x05rig/#\x00")  # SUBSCRIBE rig/# at QoS 0, then never read
-    fast = connect(broker, clients)
-    fast.subscribe("rig/#")
-    publisher = connect(broker, clients)
-    payload = bytes(256 * 1024)
-    with slow:
-        for i in range(200):
-            publisher.publish("rig/frame", payload + str(i).encode(), qos=1)
-            fast.next_message()
+    with flood(b"slow0", 0):
         assert "'slow0'" in caplog.text and "dropping QoS 0 messages" in caplog.text
         assert "outgoing queue is full" not in caplog.text
 

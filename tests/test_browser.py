@@ -24,7 +24,7 @@ from api import create_app
 from service.capture import CaptureService
 from tests.conftest import batch, scaled, serve
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.solo]  # Chromium takes the machine (tests/solo.py)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -88,14 +88,22 @@ def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
     return page, errors
 
 
+def open_dashboard(browser: Any, url: str, accept_dialogs: bool = False) -> tuple[Any, list[str]]:
+    """``open_page``, once the dashboard is ready; ``accept_dialogs``: its confirm() dialogs answered OK."""
+    page, errors = open_page(browser, url)
+    if accept_dialogs:
+        page.on("dialog", lambda dialog: dialog.accept())
+    page.wait_for_selector("body[data-ready='1']", timeout=ms(10))
+    return page, errors
+
+
 def test_dashboard_live_move_capture_gallery(
     start_service: Callable[..., CaptureService], browser: Any, shoot: Callable[..., Path]
 ) -> None:
     service = start_service("mqtt")
     cameras = list(service.config.cameras)
     with serve(service) as url:
-        page, errors = open_page(browser, url)
-        page.wait_for_selector("body[data-ready='1']", timeout=ms(10))
+        page, errors = open_dashboard(browser, url)
         check_live_view(page, cameras)
         move_and_check_the_form(page)
         session_id = capture_from_the_form(page, cameras)
@@ -232,8 +240,7 @@ def test_the_form_uses_the_configured_pan_command(
     )
     expect = sync_api.expect
     with serve(service) as url:
-        page, errors = open_page(browser, url)
-        page.wait_for_selector("body[data-ready='1']", timeout=ms(10))
+        page, errors = open_dashboard(browser, url)
         expect(page.locator("#f-tilt")).to_be_hidden()
         expect(page.locator("#f-pan")).to_be_visible()
         assert page.get_attribute("#f-pan", "max") == "90"
@@ -297,8 +304,7 @@ def test_dashboard_scan_grid_runs_as_tiles_that_open_sessions(
     service = start_service("mqtt")
     expect = sync_api.expect
     with serve(service) as url:
-        page, errors = open_page(browser, url)
-        page.wait_for_selector("body[data-ready='1']", timeout=ms(10))
+        page, errors = open_dashboard(browser, url)
         # Every module of api/static/js was loaded, each through its versioned URL (the import map).
         loaded = page.evaluate(
             "performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/static/js/'))"
@@ -345,7 +351,7 @@ def compose_a_refused_plan(page: Any, service: CaptureService) -> None:
     scan_errors = page.locator("#scan-errors")
     sync_api.expect(scan_errors).to_contain_text("The service refused the scan: invalid scan:", timeout=ms(5))
     sync_api.expect(scan_errors).to_contain_text("pan_deg_x100")
-    assert service.scan_views() == []
+    assert service.scans.views() == []
 
 
 def start_a_grid_scan(page: Any) -> None:
@@ -384,7 +390,7 @@ def follow_the_scan(page: Any, service: CaptureService, shoot: Callable[..., Pat
         assert tile.evaluate("el => el.style.gridColumn").split(" ")[0] == column
     expect(page.locator("#scan-tiles .axis.pan")).to_have_text(["0.00°", "10.00°"])
     expect(page.locator("#scan-tiles .axis.tilt")).to_have_text(["-5.00°"])
-    scan: dict[str, Any] = service.scan_views()[0]
+    scan: dict[str, Any] = service.scans.views()[0]
     assert page.inner_text("#scan-id") == scan["scan_id"]
     assert page.get_attribute("#scan-xml", "href") == f"/scans/{scan['scan_id']}/papywizard.xml"
     expect(page.locator("#scan-cancel")).to_be_hidden()
@@ -412,8 +418,7 @@ def test_dashboard_scan_list_cancel_and_resume(
     service = start_service("mqtt")
     expect = sync_api.expect
     with serve(service) as url:
-        page, errors = open_page(browser, url)
-        page.wait_for_selector("body[data-ready='1']", timeout=ms(10))
+        page, errors = open_dashboard(browser, url)
         made = page.request.put(f"{url}/presets/ridge", data={"pan_deg_x100": 500, "tilt_deg_x100": 500})
         assert made.status == 201, made.text()
         page.click("nav a[data-view='scans']")
@@ -442,7 +447,7 @@ def test_dashboard_scan_list_cancel_and_resume(
         expect(page.locator("#scan-status")).to_have_text("succeeded", timeout=ms(40))
         expect(page.locator("#scan-tiles .tile.done")).to_have_count(3)
         assert page.inner_text("#scan-id") == scan_id
-        scans = service.scan_views()
+        scans = service.scans.views()
         assert [s["scan_id"] for s in scans] == [scan_id] and scans[0]["status"] == "succeeded"
         page.close()
         assert not errors, errors
@@ -456,9 +461,7 @@ def test_dashboard_presets_save_current_go_and_delete(
     service = start_service("mqtt")
     expect = sync_api.expect
     with serve(service) as url:
-        page, errors = open_page(browser, url)
-        page.on("dialog", lambda dialog: dialog.accept())
-        page.wait_for_selector("body[data-ready='1']", timeout=ms(10))
+        page, errors = open_dashboard(browser, url, accept_dialogs=True)
         expect(page.locator("#presets-note")).to_contain_text("No presets yet", timeout=ms(5))
         page.fill("#f-pan", "20")
         page.fill("#f-tilt", "5")
@@ -518,9 +521,7 @@ def test_dashboard_schedules_list_create_and_delete(
     service = start_service("mqtt")
     expect = sync_api.expect
     with serve(service) as url:
-        page, errors = open_page(browser, url)
-        page.on("dialog", lambda dialog: dialog.accept())
-        page.wait_for_selector("body[data-ready='1']", timeout=ms(10))
+        page, errors = open_dashboard(browser, url, accept_dialogs=True)
         probe = page.request.get(f"{url}/schedules")
         if probe.status == 404:
             pytest.skip("GET /schedules is missing from the service (the schedules API has not landed)")

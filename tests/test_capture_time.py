@@ -23,7 +23,7 @@ import pytest
 from service.capture import CaptureService
 from simulator.config import CameraSim, SimConfig
 from simulator.rig import SimRig
-from tests.conftest import scaled
+from tests.conftest import pan_command, record_command, scaled
 from tests.test_engine_cases import (
     EDGE,
     EPS,
@@ -33,13 +33,11 @@ from tests.test_engine_cases import (
     SWIR,
     check_folder,
     job_sessions,
-    pan_cmd,
     problem_text,
-    record_cmd,
     run_batch,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.solo]  # rates and timings: alone (tests/solo.py)
 
 TOL = 5  # x100 units: a pose "at the target"
 
@@ -98,7 +96,7 @@ def test_a_rig_with_a_send_queue_at_w2_rates_saves_only_frames_captured_in_the_w
     sim: SimRig = request.getfixturevalue("sim")
     rgb8 = {RGB: {"pixel_format": "rgb8", "zoom_field": "zoom_value"}, LWIR: {"pixel_format": "mono16"}}
     service: CaptureService = request.getfixturevalue("start_service")("mqtt", cameras=rgb8)
-    job = run_batch(service, [pan_cmd(4500), record_cmd(2.0, RGB, LWIR)])
+    job = run_batch(service, [pan_command(4500), record_command(2.0, RGB, LWIR)])
     assert job["status"] == "succeeded", job
     [(_, path, manifest)] = job_sessions(job, 1)
     assert manifest["status"] == "complete", problem_text(manifest)
@@ -122,7 +120,7 @@ def test_a_pipeline_delay_of_1_5_s_never_yields_frames_captured_while_moving(
     sim_config.pipeline_delay_s = 1.5
     sim: SimRig = request.getfixturevalue("sim")
     service: CaptureService = request.getfixturevalue("start_service")("mqtt")
-    job = run_batch(service, [pan_cmd(-4500), record_cmd(2.0, SWIR, LWIR, RGB)])
+    job = run_batch(service, [pan_command(-4500), record_command(2.0, SWIR, LWIR, RGB)])
     assert job["status"] == "succeeded", job
     [(_, path, manifest)] = job_sessions(job, 1)
     assert manifest["status"] == "complete", problem_text(manifest)
@@ -142,7 +140,7 @@ def test_two_recordings_with_frames_1_s_late_have_disjoint_capture_windows(
     sim_config.cameras = {cid: cam for cid, cam in sim_config.cameras.items() if cid in (SWIR, LWIR)}
     sim: SimRig = request.getfixturevalue("sim")
     service: CaptureService = request.getfixturevalue("start_service")("mqtt")
-    job = run_batch(service, [record_cmd(1.5, SWIR), pan_cmd(3000), record_cmd(1.5, SWIR, LWIR)])
+    job = run_batch(service, [record_command(1.5, SWIR), pan_command(3000), record_command(1.5, SWIR, LWIR)])
     assert job["status"] == "succeeded", job
     (_, path1, m1), (_, path2, m2) = job_sessions(job, 2)
     assert m2["record_started_at"] >= m1["record_ended_at"] - EPS
@@ -194,7 +192,7 @@ def test_untrusted_clocks_and_missing_stamps_fall_back_to_arrival_and_say_so(
     assert clocks[RGB]["status"] == "failed" and "max_delay_s" in clocks[RGB]["reason"]
     assert clocks[SWIR]["status"] == "no_stamps"
     assert clocks[RGB]["delay_s"] == pytest.approx(1.6, abs=0.3)
-    job = run_batch(service, [pan_cmd(2000), record_cmd(2.0, LWIR, RGB, SWIR)])
+    job = run_batch(service, [pan_command(2000), record_command(2.0, LWIR, RGB, SWIR)])
     [(_, path, manifest)] = job_sessions(job, 1)
     sources = {cam: manifest["cameras"][cam]["time_sources"] for cam in (LWIR, RGB, SWIR)}
     assert sources == {

@@ -13,33 +13,20 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from rigcli import main
 from rigcli.cli import storage_lines
 from rigcli.progress import JobProgress, ScanProgress
 from service.capture import CaptureService
 from simulator.rig import SimRig
-from tests.conftest import free_port, scaled, serve
+from tests.conftest import free_port, rigcli, scaled, serve
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def rigcli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def url(service: CaptureService) -> Iterator[str]:
-    with serve(service) as base:
-        yield base
 
 
 def test_capture_prints_progress_and_a_summary_then_the_lists_show_it(url: str) -> None:

@@ -10,20 +10,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 import requests
 
-from rigcore.atomic import write_json_atomic
 from rigcore.config import Config
 from service.capture import CaptureService
 from service.history.store import HistoryStore
 from sessions.recovery import FRAME_SUFFIXES
 from simulator.rig import SimRig
-from tests.conftest import batch, free_port, scaled, service_process
+from tests.conftest import batch, process_config, until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,27 +33,14 @@ def frame_files(paths: Iterable[Path]) -> list[Path]:
 
 @pytest.mark.integration
 def test_kill_9_mid_session_is_recovered_as_incomplete(sim: SimRig, prefix: str, tmp_path: Path) -> None:
-    port = free_port()
-    cfg_path = tmp_path / "config.json"
-    write_json_atomic(
-        cfg_path,
-        {
-            "api": {"host": "127.0.0.1", "port": port},
-            "mqtt": {"topic_prefix": prefix},
-            "invoke_url": sim.http_url,
-            "streams": [{"url": sim.ws_url}],
-        },
-    )
-    url = f"http://127.0.0.1:{port}"
+    cfg = process_config(tmp_path / "config.json", sim, prefix)
+    url = cfg.url
     save_dir = tmp_path / "save_images"
-    with service_process(cfg_path, tmp_path, port) as proc:
+    with cfg.process() as proc:
         job = requests.post(
             f"{url}/process-request?wait=false", json=batch(0, 0, seconds=20), timeout=5
         ).json()
-        deadline = time.monotonic() + scaled(20)
-        while not frame_files(save_dir.glob("*/cameradevice_lwir_1/*"))[5:]:
-            assert time.monotonic() < deadline, "no frames written"
-            time.sleep(0.1)
+        until(lambda: frame_files(save_dir.glob("*/cameradevice_lwir_1/*"))[5:], 20, "six frames written")
         assert requests.get(f"{url}/jobs/{job['job_id']}", timeout=5).json()["phase"] == "recording"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -67,7 +52,7 @@ def test_kill_9_mid_session_is_recovered_as_incomplete(sim: SimRig, prefix: str,
     assert not (session / "session.json").exists()
     on_disk = sorted(p.name for p in frame_files((session / "cameradevice_lwir_1").iterdir()))
 
-    service = CaptureService(Config.load(cfg_path), base_dir=tmp_path)
+    service = CaptureService(Config.load(cfg.path), base_dir=tmp_path)
     service.start()
     try:
         manifest = json.loads((session / "session.json").read_text())

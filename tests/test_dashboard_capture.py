@@ -5,7 +5,6 @@ Chromium driven by Playwright, as tests/test_browser.py): a session in the captu
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,26 +14,16 @@ from tests import session_v3
 from tests.conftest import serve
 
 # Skips this module where tests/test_browser.py skips (no Chromium, no Playwright).
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, ms, open_page, sync_api
+from tests.test_browser import browser, ms, open_dashboard, sync_api
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
+pytestmark = [pytest.mark.integration, pytest.mark.solo]  # Chromium takes the machine (tests/solo.py)
+__all__ = ["browser"]  # the fixture of tests/test_browser.py, used here
 
 ISO_SPAN = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} → \d\d:\d\d:\d\d\.\d{3}$")
 
 
 def test_a_session_card_shows_time_sources_delays_and_the_window(
-    service: CaptureService, chromium: Any
+    service: CaptureService, browser: Any
 ) -> None:
     expect = sync_api.expect
     session_id = session_v3.manifest_doc()["session_id"]
@@ -42,8 +31,7 @@ def test_a_session_card_shows_time_sources_delays_and_the_window(
     session_v3.old_session(service.paths.save_dir / "20000101-000000-002")
     service.catalog.refresh()
     with serve(service) as url:
-        page, errors = open_page(chromium, url)
-        page.wait_for_selector("body[data-ready='1']", timeout=ms(10))
+        page, errors = open_dashboard(browser, url)
         page.click("nav a[data-view='sessions']")
         card = page.locator(f".session[data-session='{session_id}']")
         expect(card).to_be_visible(timeout=ms(10))

@@ -8,7 +8,6 @@ import errno
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,6 @@ import requests
 
 from api import create_app
 from camera.router import FPS_WINDOW_S, CameraStats
-from rigcore.atomic import write_json_atomic
 from rigcore.config import CameraConfig, Config, ConfigError
 from rigcore.config_policy import change_report
 from rigcore.memory import MIB
@@ -41,7 +39,7 @@ from service.disk_guard import (
 )
 from simulator.config import CameraSim, SimConfig
 from simulator.rig import SimRig
-from tests.conftest import batch, free_port, scaled, wait_healthy, wait_job
+from tests.conftest import batch, process_config, scaled, until, wait_job
 
 RECORD = "start_recording_command"
 LWIR = "cameradevice_lwir_1"
@@ -230,32 +228,18 @@ def test_a_disk_that_fills_mid_recording_still_saves_the_session(
         pytest.skip(problem)
     sim_config.cameras[LWIR] = CameraSim("mono16", 640, 512, 15.0, noise_sigma=300.0)  # ~0.5 MB a frame
     sim: SimRig = request.getfixturevalue("sim")
-    port = free_port()
-    cfg = tmp_path / "config.json"
-    write_json_atomic(
-        cfg,
-        {
-            "api": {"host": "127.0.0.1", "port": port},
-            "mqtt": {"topic_prefix": prefix},
-            "invoke_url": sim.http_url,
-            "streams": [{"url": sim.ws_url}],
-            "save_dir": str(small),  # the small file system, seen by the service only
-            "images_data_dir": str(tmp_path / "images_data"),
-            "storage": {"min_free_mb": 0},  # the guard off: the disk really fills
-        },
+    cfg = process_config(
+        tmp_path / "config.json",
+        sim,
+        prefix,
+        save_dir=str(small),  # the small file system, seen by the service only
+        images_data_dir=str(tmp_path / "images_data"),
+        storage={"min_free_mb": 0},  # the guard off: the disk really fills
     )
+    url = cfg.url
     # The service in its own user and mount namespace, with a tmpfs of SMALL_FS mounted on save_dir.
-    script = f'mount -t tmpfs -o size={SMALL_FS} none "$1" && exec "$2" "$3" --config "$4"'
-    app = str(Path(__file__).resolve().parent.parent / "application.py")
-    proc = subprocess.Popen(
-        ["unshare", "-rm", "sh", "-c", script, "sh", str(small), sys.executable, app, str(cfg)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, 20)
+    script = f'mount -t tmpfs -o size={SMALL_FS} none "$1" && shift && exec "$@"'
+    with cfg.process(wrapper=("unshare", "-rm", "sh", "-c", script, "sh", str(small))):
         cams = (LWIR, "cameradevice_swir_1")
         body = requests.post(
             f"{url}/process-request", json=batch(None, None, seconds=2.0, cameras=cams), timeout=120
@@ -276,22 +260,12 @@ def test_a_disk_that_fills_mid_recording_still_saves_the_session(
         assert listed, "no frame was written before the disk filled"
         for file in listed[:: max(1, len(listed) // 10)]:
             assert requests.get(f"{url}/sessions/{sid}/files/{file}", timeout=10).status_code == 200, file
+
         # And in the catalog once aftercare has run (it follows the job's answer).
-        deadline = time.monotonic() + scaled(20)
-        listed_ids: list[str] = []
-        while sid not in listed_ids and time.monotonic() < deadline:
-            time.sleep(0.2)
-            listed_ids = [
-                s["session_id"] for s in requests.get(f"{url}/sessions", timeout=10).json()["sessions"]
-            ]
-        assert sid in listed_ids
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=scaled(20))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        def catalog_ids() -> list[str]:
+            return [s["session_id"] for s in requests.get(f"{url}/sessions", timeout=10).json()["sessions"]]
+
+        until(lambda: sid in catalog_ids(), 20, f"{sid} in the catalog", poll=0.2)
 
 
 def test_the_reserve_changes_over_the_api_without_a_restart() -> None:

@@ -37,7 +37,16 @@ from api import create_app
 from service.capture import CaptureService
 from simulator.config import CameraSim, SimConfig
 from simulator.rig import SentFrame, SimRig
-from tests.conftest import PrivateBroker, scaled, wait_job
+from tests.conftest import (
+    PrivateBroker,
+    command,
+    pan_command,
+    record_command,
+    scaled,
+    tilt_command,
+    until,
+    wait_job,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -65,49 +74,13 @@ EPS = 1e-3
 # -- batches -----------------------------------------------------------------------------------------
 
 
-def pan_cmd(pan: int) -> dict[str, Any]:
-    return {
-        "target_id": "entity",
-        "device_id": PANTILT,
-        "command_id": "set_pan_position_degree",
-        "args": {"pan_position_deg_x100": pan},
-    }
-
-
-def tilt_cmd(tilt: int) -> dict[str, Any]:
-    return {
-        "target_id": "entity",
-        "device_id": PANTILT,
-        "command_id": "set_tilt_position_degree",
-        "args": {"tilt_position_deg_x100": tilt},
-    }
-
-
+# pan_command, tilt_command and record_command (tests/conftest.py) send to PANTILT and RECORD.
 def zoom_step_cmd(camera: str, step: int) -> dict[str, Any]:
-    return {
-        "target_id": "camera_device",
-        "device_id": camera,
-        "command_id": "set_zoom_step",
-        "args": {"zoom_step": step},
-    }
+    return command("camera_device", camera, "set_zoom_step", zoom_step=step)
 
 
 def zoom_value_cmd(camera: str, value: float) -> dict[str, Any]:
-    return {
-        "target_id": "camera_device",
-        "device_id": camera,
-        "command_id": "set_zoom_value",
-        "args": {"zoom_value": value},
-    }
-
-
-def record_cmd(seconds: float, *cameras: str) -> dict[str, Any]:
-    return {
-        "target_id": "camera_device",
-        "device_id": cameras[0],
-        "command_id": RECORD,
-        "args": {"duration_second": seconds, "camera_ids": list(cameras)},
-    }
+    return command("camera_device", camera, "set_zoom_value", zoom_value=value)
 
 
 def run_batch(service: CaptureService, requests: list[dict[str, Any]]) -> dict[str, Any]:
@@ -388,16 +361,6 @@ def check_format(manifest: dict[str, Any], job: dict[str, Any], cameras: tuple[s
     assert manifest["duration_second"] == manifest["command"]["args"]["duration_second"]
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.01) -> Any:
-    deadline = time.monotonic() + scaled(timeout)
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 # -- 1. two recordings, no moves ---------------------------------------------------------------------
 
 
@@ -407,7 +370,7 @@ def test_two_recordings_in_one_batch_are_two_full_disjoint_sessions(
     service = start_service("mqtt")
     home = sim.pose()
     t_post = time.time()
-    job = run_batch(service, [record_cmd(2.0, SWIR), record_cmd(2.0, SWIR)])
+    job = run_batch(service, [record_command(2.0, SWIR), record_command(2.0, SWIR)])
     assert job["status"] == "succeeded", job
     (sum1, path1, m1), (sum2, path2, m2) = job_sessions(job, 2)
     assert path1 != path2
@@ -442,7 +405,7 @@ def test_unanswered_commands_still_record_the_full_window_at_the_pose(
     sim.faults.mqtt_respond = False  # read on every command; the same object as sim_config.faults
     response_timeout = 2.0
     service = start_service("mqtt", mqtt={"response_timeout_s": response_timeout})
-    job = run_batch(service, [pan_cmd(4500), tilt_cmd(-1000), record_cmd(2.0, *CAMS)])
+    job = run_batch(service, [pan_command(4500), tilt_command(-1000), record_command(2.0, *CAMS)])
     assert job["status"] == "succeeded", job
     assert [c["answered"] for c in sim.commands_received()] == [False, False, False]
     [(summary, path, manifest)] = job_sessions(job, 1)
@@ -468,7 +431,7 @@ def test_record_move_record_gives_one_session_per_pose(
     pan0, tilt0 = home["pan_deg_x100"], home["tilt_deg_x100"]
     assert not home["moving"] and pan0 != 3000
     t_post = time.time()
-    job = run_batch(service, [record_cmd(1.5, *CAMS), pan_cmd(3000), record_cmd(1.5, *CAMS)])
+    job = run_batch(service, [record_command(1.5, *CAMS), pan_command(3000), record_command(1.5, *CAMS)])
     assert job["status"] == "succeeded", job
     (sum1, path1, m1), (sum2, path2, m2) = job_sessions(job, 2)
     check_complete(sim, m1)
@@ -500,7 +463,7 @@ def test_zoom_moves_settle_before_the_recording(
     home = sim.pose()
     t_post = time.time()
     job = run_batch(
-        service, [zoom_step_cmd(SWIR, 400), zoom_value_cmd(RGB, 12.0), record_cmd(2.0, SWIR, RGB)]
+        service, [zoom_step_cmd(SWIR, 400), zoom_value_cmd(RGB, 12.0), record_command(2.0, SWIR, RGB)]
     )
     assert job["status"] == "succeeded", job
     [(summary, path, manifest)] = job_sessions(job, 1)
@@ -528,7 +491,7 @@ def test_silent_camera_fails_the_job_and_keeps_the_other_cameras(
     assert VNIR in service.config.cameras
     home = sim.pose()
     t_post = time.time()
-    job = run_batch(service, [record_cmd(1.5, SWIR, VNIR)])
+    job = run_batch(service, [record_command(1.5, SWIR, VNIR)])
     assert job["status"] == "failed", f"a requested camera sent no frame, yet the job {job['status']}"
     assert job.get("error"), job
     [(summary, path, manifest)] = job_sessions(job, 1)
@@ -559,9 +522,9 @@ def test_link_lost_during_the_recording_command_keeps_every_frame(
     home = sim.pose()
     client = create_app(service).test_client()
     t_post = time.time()
-    accepted = client.post("/process-request?wait=false", json={"requests": [record_cmd(2.0, *CAMS)]})
+    accepted = client.post("/process-request?wait=false", json={"requests": [record_command(2.0, *CAMS)]})
     assert accepted.status_code == 202, accepted.get_json()
-    wait_for(lambda: rig_got(sim, RECORD), 30, f"the rig to receive {RECORD}")
+    until(lambda: rig_got(sim, RECORD), 30, f"the rig to receive {RECORD}", poll=0.01)
     private_broker.kill()
     job = wait_job(client, accepted.get_json()["job_id"], 30)
     assert job["status"] == "failed", f"the link was lost while {RECORD} waited for its answer: job {job}"
@@ -613,7 +576,7 @@ def test_failed_frame_writes_still_leave_a_true_session_json(
     resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE_LIMIT, hard))
     try:
         probe_fsize_limit(tmp_path)
-        job = run_batch(service, [record_cmd(2.0, *CAMS)])
+        job = run_batch(service, [record_command(2.0, *CAMS)])
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
     assert job["status"] == "failed", f"LWIR frames failed to write, yet the job {job['status']}"
@@ -650,7 +613,7 @@ def test_unwritable_images_data_fails_the_job_but_keeps_the_session(
     assert any("images_data" in w for w in service.storage_warnings), service.storage_warnings
     home = sim.pose()
     t_post = time.time()
-    job = run_batch(service, [record_cmd(1.5, *CAMS)])
+    job = run_batch(service, [record_command(1.5, *CAMS)])
     assert job["status"] == "failed", f"images_data/<id>.json cannot be written, yet the job {job['status']}"
     error = job.get("error") or {}
     message = str(error.get("message", ""))

@@ -35,7 +35,7 @@ from simulator.scene import shared_scene
 from tests.conftest import BROKER, batch, deep_merge, scaled, wait_job
 from tests.test_engine_cases import EDGE, KEEP, check_folder
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.solo]  # rates and timings: alone (tests/solo.py)
 
 LWIR, VNIR = "cameradevice_lwir_1", "cameradevice_vnir_playerone"
 CAMS = (LWIR, VNIR)

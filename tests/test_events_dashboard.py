@@ -14,7 +14,7 @@ from service.capture import CaptureService
 from tests.conftest import serve
 from tests.test_browser import browser, ms, open_page, shoot, sync_api
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.solo]  # rates and timings: alone (tests/solo.py)
 __all__ = ["browser", "shoot"]  # the fixtures of tests/test_browser.py, used here
 
 

@@ -17,7 +17,7 @@ from api import create_app
 from service.capture import CaptureService
 from simulator.config import SimConfig
 from simulator.rig import SimRig
-from tests.conftest import batch, free_port, scaled, wait_job
+from tests.conftest import batch, free_port, scaled, until, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +31,6 @@ def post(service: CaptureService, body: Any, query: str = "") -> Any:
 def last_history(service: CaptureService) -> dict[str, Any]:
     entry: dict[str, Any] = json.loads(service.paths.history_file.read_text())["requests"][-1]
     return entry
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + scaled(timeout)
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_stream_drop_mid_recording_reconnects_and_marks_the_session_partial(
@@ -150,12 +140,10 @@ def test_cancel_a_queued_job_and_stop_a_running_recording_early(
     assert client.get(f"/jobs/{second['job_id']}").get_json()["status"] == "queued"
     resp = client.delete(f"/jobs/{second['job_id']}")
     assert resp.status_code == 202
-    wait_for(
-        lambda: client.get(f"/jobs/{first['job_id']}").get_json()["phase"] == "recording", 20, "recording"
-    )
+    until(lambda: client.get(f"/jobs/{first['job_id']}").get_json()["phase"] == "recording", 20, "recording")
     time.sleep(1.0)
     assert client.delete(f"/jobs/{first['job_id']}").status_code == 202
-    job = wait_for(
+    job = until(
         lambda: (j := client.get(f"/jobs/{first['job_id']}").get_json())["phase"] == "done" and j,
         20,
         "cancel",
@@ -179,9 +167,7 @@ def test_cancel_a_queued_job_and_stop_a_running_recording_early(
     def statuses() -> dict[str, str]:
         return {e["id"]: e["status"] for e in json.loads(service.paths.history_file.read_text())["requests"]}
 
-    wait_for(
-        lambda: statuses()[first["job_id"]] == statuses()[second["job_id"]] == "cancelled", 10, "history"
-    )
+    until(lambda: statuses()[first["job_id"]] == statuses()[second["job_id"]] == "cancelled", 10, "history")
     assert client.delete(f"/jobs/{first['job_id']}").status_code == 409
     assert client.delete("/jobs/job-nope").status_code == 404
 

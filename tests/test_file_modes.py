@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import requests
 
 from rigcore.atomic import PRIVATE, default_file_mode, process_umask, write_json_atomic
 from simulator.rig import SimRig
-from tests.conftest import batch, free_port, scaled, service_process
+from tests.conftest import batch, process_config, until
 
 UMASK = 0o027  # group may read, others nothing: frames and manifests alike
 TOKEN = "file-modes-token"
@@ -42,20 +41,9 @@ def test_an_atomic_write_gets_the_umask_mode_or_the_one_asked_for(tmp_path: Path
 # -- the service as a process with its own umask ----------------------------------------------------
 @pytest.mark.integration
 def test_every_file_the_service_writes_follows_the_umask(sim: SimRig, prefix: str, tmp_path: Path) -> None:
-    port = free_port()
-    cfg = tmp_path / "config.json"
-    write_json_atomic(
-        cfg,
-        {
-            "api": {"host": "127.0.0.1", "port": port},
-            "mqtt": {"topic_prefix": prefix},
-            "invoke_url": sim.http_url,
-            "streams": [{"url": sim.ws_url}],
-        },
-        mode=0o644,
-    )
-    url = f"http://127.0.0.1:{port}"
-    with service_process(cfg, tmp_path, port, umask=UMASK):
+    cfg = process_config(tmp_path / "config.json", sim, prefix, mode=0o644)
+    url = cfg.url
+    with cfg.process(umask=UMASK):
         capture = requests.post(f"{url}/process-request", json=batch(seconds=1), timeout=120).json()
         assert capture["status"] == "succeeded", capture
         scan: dict[str, Any] = {
@@ -79,9 +67,9 @@ def test_every_file_the_service_writes_follows_the_umask(sim: SimRig, prefix: st
         wait_for_files([s / name for s in sessions for name in ("report.html", "frame_sets.json")])
 
     # A config.json without a secret keeps its mode (0644 here), not a temp file's 0600.
-    assert mode(cfg) == 0o644
+    assert mode(cfg.path) == 0o644
     want_file, want_dir = 0o666 & ~UMASK, 0o777 & ~UMASK
-    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != cfg]
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p != cfg.path]
     names = {p.relative_to(tmp_path).as_posix() for p in files}
     for expected in ("history.json", "presets.json", "schedules.json"):
         assert expected in names, sorted(names)
@@ -99,33 +87,19 @@ def test_every_file_the_service_writes_follows_the_umask(sim: SimRig, prefix: st
 @pytest.mark.integration
 def test_a_config_json_holding_a_secret_is_written_0600(sim: SimRig, prefix: str, tmp_path: Path) -> None:
     """The token is set by hand in a config.json left 0644; the first PUT /config writes it 0600."""
-    port = free_port()
-    cfg = tmp_path / "config.json"
-    write_json_atomic(
-        cfg,
-        {
-            "api": {"host": "127.0.0.1", "port": port, "token": TOKEN},
-            "mqtt": {"topic_prefix": prefix},
-            "invoke_url": sim.http_url,
-            "streams": [{"url": sim.ws_url}],
-        },
-        mode=0o644,
-    )
-    url = f"http://127.0.0.1:{port}"
-    with service_process(cfg, tmp_path, port, umask=0o022):
-        changed = requests.put(f"{url}/config", json={"settle": {"window_s": 0.6}}, headers=AUTH, timeout=10)
+    cfg = process_config(tmp_path / "config.json", sim, prefix, mode=0o644, api={"token": TOKEN})
+    with cfg.process(umask=0o022):
+        changed = requests.put(
+            f"{cfg.url}/config", json={"settle": {"window_s": 0.6}}, headers=AUTH, timeout=10
+        )
         assert changed.status_code == 200, changed.text
-    assert mode(cfg) == 0o600
+    assert mode(cfg.path) == 0o600
     assert mode(tmp_path / "history.json") == 0o644  # the rest follows the umask
 
 
 def wait_for_files(paths: list[Path]) -> None:
     """Aftercare writes frame_sets.json and report.html after the job ends."""
-    deadline = time.monotonic() + scaled(60)
-    while not all(p.exists() for p in paths):
-        missing = [str(p) for p in paths if not p.exists()]
-        assert time.monotonic() < deadline, f"not written: {missing}"
-        time.sleep(0.1)
+    until(lambda: all(p.exists() for p in paths), 60, f"these to be written: {[str(p) for p in paths]}")
     # The temp files of the atomic writes are renamed by now; nothing half-written is left.
     assert not [p for p in paths[0].parent.parent.rglob("*.tmp")]
     assert os.path.isdir(paths[0].parent)

@@ -18,7 +18,7 @@ from tests.conftest import batch, serve
 from tests.test_browser import browser, ms, open_page, shoot  # noqa: F401  (fixtures)
 from tests.test_catalog_backends import make_row
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.solo]  # Chromium takes the machine (tests/solo.py)
 
 expect = pytest.importorskip("playwright.sync_api").expect
 

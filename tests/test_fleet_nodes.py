@@ -8,7 +8,6 @@ sessions stay listed. Skipped where no PostgreSQL answers on 127.0.0.1:5432.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -22,11 +21,10 @@ from typing import Any
 import pytest
 import requests
 
-from rigcli.cli import main as rigcli_main
 from rigcore.atomic import write_json_atomic
 from simulator.config import SimConfig
 from simulator.rig import SimRig
-from tests.conftest import PrivateBroker, batch, free_port, scaled, service_process
+from tests.conftest import PrivateBroker, batch, free_port, rigcli, scaled, service_process, until
 
 HEARTBEAT_S = 0.5
 CAMERA = "cameradevice_lwir_1"
@@ -69,16 +67,6 @@ def record(url: str) -> str:
     return str(answer["session"]["session_id"])
 
 
-def until(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + scaled(timeout)
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.1)
-
-
 def listed(url: str, **params: str) -> dict[str, Any]:
     resp = requests.get(f"{url}/sessions", params=params, timeout=10)
     assert resp.status_code == 200, resp.text
@@ -105,7 +93,7 @@ def test_two_nodes_see_each_other_and_a_killed_one_goes_offline(
         # Each node lists its own as before, and the fleet's with ?node=all.
         assert [s["session_id"] for s in listed(url_a)["sessions"]] == [session_a]
         for here in (url_a, url_b):
-            page = until("both sessions in the shared catalog", _both_from(here), 20)
+            page = until(_both_from(here), 20, "both sessions in the shared catalog")
             by_node = {s["node_id"]: s for s in page["sessions"]}
             assert page["shared"] is True and page["total"] == 2
             assert by_node["rig-a"]["session_id"] == session_a and by_node["rig-b"]["session_id"] == session_b
@@ -118,7 +106,7 @@ def test_two_nodes_see_each_other_and_a_killed_one_goes_offline(
         assert [s["session_id"] for s in own["sessions"]] == [session_b]
         assert listed(url_a, node="all", kind="event")["total"] == 0
 
-        nodes = until("both nodes online", lambda: _both_online(url_a), 20)
+        nodes = until(lambda: _both_online(url_a), 20, "both nodes online")
         assert nodes["rig-b"]["url"] == url_b and nodes["rig-b"]["broker"] == {"connected": True}
         assert nodes["rig-a"]["catalog"]["backend"] == "postgresql"
         fleet_text, sessions_text = (
@@ -136,7 +124,7 @@ def test_two_nodes_see_each_other_and_a_killed_one_goes_offline(
         killed_at = time.monotonic()
         os.kill(proc_b.pid, signal.SIGKILL)
         proc_b.wait(10)
-        until("rig-b offline", lambda: not fleet(url_a)["rig-b"]["online"], 30)
+        until(lambda: not fleet(url_a)["rig-b"]["online"], 30, "rig-b offline")
         assert time.monotonic() - killed_at < 30
         assert fleet(url_a)["rig-a"]["online"]
         after = listed(url_a, node="rig-b")  # a dead node's sessions stay listed
@@ -144,9 +132,9 @@ def test_two_nodes_see_each_other_and_a_killed_one_goes_offline(
 
 
 def cli(*argv: str) -> str:
-    out, err = io.StringIO(), io.StringIO()
-    assert rigcli_main(list(argv), out, err) == 0, err.getvalue()
-    return out.getvalue()
+    code, out, err = rigcli(*argv)
+    assert code == 0, err
+    return out
 
 
 def _both_from(url: str) -> Callable[[], dict[str, Any] | None]:

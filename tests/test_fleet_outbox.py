@@ -13,7 +13,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from api import create_app
 from service.capture import CaptureService
 from sessions.catalog_filters import SessionQuery
 from sessions.catalog_pg import PgCatalog
-from tests.conftest import batch, free_port, scaled
+from tests.conftest import batch, free_port, scaled, until
 
 CAMERA = "cameradevice_lwir_1"
 
@@ -106,16 +105,6 @@ def record(client: FlaskClient, wait: bool = True) -> dict[str, Any]:
     return body
 
 
-def until(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + scaled(timeout)
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.1)
-
-
 @pytest.mark.integration
 def test_postgres_stopped_and_started_during_recordings_loses_no_row(
     private_postgres: PrivatePostgres, start_service: Callable[..., CaptureService]
@@ -128,7 +117,7 @@ def test_postgres_stopped_and_started_during_recordings_loses_no_row(
     try:
         first = record(client)
         assert first["status"] == "succeeded", first
-        until("the first row in PostgreSQL", lambda: shared.count() == 1, 20)
+        until(lambda: shared.count() == 1, 20, "the first row in PostgreSQL")
 
         running = record(client, wait=False)  # the server goes away while this one records
         private_postgres.stop()
@@ -136,18 +125,18 @@ def test_postgres_stopped_and_started_during_recordings_loses_no_row(
         during = record(client)
         assert during["status"] == "succeeded", during  # recording never waits for the catalog
         # Nor does the node's own listing (the catalog takes a saved session in aftercare, at once).
-        local = until("3 sessions listed here", lambda: _listed(client, 3), 10)
+        local = until(lambda: _listed(client, 3), 10, "3 sessions listed here")
 
-        status = until("the lag and the error in /status", lambda: _waiting(client), 20)
+        status = until(lambda: _waiting(client), 20, "the lag and the error in /status")
         assert status["lag"]["rows"] >= 2 and status["lag"]["oldest_age_s"] >= 0
         assert "127.0.0.1" in status["last_error"]["message"]
         assert client.get("/sessions?node=all").status_code == 503  # the fleet's listing says so
 
         private_postgres.start()
-        until("every row in PostgreSQL", lambda: shared.count() == 3, 30)
+        until(lambda: shared.count() == 3, 30, "every row in PostgreSQL")
         ids = {s["session_id"] for s in local["sessions"]}
         assert {r.session_id for r in shared.query(SessionQuery(node="rig-x"), 10, 0).rows} == ids
-        status = until("an empty outbox", lambda: _caught_up(client), 20)
+        status = until(lambda: _caught_up(client), 20, "an empty outbox")
         assert status["last_error"] is None and status["shared"]["sent_rows"] >= 3
     finally:
         shared.close()
@@ -159,7 +148,7 @@ def _listed(client: FlaskClient, total: int) -> dict[str, Any] | None:
 
 
 def _finished(client: FlaskClient, job_id: str) -> dict[str, Any]:
-    return until("the job", lambda: _done(client.get(f"/jobs/{job_id}").get_json()), 60)  # type: ignore[no-any-return]
+    return until(lambda: _done(client.get(f"/jobs/{job_id}").get_json()), 60, "the job")
 
 
 def _done(job: dict[str, Any]) -> dict[str, Any] | None:

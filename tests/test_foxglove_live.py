@@ -43,7 +43,7 @@ from rigcore.rig import RigLayout
 from rigcore.state import StateSample
 from service.capture import CaptureService
 from service.live.images import image_message
-from service.live.jobs import EVENT_SCHEMA, JobEvents
+from service.live.jobs import EVENT_SCHEMA, EVENTS, JobEvents
 from service.live.rig import RigFeed
 from service.status import JobPhase, JobStatus
 from sessions.manifest import SessionManifest, SessionStatus
@@ -52,9 +52,11 @@ from sessions.mcap_rig import RIG_STATE_SCHEMA, rig_states
 from sessions.state_log import StateLogInfo, StateRecord
 from simulator.config import SimConfig
 from simulator.rig import SimRig
-from tests.conftest import scaled
+from tests.conftest import pan_command, record_command, scaled
 from tests.test_capture_time import true_checks
-from tests.test_engine_cases import LWIR, RGB, SWIR, VNIR, check_folder, job_sessions, pan_cmd, record_cmd
+from tests.test_engine_cases import LWIR, RGB, SWIR, VNIR, check_folder, job_sessions
+
+pytestmark = pytest.mark.solo  # rates and timings: alone (tests/solo.py)
 
 integration = pytest.mark.integration
 
@@ -260,7 +262,7 @@ def test_a_foxglove_client_gets_the_rig_its_cameras_and_the_job_events(
     job = (
         create_app(service)
         .test_client()
-        .post("/process-request", json={"requests": [pan_cmd(2000), record_cmd(1.0, SWIR, RGB)]})
+        .post("/process-request", json={"requests": [pan_command(2000), record_command(1.0, SWIR, RGB)]})
         .get_json()
     )
     assert job["status"] == "succeeded", job
@@ -271,15 +273,7 @@ def test_a_foxglove_client_gets_the_rig_its_cameras_and_the_job_events(
         time.sleep(0.05)
     events = client.got("/rig/jobs").json
     names = [e["event"] for e in events]
-    assert names == [
-        "job_started",
-        "settling",
-        "settled",
-        "recording",
-        "saving",
-        "session_saved",
-        "job_finished",
-    ]
+    assert names == list(EVENTS)  # each of the schema's events, once, in order
     assert {e["job_id"] for e in events} == {job["job_id"]}
     saved = events[names.index("session_saved")]
     assert saved["session_id"] == summary["session_id"] and saved["session_status"] == "complete"
@@ -303,12 +297,8 @@ def test_a_capture_with_two_slow_raw_clients_subscribed_to_everything_loses_noth
         client.subscribe_all()
     for client in slow:
         client.wait_for([f"/{SWIR}/image", f"/{LWIR}/image"], timeout=10)
-    job = (
-        create_app(service)
-        .test_client()
-        .post("/process-request", json={"requests": [pan_cmd(-3000), record_cmd(2.0, SWIR, LWIR, RGB)]})
-        .get_json()
-    )
+    requests = [pan_command(-3000), record_command(2.0, SWIR, LWIR, RGB)]
+    job = create_app(service).test_client().post("/process-request", json={"requests": requests}).get_json()
     assert job["status"] == "succeeded", job
     [(_, path, manifest)] = job_sessions(job, 1)
     assert manifest["status"] == "complete", manifest["problems"]

@@ -29,6 +29,9 @@ from service.batches.plan import Plan, RecordStep
 from service.batches.validation import build_plan, validate_batch
 from service.capture import CaptureService
 from service.scans.spec import parse_scan
+from tests.conftest import command, pan_command, record_command, tilt_command
+
+pytestmark = pytest.mark.solo  # a tool that takes the machine: alone (tests/solo.py)
 
 CFG = Config()
 CAMERAS = sorted(CFG.cameras)
@@ -79,49 +82,29 @@ JSON_VALUES = st.recursive(
 )
 
 
-def pan(value: Any = 4500) -> dict[str, Any]:
-    return {
-        "target_id": "entity",
-        "device_id": "acikgoz_pantilt",
-        "command_id": "set_pan_position_degree",
-        "args": {"pan_position_deg_x100": value},
-    }
+# Each a new dict (command, tests/conftest.py): near_valid_batches() mutates them.
+def zoom(value: Any) -> dict[str, Any]:
+    return command("camera_device", "cameradevice_rgb_1", "set_zoom_value", zoom_value=value)
 
 
-def tilt(value: Any = -1000) -> dict[str, Any]:
-    return {
-        "target_id": "entity",
-        "device_id": "acikgoz_pantilt",
-        "command_id": "set_tilt_position_degree",
-        "args": {"tilt_position_deg_x100": value},
-    }
-
-
-def zoom(value: Any = 3.5) -> dict[str, Any]:
-    return {
-        "target_id": "camera_device",
-        "device_id": "cameradevice_rgb_1",
-        "command_id": "set_zoom_value",
-        "args": {"zoom_value": value},
-    }
-
-
-def record(seconds: Any = 1.0, cameras: Any = ("cameradevice_swir_1",)) -> dict[str, Any]:
-    return {
-        "target_id": "camera_device",
-        "device_id": "cameradevice_swir_1",
-        "command_id": "start_recording_command",
-        "args": {"duration_second": seconds, "camera_ids": list(cameras)},
-    }
+def record(seconds: Any, cameras: Any) -> dict[str, Any]:
+    """Sent to SWIR whatever ``cameras`` holds."""
+    return command(
+        "camera_device",
+        "cameradevice_swir_1",
+        "start_recording_command",
+        duration_second=seconds,
+        camera_ids=list(cameras),
+    )
 
 
 def passthrough() -> dict[str, Any]:
-    return {"target_id": "entity", "device_id": "acikgoz_lrf", "command_id": "measure_once", "args": {}}
+    return command("entity", "acikgoz_lrf", "measure_once")
 
 
 VALID_COMMANDS = st.one_of(
-    st.integers(-18000, 18000).map(pan),
-    st.integers(-9000, 9000).map(tilt),
+    st.integers(-18000, 18000).map(pan_command),
+    st.integers(-9000, 9000).map(tilt_command),
     st.floats(1.0, 30.0).map(zoom),
     st.builds(
         record,
@@ -205,7 +188,10 @@ def test_every_valid_batch_compiles_into_a_plan(body: dict[str, Any]) -> None:
 
 def test_numbers_beyond_float_range_are_refused_by_name() -> None:
     # Found by this fuzz pass: math.isfinite() raised OverflowError on such ints (a 500 over HTTP).
-    for body in ({"requests": [pan(10**400)]}, {"requests": [record(-(10**309))]}):
+    for body in (
+        {"requests": [pan_command(10**400)]},
+        {"requests": [record_command(-(10**309), "cameradevice_swir_1")]},
+    ):
         plan, problems = build_plan(body, CFG)
         assert plan is None and [p["field"] for p in problems] in (
             ["args.pan_position_deg_x100"],

@@ -13,33 +13,23 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import requests
 
 from application import parse_args
-from rigcore.atomic import write_json_atomic
 from rigcore.config import RemoteStorageConfig
 from service.uploads.uploader import Uploader
+from simulator.config import SimConfig
 from simulator.rig import SimRig
-from tests.conftest import batch, free_port, scaled, service_process
+from tests.conftest import batch, process_config, scaled
 from tests.s3server import S3Server
 
 ISO_LOCAL = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d"
-
-
-def write_config(path: Path, sim: SimRig, prefix: str, port: int) -> None:
-    write_json_atomic(
-        path,
-        {
-            "api": {"host": "127.0.0.1", "port": port},
-            "mqtt": {"topic_prefix": prefix},
-            "invoke_url": sim.http_url,
-            "streams": [{"url": sim.ws_url}],
-        },
-    )
 
 
 def exercise(url: str) -> dict[str, Any]:
@@ -82,17 +72,76 @@ def read_log(path: Path, want: str) -> str:
     return text
 
 
+# -- the service processes: the log's format and level are set at start, so one process each ---------
+Work = Callable[[str, Path], tuple[dict[str, Any], str]]
+
+
+class Logged(NamedTuple):
+    """What ``work`` did against a service process (``seen``), its log once the work was done
+    (``text``) and once the process had stopped (``final``)."""
+
+    url: str
+    folder: Path
+    seen: dict[str, Any]
+    text: str
+    final: str
+
+
+def exercised(want: str) -> Work:
+    """``exercise``, then the log once ``want`` is in it."""
+
+    def work(url: str, out: Path) -> tuple[dict[str, Any], str]:
+        seen = exercise(url)
+        return seen, read_log(out, want)
+
+    return work
+
+
+def refused_then_succeeded(url: str, out: Path) -> tuple[dict[str, Any], str]:
+    """A refused batch (logged: a warning), then one that succeeds."""
+    refused = requests.post(f"{url}/process-request", json=batch(pan=99999, seconds=1), timeout=10)
+    text = read_log(out, refused.json()["history_id"])
+    done = requests.post(f"{url}/process-request", json=batch(seconds=0.5), timeout=120).json()
+    assert done["status"] == "succeeded", done
+    return {"job": done["job_id"]}, text
+
+
+def logged(folder: Path, args: tuple[str, ...], work: Work) -> Logged:
+    """``work`` against a service process started with ``args`` on a simulated rig of its own."""
+    prefix = f"rctest_{uuid.uuid4().hex[:10]}"
+    rig = SimRig(SimConfig(topic_prefix=prefix, http_port=0, ws_port=0))
+    rig.start()
+    try:
+        cfg, out = process_config(folder / "config.json", rig, prefix), folder / "out.log"
+        with cfg.process(output=out, args=args):
+            seen, text = work(cfg.url, out)
+        return Logged(cfg.url, folder, seen, text, out.read_text(encoding="utf-8"))
+    finally:
+        rig.stop()
+
+
+LOGS: dict[str, tuple[tuple[str, ...], Work]] = {
+    "text": ((), exercised("config saved to")),
+    "json": (("--log-format", "json"), exercised('"event": "config_changed"')),
+    "warning": (("--log-level", "WARNING"), refused_then_succeeded),
+}
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[Logged]]]:
+    """The three logs, made at the same time; a test waits for its own (and fails with its error)."""
+    with ThreadPoolExecutor(len(LOGS)) as pool:
+        yield {
+            name: pool.submit(logged, tmp_path_factory.mktemp(f"log_{name}"), args, work)
+            for name, (args, work) in LOGS.items()
+        }
+
+
 @pytest.mark.integration
 def test_text_log_has_a_line_per_event_and_the_banner_names_dashboard_and_cli(
-    sim: SimRig, prefix: str, tmp_path: Path
+    logs: dict[str, Future[Logged]],
 ) -> None:
-    port = free_port()
-    cfg, out = tmp_path / "config.json", tmp_path / "out.log"
-    write_config(cfg, sim, prefix, port)
-    url = f"http://127.0.0.1:{port}"
-    with service_process(cfg, tmp_path, port, output=out):
-        seen = exercise(url)
-        text = read_log(out, "config saved to")
+    url, folder, seen, text, _ = logs["text"].result()
 
     # The banner: the dashboard's URL and the CLI to try first (with --url: not the default port).
     assert f"dashboard:    {url}/" in text
@@ -108,7 +157,7 @@ def test_text_log_has_a_line_per_event_and_the_banner_names_dashboard_and_cli(
     assert re.match(r"recorded frames: \d+ swir_1, \d+ lwir_1, \d+ rgb_1 in 1\.\d\d s$", events[3]), events
     assert (
         events[4]
-        == f"saved session {seen['session']} (complete) in {tmp_path / 'save_images' / seen['session']}"
+        == f"saved session {seen['session']} (complete) in {folder / 'save_images' / seen['session']}"
     )
     assert re.match(r"succeeded in \d+\.\d\d s$", events[5]), events
     assert len(events) == 6, events  # and nothing more: progress ticks log nothing
@@ -131,13 +180,8 @@ def test_text_log_has_a_line_per_event_and_the_banner_names_dashboard_and_cli(
 
 
 @pytest.mark.integration
-def test_json_log_lines_carry_the_event_and_the_job(sim: SimRig, prefix: str, tmp_path: Path) -> None:
-    port = free_port()
-    cfg, out = tmp_path / "config.json", tmp_path / "out.log"
-    write_config(cfg, sim, prefix, port)
-    with service_process(cfg, tmp_path, port, output=out, args=("--log-format", "json")):
-        seen = exercise(f"http://127.0.0.1:{port}")
-        text = read_log(out, '"event": "config_changed"')
+def test_json_log_lines_carry_the_event_and_the_job(logs: dict[str, Future[Logged]]) -> None:
+    _, _, seen, text, _ = logs["json"].result()
     # The banner is printed on stdout as text; every line of the log is one JSON object.
     records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert len(records) > 10
@@ -168,18 +212,9 @@ def test_log_level_and_format_options() -> None:
 
 
 @pytest.mark.integration
-def test_a_warning_level_log_keeps_only_failures(sim: SimRig, prefix: str, tmp_path: Path) -> None:
-    port = free_port()
-    cfg, out = tmp_path / "config.json", tmp_path / "out.log"
-    write_config(cfg, sim, prefix, port)
-    url = f"http://127.0.0.1:{port}"
-    with service_process(cfg, tmp_path, port, output=out, args=("--log-level", "WARNING")):
-        refused = requests.post(f"{url}/process-request", json=batch(pan=99999, seconds=1), timeout=10)
-        text = read_log(out, refused.json()["history_id"])
-        done = requests.post(f"{url}/process-request", json=batch(seconds=0.5), timeout=120).json()
-        assert done["status"] == "succeeded", done
-    text = out.read_text(encoding="utf-8")
-    assert " INFO " not in text and done["job_id"] not in text, text
+def test_a_warning_level_log_keeps_only_failures(logs: dict[str, Future[Logged]]) -> None:
+    run = logs["warning"].result()  # the refused batch was logged (refused_then_succeeded)
+    assert " INFO " not in run.final and run.seen["job"] not in run.final, run.final
 
 
 @pytest.mark.integration

@@ -18,7 +18,7 @@ from service.capture import CaptureService
 from tests.conftest import batch
 from tests.framesrv import FrameServer, bgr8, jpeg, mono16
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.solo]  # rates and timings: alone (tests/solo.py)
 
 CAMS = ("cameradevice_lwir_1", "cameradevice_rgb_1", "cameradevice_swir_1")
 

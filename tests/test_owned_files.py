@@ -30,8 +30,8 @@ from service.history.store import HistoryStore
 from service.presets.store import presets_path
 from service.schedules.rules import schedules_path
 from sessions.catalog_db import CATALOG_FILE as CATALOG_DB_FILE
-from sessions.scan_manifest import SCANS_DIR
-from sessions.upload_queue import UPLOADS_DIR
+from sessions.scan_manifest import scans_dir
+from sessions.upload_queue import record_path
 from simulator.rig import SimRig
 
 STATIC = OPEN_FOLDERS[0]
@@ -62,11 +62,17 @@ def test_the_stores_take_their_names_from_the_one_list(tmp_path: Path) -> None:
     assert presets_path(config_file, tmp_path) == tmp_path / PRESETS_FILE
     assert schedules_path(config_file, tmp_path) == tmp_path / SCHEDULES_FILE
     assert CATALOG_DB_FILE == CATALOG_FILE
-    assert {UPLOADS_DIR, SCANS_DIR, "spill"} <= set(IMAGES_DATA_FOLDERS)
     history = HistoryStore(tmp_path / "h.json")
-    paths = Config().resolve(tmp_path).model_dump()
-    owned = {o.path for o in owned_files(config_file, {**paths, "history_file": history.path})}
+    resolved = Config().resolve(tmp_path)
+    owned = {
+        o.path for o in owned_files(config_file, {**resolved.model_dump(), "history_file": history.path})
+    }
     assert {history.path, history.journal_path, history.archive_dir, config_file} <= owned
+    # The folders under images_data_dir, as each store writes them, are the ones in the list.
+    images = resolved.images_data_dir
+    stores = {scans_dir(images), record_path(images, "session", "s1").parent.parent, resolved.spill_dir}
+    assert stores == {images / name for name in IMAGES_DATA_FOLDERS}
+    assert stores <= owned
 
 
 @pytest.mark.integration

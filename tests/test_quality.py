@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.solo  # a tool that takes the machine: alone (tests/solo.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -62,3 +66,39 @@ def import_cycles() -> list[tuple[str, str]]:
 def test_no_import_cycles() -> None:
     """No module imports, directly or through others, a module that imports it back."""
     assert import_cycles() == []
+
+
+# The sizes the structure keeps to (outside tests): a file is split by responsibility before it grows
+# past MAX_FILE_LINES; a class with more than MAX_METHODS methods is doing several jobs.
+MAX_FILE_LINES = 600
+MAX_METHODS = 30
+SOURCE_DIRS = (*PACKAGES, "mqtt_control", "bench")
+
+
+def project_sources() -> list[Path]:
+    files = [ROOT / "application.py"]
+    for name in dict.fromkeys(SOURCE_DIRS):
+        files += sorted((ROOT / name).rglob("*.py"))
+    return files
+
+
+def test_no_file_over_the_line_limit() -> None:
+    long = {
+        str(f.relative_to(ROOT)): n
+        for f in project_sources()
+        if (n := len(f.read_text().splitlines())) > MAX_FILE_LINES
+    }
+    assert long == {}, f"split these by responsibility (at most {MAX_FILE_LINES} lines)"
+
+
+def test_no_class_over_the_method_limit() -> None:
+    import ast
+
+    big = {}
+    for file in project_sources():
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ClassDef):
+                methods = [n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+                if len(methods) > MAX_METHODS:
+                    big[f"{file.relative_to(ROOT)}:{node.name}"] = len(methods)
+    assert big == {}, f"classes over {MAX_METHODS} methods"

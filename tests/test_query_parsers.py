@@ -10,7 +10,6 @@ Flask's test client and are marked integration.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +27,7 @@ from service.capture import CaptureService
 from sessions.catalog import FilterError, query_from_params
 from sessions.catalog_filters import FILTER_PARAMS
 from simulator.rig import SimRig
-from tests.conftest import batch
+from tests.conftest import batch, until
 
 integration = pytest.mark.integration
 FAST = settings(max_examples=300, deadline=None)
@@ -108,10 +107,11 @@ def test_session_filters_are_a_query_or_a_filter_error_and_sqlite_binds_them(par
 
 # -- over HTTP -------------------------------------------------------------------------------------
 def wait_catalog_ready(client: FlaskClient, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while client.get("/sessions").get_json().get("catalog") != "ready":
-        assert time.monotonic() < deadline, "the session catalog did not finish building"
-        time.sleep(0.05)
+    until(
+        lambda: client.get("/sessions").get_json().get("catalog") == "ready",
+        timeout,
+        "the session catalog to finish building",
+    )
 
 
 @integration

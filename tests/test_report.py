@@ -65,20 +65,9 @@ def manifest(**extra: Any) -> SessionManifest:
         "record_started_at": t0,
         "record_ended_at": t0 + 1,
         "duration_second": 1,
-        "settle": {
-            "settled_at": t0,
-            "devices": {
-                "acikgoz_pantilt": {
-                    "time_to_settle_s": 1.5,
-                    "values": {"pan_deg_x100": 4500, "tilt_deg_x100": -1000},
-                    "targets": {"pan_deg_x100": 4500, "tilt_deg_x100": -1000},
-                    "residual": {"pan_deg_x100": 0, "tilt_deg_x100": 0},
-                    "steady_messages": 6,
-                    "steady_window_s": 0.55,
-                }
-            },
-            "range_m": {"readings": 5, "min": 70, "max": 71, "mean": 70.5},
-        },
+        "settle": session_v3.settle_proof(
+            t0, 1.5, range_m={"readings": 5, "min": 70, "max": 71, "mean": 70.5}
+        ),
         "problems": [{"type": "StreamOutage", "message": "</script><script>alert(1)</script>"}],
         "gaps": [
             {
@@ -377,6 +366,7 @@ def test_the_range_finder_over_the_steady_run_reads_the_one_pose_it_settled_at(
 
 
 @pytest.mark.integration
+@pytest.mark.solo  # Chromium takes the machine (tests/solo.py)
 def test_report_renders_its_charts_in_chromium(
     client: FlaskClient, service: CaptureService, tmp_path: Path
 ) -> None:

@@ -26,10 +26,9 @@ import requests
 from flask.testing import FlaskClient
 
 from api import create_app
-from rigcore.atomic import write_json_atomic
 from service.capture import CaptureService
 from simulator.rig import SimRig
-from tests.conftest import free_port, scaled, service_process
+from tests.conftest import process_config, scaled
 from tests.test_engine_cases import (
     RGB,
     SWIR,
@@ -49,7 +48,7 @@ def never_settles_at(sim: SimRig, service: CaptureService, index: int) -> Iterat
     stop = threading.Event()
 
     def pose_status() -> str | None:
-        scans = service.scan_views()
+        scans = service.scans.views()
         return scans[0]["poses"][index]["status"] if scans else None
 
     def watch() -> None:
@@ -279,21 +278,11 @@ def test_kill_9_mid_scan_then_resume_keeps_done_poses_and_gives_each_pose_one_se
 ) -> None:
     """The service process killed with SIGKILL while pose 2 of 4 records; restarted, the scan is
     ``interrupted``; resumed, it runs only the poses not done, under the same scan id."""
-    port = free_port()
-    cfg_path = tmp_path / "config.json"
-    write_json_atomic(
-        cfg_path,
-        {
-            "api": {"host": "127.0.0.1", "port": port},
-            "mqtt": {"topic_prefix": prefix},
-            "invoke_url": sim.http_url,
-            "streams": [{"url": sim.ws_url}],
-        },
-    )
-    url = f"http://127.0.0.1:{port}"
+    cfg = process_config(tmp_path / "config.json", sim, prefix)
+    url = cfg.url
     poses = [{"pan_deg_x100": 1000 * i, "tilt_deg_x100": -200 * i} for i in range(4)]
     body = {"cameras": [SWIR], "duration_second": 1.5, "poses": poses, "label": "killed"}
-    with service_process(cfg_path, tmp_path, port) as proc:
+    with cfg.process() as proc:
         scan_id = requests.post(f"{url}/scans", json=body, timeout=10).json()["scan_id"]
         deadline = time.monotonic() + scaled(60)
         while True:
@@ -309,7 +298,7 @@ def test_kill_9_mid_scan_then_resume_keeps_done_poses_and_gives_each_pose_one_se
     before = {p["index"]: p["session_id"] for p in scan["poses"] if p["status"] == "done"}
     assert sorted(before) == [0, 1], scan
 
-    with service_process(cfg_path, tmp_path, port):
+    with cfg.process():
         left = requests.get(f"{url}/scans/{scan_id}", timeout=5).json()
         assert left["status"] == "interrupted", left
         assert [p["status"] for p in left["poses"]] == ["done", "done", "failed", "skipped"], left

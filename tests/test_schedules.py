@@ -39,7 +39,7 @@ from service.schedules.rules import (
 )
 from service.schedules.scheduler import RETRY_S, Scheduler
 from simulator.rig import SimRig
-from tests.conftest import batch, scaled, wait_job
+from tests.conftest import batch, scaled, until, wait_job
 
 CFG = Config()
 CAMS = ["cameradevice_swir_1"]
@@ -224,16 +224,6 @@ def test_a_run_that_no_longer_fits_is_refused_and_one_not_queued_is_retried(tmp_
 
 
 # -- against the simulated rig (integration) --------------------------------------------------------------
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + scaled(timeout)
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen in {timeout} s")
-
-
 @pytest.mark.integration
 def test_an_every_s_schedule_fires_twice_and_each_run_records(client: FlaskClient, sim: SimRig) -> None:
     body = {"batch": batch(pan=1500, tilt=-500, seconds=1, cameras=("cameradevice_swir_1",)), "every_s": 2}
@@ -247,7 +237,7 @@ def test_an_every_s_schedule_fires_twice_and_each_run_records(client: FlaskClien
         s = client.get(f"/schedules/{sid}").get_json()
         return s if s["runs"] >= 2 else None
 
-    schedule = wait_for(two_queued, 40, "two runs of the schedule")
+    schedule = until(two_queued, 40, "two runs of the schedule")
     assert schedule["label"] == "twice" and schedule["kind"] == "batch"
     assert client.delete(f"/schedules/{sid}").status_code == 200  # no third run from here on
     assert client.get(f"/schedules/{sid}").status_code == 404
@@ -287,7 +277,7 @@ def test_a_run_due_while_the_service_was_down_runs_once_at_start(
         s = client.get(f"/schedules/{schedule.schedule_id}").get_json()
         return s if s["last_run"] and s["last_run"]["status"] == "succeeded" else None
 
-    after = wait_for(ran, 30, "the owed run")
+    after = until(ran, 30, "the owed run")
     time.sleep(scaled(1.0))
     after = client.get(f"/schedules/{schedule.schedule_id}").get_json()
     assert after["runs"] == 1 and after["skipped"] == 0, after

@@ -24,6 +24,8 @@ from simulator.frames import CapturedFrame, build_message
 from simulator.stream import SendQueue, StreamStats
 from tests.test_simulator import T, frames_of, pan_command, small_cameras, wait_until
 
+pytestmark = pytest.mark.solo  # rates and timings: alone (tests/solo.py)
+
 Received = tuple[float, dict[str, Any]]  # (epoch receive time, frame map)
 
 

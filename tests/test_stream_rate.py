@@ -17,7 +17,7 @@ from service.capture import CaptureService
 from simulator.rig import SimRig
 from tests.conftest import batch, scaled, wait_job
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.solo]  # rates and timings: alone (tests/solo.py)
 
 
 def messages_per_second(sim: SimRig, seconds: float) -> float:

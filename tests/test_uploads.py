@@ -313,9 +313,9 @@ def test_get_config_redacts_the_store_credentials_and_put_cannot_change_them(tmp
     assert shown["endpoint"] == "http://127.0.0.1:9000" and shown["bucket"] == "rig-bucket"
     service = CaptureService(config, base_dir=tmp_path, config_path=cfg_path)
     # Sent back as shown: unchanged, accepted.
-    service.update_config({"storage": config.to_json(redact=True)["storage"]})
+    service.settings.update({"storage": config.to_json(redact=True)["storage"]})
     with pytest.raises(ConfigRefused) as refused:
-        service.update_config({"storage": {"remote": {"bucket": "elsewhere"}}})
+        service.settings.update({"storage": {"remote": {"bucket": "elsewhere"}}})
     assert refused.value.status == 403 and "storage.remote" in str(refused.value)
 
 

@@ -12,33 +12,24 @@ import io
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from rigcli import main
-from rigcli.scan import counted_from_1
+from rigcli.client import EXIT_JOB_FAILED
+from rigcli.common import outcome
 from service.capture import CaptureService
-from tests.conftest import free_port, scaled, serve
+from service.scans.run import ScanRun
+from service.scans.spec import ScanPose, ScanSpec
+from service.status import PoseStatus
+from tests.conftest import free_port, rigcli, scaled, serve
 
 pytestmark = pytest.mark.integration
 
 ISO_SECOND = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\b")
-
-
-def rigcli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def url(service: CaptureService) -> Iterator[str]:
-    with serve(service) as base:
-        yield base
 
 
 def capture(url: str, *argv: str) -> dict[str, Any]:
@@ -207,7 +198,14 @@ def test_export_says_where_it_wrote(url: str, tmp_path: Path, monkeypatch: pytes
 
 
 def test_a_failed_scan_names_its_poses_from_1() -> None:
-    error = {"type": "PosesFailed", "message": "2 of 3 poses not done (pose 0, 2)", "pose_indices": [0, 2]}
-    scan = {"status": "failed", "poses": [{}, {}, {}], "error": error}
-    assert counted_from_1(scan)["error"]["message"] == "2 of 3 poses not done (pose 1, 3)"
-    assert counted_from_1({"error": {"message": "x"}}) == {"error": {"message": "x"}}
+    # The service's message counts poses from 1, as rigcli and the dashboard show them; the indices on
+    # the wire stay the poses' own (from 0). rigcli prints the message as the service wrote it.
+    spec = ScanSpec(cameras=("rgb",), duration_s=1.0, poses=tuple(ScanPose(i, 0, 0) for i in range(3)))
+    run = ScanRun.new(spec, {})
+    run.poses[1].status = PoseStatus.DONE.value
+    status, error = run.outcome()
+    assert status == "failed" and error is not None and error["pose_indices"] == [0, 2]
+    assert error["message"] == "2 of 3 poses not done (pose 1, 3)"
+    err = io.StringIO()
+    assert outcome("scan", {"status": status, "error": error}, err) == EXIT_JOB_FAILED
+    assert err.getvalue() == "rigcli: scan failed: 2 of 3 poses not done (pose 1, 3)\n"

@@ -68,6 +68,10 @@ class Plan:
         """One line per step, for logs and tests."""
         return [_describe(step) for step in self.steps]
 
+    def record_steps(self) -> list[RecordStep]:
+        """The steps that record, in order."""
+        return [step for step in self.steps if isinstance(step, RecordStep)]
+
 
 def compile_plan(commands: Sequence[Mapping[str, Any]], layout: RigLayout, recording_command: str) -> Plan:
     """Compile a batch's commands (already validated) into a plan."""

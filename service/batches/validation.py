@@ -13,8 +13,8 @@ from typing import Any
 
 from rigcore.checks import MAX_ECHO as MAX_ECHO
 from rigcore.checks import clip as clip
+from rigcore.checks import detail, fmt_bound, near_misses, target_problem
 from rigcore.checks import echo as echo
-from rigcore.checks import fmt_bound, near_misses, target_problem
 from rigcore.checks import json_type as json_type
 from rigcore.config import Config, PositioningCommand
 from rigcore.rig import RigLayout
@@ -35,10 +35,6 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _OPEN_CLOSE = bytes.maketrans(b"{}", b"[]")
 _DEPTH_STEP = [0] * 256
 _DEPTH_STEP[ord("[")], _DEPTH_STEP[ord("]")] = 1, -1
-
-
-def _problem(index: int | None, field: str, message: str) -> dict[str, Any]:
-    return {"index": index, "field": clip(field), "message": message}
 
 
 def json_depth(raw: bytes, enough: int = MAX_JSON_DEPTH) -> int:
@@ -89,8 +85,8 @@ def _located(path: str, message: str) -> dict[str, Any]:
     """A problem at ``path`` in the body, named like the others: item index and field within it."""
     match = re.fullmatch(r"requests\[(\d+)\]\.?(.*)", path)
     if match is None:
-        return _problem(None, path, message)
-    return _problem(int(match[1]), match[2] or f"requests[{match[1]}]", message)
+        return detail(None, path, message)
+    return detail(int(match[1]), match[2] or f"requests[{match[1]}]", message)
 
 
 def build_plan(
@@ -136,23 +132,23 @@ def _name_known_once(problems: list[dict[str, Any]], config: Config) -> list[dic
 
 
 def _unknown(i: int, field: str, what: str, value: Any) -> dict[str, Any]:
-    return {**_problem(i, field, f"unknown {what} {echo(value)}"), "_known": what}
+    return {**detail(i, field, f"unknown {what} {echo(value)}"), "_known": what}
 
 
 def _validate_body(body: Any, config: Config) -> list[dict[str, Any]]:
     if not isinstance(body, dict):
-        return [_problem(None, "(body)", 'must be a JSON object like {"requests": [...]}')]
+        return [detail(None, "(body)", 'must be a JSON object like {"requests": [...]}')]
     if "requests" not in body:
-        return [_problem(None, "requests", 'missing: the body must have a "requests" list')]
+        return [detail(None, "requests", 'missing: the body must have a "requests" list')]
     extra = sorted(k for k in body if k != "requests")
-    problems = [_problem(None, k, "unknown key") for k in extra]
+    problems = [detail(None, k, "unknown key") for k in extra]
     requests = body["requests"]
     if not isinstance(requests, list):
-        return [*problems, _problem(None, "requests", f"must be a list, got {type(requests).__name__}")]
+        return [*problems, detail(None, "requests", f"must be a list, got {type(requests).__name__}")]
     if not requests:
-        return [*problems, _problem(None, "requests", "must not be empty")]
+        return [*problems, detail(None, "requests", "must not be empty")]
     if len(requests) > MAX_COMMANDS:
-        return [*problems, _problem(None, "requests", f"at most {MAX_COMMANDS} commands per batch")]
+        return [*problems, detail(None, "requests", f"at most {MAX_COMMANDS} commands per batch")]
     known, layout = config.known_devices(), RigLayout.from_config(config)
     for i, item in enumerate(requests):
         problems.extend(_validate_command(i, item, config, known, layout))
@@ -163,7 +159,7 @@ def _validate_command(
     i: int, item: Any, config: Config, known: set[str], layout: RigLayout
 ) -> list[dict[str, Any]]:
     if not isinstance(item, dict):
-        return [_problem(i, f"requests[{i}]", f"must be an object, got {type(item).__name__}")]
+        return [detail(i, f"requests[{i}]", f"must be an object, got {type(item).__name__}")]
     out = _check_shape(i, item)
     if out:
         return out
@@ -178,7 +174,7 @@ def _validate_command(
         return _near_miss(i, device_id, command_id, config, layout)  # else passed through (§3)
     if spec.field not in layout.reported_fields(device_id):
         return [
-            _problem(i, "device_id", f"{command_id} moves {spec.field!r}, which {device_id} does not report")
+            detail(i, "device_id", f"{command_id} moves {spec.field!r}, which {device_id} does not report")
         ]
     return _check_target(i, args, spec)
 
@@ -210,7 +206,7 @@ def _near_miss(
         f"unknown command {echo(command_id)} for {device_id}; did you mean {meant}? "
         "(an id this close to a configured command is taken for a typo and not passed through)"
     )
-    return [_problem(i, "command_id", message)]
+    return [detail(i, "command_id", message)]
 
 
 def _check_shape(i: int, item: dict[str, Any]) -> list[dict[str, Any]]:
@@ -219,58 +215,58 @@ def _check_shape(i: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     for key in COMMAND_KEYS:
         value = item.get(key)
         if key not in item:
-            out.append(_problem(i, key, "missing"))
+            out.append(detail(i, key, "missing"))
         elif not isinstance(value, str) or not value.strip():
-            out.append(_problem(i, key, "must be a non-empty string"))
+            out.append(detail(i, key, "must be a non-empty string"))
     args = item.get("args", {})
     if not isinstance(args, dict):
-        out.append(_problem(i, "args", f"must be an object, got {type(args).__name__}"))
+        out.append(detail(i, "args", f"must be an object, got {type(args).__name__}"))
     extra = sorted(set(item) - {*COMMAND_KEYS, "args"})
-    out.extend(_problem(i, k, "unknown key") for k in extra)
+    out.extend(detail(i, k, "unknown key") for k in extra)
     return out
 
 
 def _check_target(i: int, args: dict[str, Any], spec: PositioningCommand) -> list[dict[str, Any]]:
     field = f"args.{spec.arg}"
     if spec.arg not in args:
-        return [_problem(i, field, "missing")]
+        return [detail(i, field, "missing")]
     message = target_problem(args[spec.arg], spec)
-    return [] if message is None else [_problem(i, field, message)]
+    return [] if message is None else [detail(i, field, message)]
 
 
 def _check_duration(i: int, args: dict[str, Any], config: Config) -> list[dict[str, Any]]:
     where, duration = "args.duration_second", args.get("duration_second")
     max_s = config.recording.max_duration_s
     if "duration_second" not in args:
-        return [_problem(i, where, "missing")]
+        return [detail(i, where, "missing")]
     if not is_number(duration):
-        return [_problem(i, where, f"must be a number, got {json_type(duration)}")]
+        return [detail(i, where, f"must be a number, got {json_type(duration)}")]
     if duration <= 0:
-        return [_problem(i, where, f"must be greater than 0, got {echo(duration)}")]
+        return [detail(i, where, f"must be greater than 0, got {echo(duration)}")]
     if duration > max_s:
-        return [_problem(i, where, f"{echo(duration)} is above the maximum of {fmt_bound(max_s)} s")]
+        return [detail(i, where, f"{echo(duration)} is above the maximum of {fmt_bound(max_s)} s")]
     return []
 
 
 def _check_cameras(i: int, args: dict[str, Any], config: Config) -> list[dict[str, Any]]:
     cams = args.get("camera_ids")
     if "camera_ids" not in args:
-        return [_problem(i, "args.camera_ids", "missing")]
+        return [detail(i, "args.camera_ids", "missing")]
     if not isinstance(cams, list):
-        return [_problem(i, "args.camera_ids", f"must be a list of camera ids, got {json_type(cams)}")]
+        return [detail(i, "args.camera_ids", f"must be a list of camera ids, got {json_type(cams)}")]
     if not cams:
-        return [_problem(i, "args.camera_ids", "must not be empty")]
+        return [detail(i, "args.camera_ids", "must not be empty")]
     if len(cams) > len(config.cameras):
         configured = ", ".join(sorted(config.cameras))
         message = f"lists {len(cams)} cameras; at most {len(config.cameras)}, those configured: {configured}"
-        return [_problem(i, "args.camera_ids", message)]
+        return [detail(i, "args.camera_ids", message)]
     out, seen = [], set()
     for j, cam in enumerate(cams):
         where = f"args.camera_ids[{j}]"
         if not isinstance(cam, str):
-            out.append(_problem(i, where, f"must be a string, got {json_type(cam)}"))
+            out.append(detail(i, where, f"must be a string, got {json_type(cam)}"))
         elif cam in seen:
-            out.append(_problem(i, where, f"{echo(cam)} is listed twice"))
+            out.append(detail(i, where, f"{echo(cam)} is listed twice"))
         elif cam not in config.cameras:
             out.append(_unknown(i, where, "camera", cam))
         else:
@@ -287,26 +283,26 @@ def preset_problems(data: Any, config: Config) -> list[dict[str, Any]]:
     limits (index None; field names the key, e.g. ``zoom.cameradevice_rgb_1``)."""
     if not isinstance(data, dict):
         return [
-            _problem(None, "(body)", 'must be a JSON object like {"pan_deg_x100": 4500, "tilt_deg_x100": 0}')
+            detail(None, "(body)", 'must be a JSON object like {"pan_deg_x100": 4500, "tilt_deg_x100": 0}')
         ]
     layout = RigLayout.from_config(config)
     allowed = ", ".join(sorted(PRESET_KEYS))
-    out = [_problem(None, k, f"unknown key; allowed: {allowed}") for k in sorted(set(data) - PRESET_KEYS)]
+    out = [detail(None, k, f"unknown key; allowed: {allowed}") for k in sorted(set(data) - PRESET_KEYS)]
     for key, axis in (("pan_deg_x100", layout.pan_field), ("tilt_deg_x100", layout.tilt_field)):
         if key not in data:
-            out.append(_problem(None, key, "missing"))
+            out.append(detail(None, key, "missing"))
         else:
             out.extend(_limit_problems(key, data[key], axis, layout))
     zoom = data.get("zoom", {})
     if not isinstance(zoom, dict):
-        return [*out, _problem(None, "zoom", f"must be an object of camera id: zoom, got {json_type(zoom)}")]
+        return [*out, detail(None, "zoom", f"must be an object of camera id: zoom, got {json_type(zoom)}")]
     with_zoom = ", ".join(sorted(layout.zoom_fields)) or "none"
     for cam, value in zoom.items():
         where = f"zoom.{clip(cam, 40)}"
         fld = layout.zoom_fields.get(cam)
         if fld is None:
             out.append(
-                _problem(None, where, f"{echo(cam)} is not a camera with a zoom; those with one: {with_zoom}")
+                detail(None, where, f"{echo(cam)} is not a camera with a zoom; those with one: {with_zoom}")
             )
         else:
             out.extend(_limit_problems(where, value, fld, layout))
@@ -317,7 +313,7 @@ def _limit_problems(where: str, value: Any, fld: str, layout: RigLayout) -> list
     """``value`` checked as the target of the positioning command that drives ``fld``."""
     command_id = layout.command_for(fld)
     if command_id is None:
-        return [_problem(None, where, f"no command in positioning_commands drives {fld!r}")]
+        return [detail(None, where, f"no command in positioning_commands drives {fld!r}")]
     spec = layout.positioning[command_id]
     return [{**p, "index": None, "field": where} for p in _check_target(0, {spec.arg: value}, spec)]
 
@@ -340,22 +336,20 @@ def _check_goto_preset(
 ) -> list[dict[str, Any]]:
     pantilt, device, args = config.pantilt.device_id, item.get("device_id"), item.get("args", {})
     if device in config.known_devices() and device != pantilt:
-        return [_problem(i, "device_id", f"{GOTO_PRESET} moves the pan-tilt: send it to {pantilt!r}")]
+        return [detail(i, "device_id", f"{GOTO_PRESET} moves the pan-tilt: send it to {pantilt!r}")]
     if not isinstance(args, dict):
         return []  # reported by _check_shape
-    out = [_problem(i, f"args.{clip(k, 40)}", "unknown key") for k in sorted(set(args) - {PRESET_ARG})]
+    out = [detail(i, f"args.{clip(k, 40)}", "unknown key") for k in sorted(set(args) - {PRESET_ARG})]
     where, name = f"args.{PRESET_ARG}", args.get(PRESET_ARG)
     if PRESET_ARG not in args:
-        return [*out, _problem(i, where, "missing: the name of a preset (GET /presets)")]
+        return [*out, detail(i, where, "missing: the name of a preset (GET /presets)")]
     if not isinstance(name, str):
-        return [*out, _problem(i, where, f"must be a string, got {json_type(name)}")]
+        return [*out, detail(i, where, f"must be a string, got {json_type(name)}")]
     preset = presets.get(name)
     if preset is None:
-        return [*out, _problem(i, where, f"unknown preset {echo(name)}; GET /presets lists them")]
+        return [*out, detail(i, where, f"unknown preset {echo(name)}; GET /presets lists them")]
     stale = preset_problems(preset.model_dump(exclude={"saved_at"}), config)
     return out + [
-        _problem(
-            i, where, f"preset {echo(name)} does not fit the configuration: {p['field']}: {p['message']}"
-        )
+        detail(i, where, f"preset {echo(name)} does not fit the configuration: {p['field']}: {p['message']}")
         for p in stale
     ]

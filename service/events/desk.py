@@ -32,20 +32,17 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from camera.pool import FramePool
 from camera.ring import FrameRing
 from camera.router import FrameRouter
 from camera.stream import StreamClient
 from mqtt_control.hub import StateHub
 from mqtt_control.link import MqttLink
-from rigcore.config import Config, ConfigError, ResolvedPaths
+from rigcore.config import Config
 from rigcore.config_events import ring_budget_bytes, ring_problem
-from rigcore.config_policy import ConfigRefused, merge_patch
+from rigcore.config_policy import ConfigRefused
 from rigcore.errors import RigError
 from rigcore.runtime import LoopRuntime
 from service.config_reloader import InForce
@@ -53,7 +50,8 @@ from service.disk_guard import PlannedRecording, check_space
 from service.events.event import Event, EventContext
 from service.events.states import StateRing
 from service.events.trigger import Received, Trigger, parse_trigger
-from sessions.manifest import SessionManifest, TriggerSource
+from service.jobs.session_save import SaveServices
+from sessions.manifest import TriggerSource
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +86,13 @@ class EventDesk:
         self,
         runtime: LoopRuntime,
         in_force: Callable[[], InForce],
-        paths: ResolvedPaths,
-        executor: Executor,
-        pool: FramePool,
-        on_saved: Callable[[SessionManifest, Path], None],
+        saves: SaveServices,
     ) -> None:
         self._runtime = runtime
         self._in_force = in_force
-        self._paths = paths
-        self._executor = executor
-        self._pool = pool
-        self._on_saved = on_saved
+        self._saves = saves
         self._wiring: Wiring | None = None
-        self.ring = FrameRing(pool)
+        self.ring = FrameRing(saves.pool)
         self.states = StateRing(0.0)
         self._armed: Config | None = None  # the configuration the ring is armed with
         self.error: str | None = None  # why events are off although enabled (the measured check)
@@ -177,18 +169,14 @@ class EventDesk:
         return ring_problem(config.events, config.recording.memory_cap_mb, rates, "measured")
 
     # -- PUT /config (any thread) ------------------------------------------------------------------
-    def refuse_unfit(self, current: Config, patch: Any) -> None:
-        """ConfigRefused when ``patch`` would give a ring that does not fit the cap at the rates
-        measured now. Anything else wrong with it is left to the configuration's own checks."""
-        if not isinstance(patch, dict) or self._wiring is None:
-            return
-        try:
-            candidate = Config.from_dict(merge_patch(current.to_json(), patch))
-        except (ConfigError, ValueError, TypeError, KeyError):
+    def refuse_unfit(self, new: Config) -> None:
+        """ConfigRefused when ``new`` (checked otherwise, not yet saved: ConfigReloader.add_check)
+        would give a ring that does not fit the cap at the rates measured now."""
+        if self._wiring is None:
             return
 
         async def measured() -> str | None:
-            return self.measured_problem(candidate)
+            return self.measured_problem(new)
 
         problem = self._runtime.submit(measured(), timeout=5)
         if problem is not None:
@@ -249,9 +237,8 @@ class EventDesk:
     async def _check_disk(self, config: Config, trigger: Trigger) -> None:
         planned = [PlannedRecording(trigger.cameras, trigger.pre_s + trigger.post_s)]
         rates = self._wire().router.byte_rates()
-        check = functools.partial(
-            check_space, planned, rates, config.cameras, self._paths.save_dir, config.storage.min_free_mb
-        )
+        space = (config.cameras, self._saves.paths.save_dir, config.storage.min_free_mb)
+        check = functools.partial(check_space, planned, rates, *space)
         try:
             await asyncio.get_running_loop().run_in_executor(None, check)
         except RigError as exc:  # InsufficientStorage: 507
@@ -265,22 +252,19 @@ class EventDesk:
         ctx = EventContext(
             config=config,
             layout=self._in_force().layout,
-            paths=self._paths,
             hub=wiring.hub,
             ring=self.ring,
             states=self.states,
             clocks=wiring.router.clocks,
             streams=wiring.streams,
-            executor=self._executor,
-            pool=self._pool if config.recording.warm_buffer_s > 0 else None,
-            on_saved=self._on_saved,
+            saves=self._saves,
         )
         event = Event(f"ev-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}", trigger, ctx)
         try:
             event.open()
         except OSError as exc:
             raise EventRefused(
-                500, f"cannot create a session folder in {self._paths.save_dir}: {exc}"
+                500, f"cannot create a session folder in {self._saves.paths.save_dir}: {exc}"
             ) from exc
         self._events[event.id] = event
         self._forget_old()

@@ -22,8 +22,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +30,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from camera.capture_clock import CaptureClock
-from camera.pool import FramePool
 from camera.ring import FrameRing
 from camera.stream import StreamClient
 from mqtt_control.hub import StateHub
-from rigcore.config import Config, ResolvedPaths
+from rigcore.config import Config
 from rigcore.errors import RecordingError
 from rigcore.rig import RigLayout
 from service.events.states import StateRing
@@ -77,15 +75,12 @@ class EventContext:
 
     config: Config  # in force when the event was triggered
     layout: RigLayout
-    paths: ResolvedPaths
     hub: StateHub
     ring: FrameRing
     states: StateRing
     clocks: Mapping[str, CaptureClock]
     streams: Sequence[StreamClient]
-    executor: Executor  # the writer threads
-    pool: FramePool | None
-    on_saved: Callable[[SessionManifest, Path], None]  # aftercare (service.aftercare)
+    saves: saving.SaveServices  # the folders, writer threads, frame pool, aftercare
 
 
 class EventView(BaseModel):
@@ -143,8 +138,8 @@ class Event:
     def open(self) -> None:
         """The folder, the writer and the recorder, fed from the rings at once. OSError: no folder."""
         ctx = self._ctx
-        session_id, self._folder = create_session_dir(ctx.paths.save_dir)
-        parts = saving.WriterParts(ctx.config, ctx.paths, ctx.executor, ctx.pool)
+        session_id, self._folder = create_session_dir(ctx.saves.paths.save_dir)
+        parts = ctx.saves.writer_parts(ctx.config)
         self._writer = writer = saving.session_writer(
             parts, self.cameras, (session_id, self._folder), ctx.ring.bytes
         )
@@ -252,8 +247,9 @@ class Event:
         problems += self._own_problems()
         if problems and status is SessionStatus.COMPLETE:
             status = SessionStatus.PARTIAL
-        header = self._header(recorder, writer, (status, problems), outages)
-        return await saving.write_session(self._ctx.layout, writer, header, recorder)
+        waits = (self._late_wait, self._waited)
+        window = saving.ClosedWindow(recorder, writer, (status, problems), outages, waits)
+        return await saving.write_session(self._ctx.layout, writer, self._header(window), recorder)
 
     def _own_problems(self) -> list[Problem]:
         problems = list(self._problems)
@@ -269,14 +265,8 @@ class Event:
             )
         return problems
 
-    def _header(
-        self,
-        recorder: Recorder,
-        writer: SessionWriter,
-        judged: tuple[SessionStatus, list[Problem]],
-        outages: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        first = self.triggers[0]
+    def _header(self, window: saving.ClosedWindow) -> dict[str, Any]:
+        first, recorder = self.triggers[0], window.recorder
         return {
             "kind": SessionKind.EVENT,
             "event_id": self.id,
@@ -285,22 +275,21 @@ class Event:
             "triggers": [t.record() for t in self.triggers],
             "label": self.label,
             "source": first.source,
-            "node_id": self._ctx.config.node.id,  # who recorded it, for the fleet (config node.id)
             "duration_second": round(recorder.end_mono - recorder.start_mono, 6),
             "settle": saving.capture_proof(recorder),
-            **saving.window_header(recorder, writer, judged, outages, (self._late_wait, self._waited)),
+            **window.header(self._ctx.config.node.id),
         }
 
     async def _finish(self, folder: Path, manifest: SessionManifest) -> None:
         """Saved: aftercare, images_data/<id>.json, the event's status."""
         self._manifest = manifest
         remove_marker(folder)
-        self._ctx.on_saved(manifest, folder)
+        self._ctx.saves.on_saved(manifest, folder)
         summary = manifest.summary(folder).to_json()
         summary = {**summary, "kind": SessionKind.EVENT.value, "event_id": self.id}
         try:
             await saving.write_images_record(
-                self._ctx.paths.images_data_dir, manifest, summary, request=dict(self.triggers[0].body)
+                self._ctx.saves.paths.images_data_dir, manifest, summary, request=dict(self.triggers[0].body)
             )
         except OSError as exc:
             self.error = (

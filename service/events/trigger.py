@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rigcore.checks import clip, echo, json_type
+from rigcore.checks import Detail, detail, echo, json_type
 from rigcore.config_events import EventsConfig
 from rigcore.state import is_number
 from sessions.manifest import EventTrigger, TriggerSource
@@ -26,7 +26,6 @@ TRIGGER_KEYS = frozenset({"pre_s", "post_s", "cameras", "label", "at"})
 MAX_LABEL_CHARS = 200
 # How far ahead of the service's clock ``at`` may be (the detector's clock and ours differ a little).
 AT_AHEAD_S = 1.0
-Problem = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -45,14 +44,7 @@ class Trigger:
 
     def record(self) -> EventTrigger:
         """As session.json lists it (sessions.manifest.EventTrigger)."""
-        return EventTrigger(
-            at=self.at,
-            source=self.source,
-            received_at=self.received_at,
-            pre_s=self.pre_s,
-            post_s=self.post_s,
-            label=self.label,
-        )
+        return EventTrigger.model_validate(self, from_attributes=True)  # its fields, by name
 
 
 @dataclass(frozen=True)
@@ -69,11 +61,11 @@ class Received:
 
 def parse_trigger(
     body: Any, events: EventsConfig, ring_cameras: Sequence[str], configured: Sequence[str], got: Received
-) -> tuple[Trigger | None, list[Problem]]:
+) -> tuple[Trigger | None, list[Detail]]:
     """The trigger ``body`` asks for, or every problem with it."""
     if not isinstance(body, Mapping):
-        return None, [_problem("(body)", f"must be a JSON object, got {json_type(body)}")]
-    problems = [_problem(str(k), "unknown key") for k in body if k not in TRIGGER_KEYS]
+        return None, [detail(None, "(body)", f"must be a JSON object, got {json_type(body)}")]
+    problems = [detail(None, str(k), "unknown key") for k in body if k not in TRIGGER_KEYS]
     at, at_problems = _at(body.get("at"), events, got)
     problems += at_problems
     age = max(0.0, got.at - at)
@@ -82,9 +74,9 @@ def parse_trigger(
     cameras = _cameras(body.get("cameras"), ring_cameras, configured, problems)
     label = body.get("label")
     if label is not None and not isinstance(label, str):
-        problems.append(_problem("label", f"must be a string, got {json_type(label)}"))
+        problems.append(detail(None, "label", f"must be a string, got {json_type(label)}"))
     elif isinstance(label, str) and len(label) > MAX_LABEL_CHARS:
-        problems.append(_problem("label", f"is {len(label)} characters long; at most {MAX_LABEL_CHARS}"))
+        problems.append(detail(None, "label", f"is {len(label)} characters long; at most {MAX_LABEL_CHARS}"))
     if not problems:
         problems += _fits(pre_s, post_s, age, events, "pre_s" in body)
     if problems:
@@ -103,21 +95,20 @@ def parse_trigger(
     return trigger, []
 
 
-def _problem(field: str, message: str) -> Problem:
-    return {"index": None, "field": clip(field), "message": message}
-
-
-def _at(value: Any, events: EventsConfig, got: Received) -> tuple[float, list[Problem]]:
+def _at(value: Any, events: EventsConfig, got: Received) -> tuple[float, list[Detail]]:
     if value is None:
         return got.at, []
     if not is_number(value):
-        return got.at, [_problem("at", f"must be a number (epoch seconds), got {json_type(value)}")]
+        return got.at, [detail(None, "at", f"must be a number (epoch seconds), got {json_type(value)}")]
     at = float(value)
     if at > got.at + AT_AHEAD_S:
-        return got.at, [_problem("at", f"is {at - got.at:.1f} s in the future; a trigger's time has passed")]
+        return got.at, [
+            detail(None, "at", f"is {at - got.at:.1f} s in the future; a trigger's time has passed")
+        ]
     if at < got.at - events.pre_max_s:
         return got.at, [
-            _problem(
+            detail(
+                None,
                 "at",
                 f"was {got.at - at:.1f} s ago: before what the ring holds (the last "
                 f"{events.pre_max_s:g} s, events.pre_max_s)",
@@ -126,58 +117,58 @@ def _at(value: Any, events: EventsConfig, got: Received) -> tuple[float, list[Pr
     return at, []
 
 
-def _seconds(
-    body: Mapping[str, Any], key: str, default: float, most: float, problems: list[Problem]
-) -> float:
+def _seconds(body: Mapping[str, Any], key: str, default: float, most: float, problems: list[Detail]) -> float:
     if key not in body:
         return default
     value = body[key]
     if not is_number(value):
-        problems.append(_problem(key, f"must be a number of seconds, got {json_type(value)}"))
+        problems.append(detail(None, key, f"must be a number of seconds, got {json_type(value)}"))
         return default
     if value < 0:
-        problems.append(_problem(key, f"must be 0 or more, got {echo(value)}"))
+        problems.append(detail(None, key, f"must be 0 or more, got {echo(value)}"))
         return default
     if value > most:
         limit = "events.pre_max_s: what the ring holds" if key == "pre_s" else "events.max_s"
-        problems.append(_problem(key, f"{echo(value)} is more than {most:g} s ({limit})"))
+        problems.append(detail(None, key, f"{echo(value)} is more than {most:g} s ({limit})"))
         return default
     return float(value)
 
 
 def _cameras(
-    value: Any, ring_cameras: Sequence[str], configured: Sequence[str], problems: list[Problem]
+    value: Any, ring_cameras: Sequence[str], configured: Sequence[str], problems: list[Detail]
 ) -> tuple[str, ...]:
     if value is None:
         return tuple(ring_cameras)
     if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
         problems.append(
-            _problem("cameras", f"must be a non-empty array of camera ids, got {json_type(value)}")
+            detail(None, "cameras", f"must be a non-empty array of camera ids, got {json_type(value)}")
         )
         return ()
     for i, cam in enumerate(value):
         if cam not in configured:
             problems.append(
-                _problem(f"cameras[{i}]", f"unknown camera {echo(cam)}; cameras: {', '.join(configured)}")
+                detail(None, f"cameras[{i}]", f"unknown camera {echo(cam)}; cameras: {', '.join(configured)}")
             )
         elif cam not in ring_cameras:
             problems.append(
-                _problem(
+                detail(
+                    None,
                     f"cameras[{i}]",
                     f"camera {cam} is not kept by the event ring (events.cameras: {', '.join(ring_cameras)})",
                 )
             )
     if len(set(value)) != len(value):
-        problems.append(_problem("cameras", "lists a camera twice"))
+        problems.append(detail(None, "cameras", "lists a camera twice"))
     return tuple(dict.fromkeys(value))
 
 
-def _fits(pre_s: float, post_s: float, age: float, events: EventsConfig, pre_given: bool) -> list[Problem]:
+def _fits(pre_s: float, post_s: float, age: float, events: EventsConfig, pre_given: bool) -> list[Detail]:
     """The window against the ring and max_s: what lies before ``at`` must still be held."""
     problems = []
     if pre_given and age + pre_s > events.pre_max_s + 1e-6:
         problems.append(
-            _problem(
+            detail(
+                None,
                 "pre_s",
                 f"{pre_s:g} s before a trigger {age:.1f} s ago reaches {age + pre_s:.1f} s back; the ring "
                 f"holds the last {events.pre_max_s:g} s (events.pre_max_s)",
@@ -185,8 +176,10 @@ def _fits(pre_s: float, post_s: float, age: float, events: EventsConfig, pre_giv
         )
     if pre_s + post_s > events.max_s:
         problems.append(
-            _problem(
-                "post_s", f"pre_s {pre_s:g} + post_s {post_s:g} is more than events.max_s {events.max_s:g}"
+            detail(
+                None,
+                "post_s",
+                f"pre_s {pre_s:g} + post_s {post_s:g} is more than events.max_s {events.max_s:g}",
             )
         )
     return problems

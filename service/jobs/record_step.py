@@ -32,8 +32,8 @@ from service.jobs.job import BatchStopped, Job
 from service.jobs.recorder import Recorder
 from service.jobs.session_save import (
     PROGRESS_EVERY_S,
+    ClosedWindow,
     Findings,
-    WriterParts,
     capture_proof,
     drain,
     findings_of,
@@ -42,13 +42,11 @@ from service.jobs.session_save import (
     session_writer,
     wait_late_frames,
     wall,
-    window_header,
     write_images_record,
     write_session,
 )
 from service.status import JobPhase
 from sessions.manifest import (
-    Problem,
     RecordingMarker,
     SessionKind,
     SessionManifest,
@@ -93,7 +91,7 @@ class Recording:
         await self._check_space()  # before any folder or command: a recording that cannot fit never starts
         self._phase(JobPhase.RECORDING)
         session_id, folder = self._open_folder()
-        parts = WriterParts(ctx.config, ctx.paths, ctx.executor, ctx.pool)
+        parts = ctx.saves.writer_parts(ctx.config)
         writer = session_writer(parts, self._step.cameras, (session_id, folder), ctx.router.preroll_bytes)
         window = (start_mono, start_mono + self._step.duration_s)
         recorder = Recorder(ctx.layout, self._step.cameras, window, writer, ctx.hub, ctx.router.clocks)
@@ -110,7 +108,7 @@ class Recording:
             self.end_mono = recorder.end_mono
         outcome = await send
         manifest = await self._save(writer, recorder, outcome, cancelled)
-        ctx.on_session_saved(manifest, folder)
+        ctx.saves.on_saved(manifest, folder)
         summary = self._report(folder, manifest, outcome)
         await self._write_images_data(manifest, summary)
         _raise_for(manifest, outcome, self._step)
@@ -236,16 +234,11 @@ class Recording:
             late_wait_s=self._late_wait,
         )
         judged = judge(findings, self._step.command["command_id"])
-        header = self._header(recorder, writer, judged, outages)
-        return await write_session(self._ctx.layout, writer, header, recorder)
+        window = ClosedWindow(recorder, writer, judged, outages, (self._late_wait, self._waited))
+        return await write_session(self._ctx.layout, writer, self._header(window), recorder)
 
-    def _header(
-        self,
-        recorder: Recorder,
-        writer: SessionWriter,
-        judged: tuple[SessionStatus, list[Problem]],
-        outages: list[dict[str, Any]],
-    ) -> dict[str, Any]:
+    def _header(self, window: ClosedWindow) -> dict[str, Any]:
+        recorder = window.recorder
         return {
             "kind": SessionKind.RECORDING,
             "job_id": self._job.id,
@@ -257,8 +250,7 @@ class Recording:
             "settle_to_first_frame_s": (
                 round(recorder.first_frame_mono - self.settle_point, 4) if recorder.first_frame_mono else None
             ),
-            **window_header(recorder, writer, judged, outages, (self._late_wait, self._waited)),
-            "node_id": self._ctx.config.node.id,  # who recorded it, for the fleet (config node.id)
+            **window.header(self._ctx.config.node.id),
             **self._job.session_tags,  # a scan's pose: scan_id, pose_index
         }
 

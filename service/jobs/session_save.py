@@ -7,7 +7,7 @@ it: wait for the frames captured before its end that are still on their way
 (:func:`wait_late_frames`), wait for every frame's write (:func:`drain`), judge what was found
 (:class:`Findings`, :func:`judge`), and write ``state.jsonl`` and ``session.json`` with each frame's
 pose at its capture time (:func:`write_session`). The caller adds its own keys to the manifest
-(:func:`window_header` gives the shared ones) and hands the saved session to aftercare.
+(:meth:`ClosedWindow.header` gives the shared ones) and hands the saved session to aftercare.
 """
 
 from __future__ import annotations
@@ -186,6 +186,26 @@ class WriterParts:
     pool: FramePool | None
 
 
+@dataclass(frozen=True)
+class SaveServices:
+    """What saving any session needs from the service, beside the configuration in force: the folders
+    (fixed since the start), the writer threads, the frame pool, and aftercare for a saved session
+    (service.aftercare). Jobs (service.capture) and events (service.events.desk) share one."""
+
+    paths: ResolvedPaths
+    executor: Executor
+    pool: FramePool
+    on_saved: Callable[[SessionManifest, Path], None]
+
+    def pool_for(self, config: Config) -> FramePool | None:
+        """The frame pool for a window under ``config``: only with a warm buffer
+        (``recording.warm_buffer_s`` > 0); without one, frames are allocated as they come."""
+        return self.pool if config.recording.warm_buffer_s > 0 else None
+
+    def writer_parts(self, config: Config) -> WriterParts:
+        return WriterParts(config, self.paths, self.executor, self.pool_for(config))
+
+
 def session_writer(
     parts: WriterParts, cameras: Iterable[str], session: tuple[str, Path], held_bytes: int
 ) -> SessionWriter:
@@ -207,7 +227,7 @@ def session_writer(
         options,
         parts.executor,
         memory_cap_bytes=cap,
-        spill_dir=parts.paths.images_data_dir / "spill" if cap is not None else None,
+        spill_dir=parts.paths.spill_dir if cap is not None else None,
         pool=parts.pool,
     )
 
@@ -230,35 +250,42 @@ async def write_images_record(
     await asyncio.get_running_loop().run_in_executor(None, write_images_data, images_data_dir, record)
 
 
-def window_header(
-    recorder: Recorder,
-    writer: SessionWriter,
-    judged: tuple[SessionStatus, list[Problem]],
-    outages: list[dict[str, Any]],
-    waits: tuple[float, float],
-) -> dict[str, Any]:
-    """The keys of ``session.json`` every window has: its status and problems, the window in capture
-    time, how it was closed (``waits``: the late-frame wait and how long it waited), gaps, outages."""
-    status, problems = judged
-    late_wait, waited = waits
-    return {
-        "status": status,
-        "record_started_at": wall(recorder.start_mono),
-        "record_ended_at": wall(recorder.end_mono),
-        "capture": {
-            "dropped_before": recorder.dropped_before,
-            "dropped_after": recorder.dropped_after,
-            "late_wait_s": late_wait,
-            "waited_s": round(waited, 3),
-            "unconfirmed": recorder.unconfirmed(),
-        },
-        "pose_at_start": dict(recorder.pose_at_start),
-        "problems": problems,
-        "gaps": recorder.gaps,
-        "stream_outages": outages,
-        "unreadable_messages": recorder.unreadable_messages,
-        "memory": writer.memory_report(),
-    }
+@dataclass(frozen=True)
+class ClosedWindow:
+    """A window once its writes are done and it is judged: what every ``session.json`` header shares,
+    whatever opened the window (a recording's step or an event)."""
+
+    recorder: Recorder
+    writer: SessionWriter
+    judged: tuple[SessionStatus, list[Problem]]
+    outages: list[dict[str, Any]]
+    waits: tuple[float, float]  # the late-frame wait, and how long it waited
+
+    def header(self, node_id: str) -> dict[str, Any]:
+        """The shared keys: status and problems, the window in capture time, how it was closed, gaps,
+        outages, and the node that recorded it (config ``node.id``, for the fleet)."""
+        recorder = self.recorder
+        status, problems = self.judged
+        late_wait, waited = self.waits
+        return {
+            "status": status,
+            "record_started_at": wall(recorder.start_mono),
+            "record_ended_at": wall(recorder.end_mono),
+            "capture": {
+                "dropped_before": recorder.dropped_before,
+                "dropped_after": recorder.dropped_after,
+                "late_wait_s": late_wait,
+                "waited_s": round(waited, 3),
+                "unconfirmed": recorder.unconfirmed(),
+            },
+            "pose_at_start": dict(recorder.pose_at_start),
+            "problems": problems,
+            "gaps": recorder.gaps,
+            "stream_outages": self.outages,
+            "unreadable_messages": recorder.unreadable_messages,
+            "memory": self.writer.memory_report(),
+            "node_id": node_id,
+        }
 
 
 def capture_proof(recorder: Recorder) -> dict[str, Any]:

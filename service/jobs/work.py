@@ -13,7 +13,7 @@ from typing import Literal
 
 from rigcore.config import Config
 from rigcore.rig import RigLayout
-from service.batches.plan import Plan, RecordStep, compile_plan
+from service.batches.plan import Plan, compile_plan
 from service.disk_guard import PlannedRecording
 from service.scans.run import ScanRun
 from service.scans.spec import scan_batch
@@ -28,8 +28,7 @@ class BatchWork:
     kind: Literal["batch"] = "batch"
 
     def recordings(self) -> list[PlannedRecording]:
-        steps = self.plan.steps
-        return [PlannedRecording(s.cameras, s.duration_s) for s in steps if isinstance(s, RecordStep)]
+        return [PlannedRecording(s.cameras, s.duration_s) for s in self.plan.record_steps()]
 
     def worst_case(self, config: Config, layout: RigLayout) -> float:
         return worst_case(self.plan, config)
@@ -61,8 +60,5 @@ Work = BatchWork | ScanWork
 def worst_case(plan: Plan, config: Config) -> float:
     """Each command's timeouts, each settle, each recording and its saving."""
     per_command = config.http.connect_timeout_s + config.http.read_timeout_s + config.mqtt.response_timeout_s
-    total = per_command * len(plan.commands)
-    for step in plan.steps:
-        if isinstance(step, RecordStep):
-            total += config.settle.timeout_s + step.duration_s * 3
-    return total + config.settle.timeout_s
+    recordings = sum(config.settle.timeout_s + step.duration_s * 3 for step in plan.record_steps())
+    return per_command * len(plan.commands) + recordings + config.settle.timeout_s

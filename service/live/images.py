@@ -31,6 +31,7 @@ from camera.capture_clock import TimeSource
 from camera.display import display_8bit
 from camera.frames import Frame, encoded_kind
 from rigcore.config import DisplayConfig
+from sessions.mcap_export import RawPixels, compressed_message
 
 ImageMode = Literal["compressed", "raw"]
 JPEG_QUALITY = 85
@@ -66,28 +67,16 @@ def image_message(frame: Frame, mode: ImageMode, display: DisplayConfig | None) 
         if kind is None:
             raise LiveImageError(f"{frame.camera_id}: an encoded frame that is neither JPEG nor PNG")
         fmt = _COMPRESSED_FORMATS[kind]
-        return CompressedImage(
-            timestamp=stamp, frame_id=frame.camera_id, data=frame.pixels, format=fmt
-        ).SerializeToString()
+        return compressed_message(stamp, frame.camera_id, frame.pixels, fmt)
     if frame.pixel_format not in _RAW_ENCODINGS:
         raise LiveImageError(f"{frame.camera_id}: unknown pixel format {frame.pixel_format!r}")
     encoding, depth = _RAW_ENCODINGS[frame.pixel_format]
     if len(frame.pixels) != frame.width * frame.height * depth:
         raise LiveImageError(f"{frame.camera_id}: {len(frame.pixels)} bytes for {frame.width}x{frame.height}")
     if mode == "raw":
-        return RawImage(
-            timestamp=stamp,
-            frame_id=frame.camera_id,
-            width=frame.width,
-            height=frame.height,
-            encoding=encoding,
-            step=frame.width * depth,
-            data=frame.pixels,
-        ).SerializeToString()
-    jpeg = _jpeg(_bgr_or_mono(frame), display)
-    return CompressedImage(
-        timestamp=stamp, frame_id=frame.camera_id, data=jpeg, format="jpeg"
-    ).SerializeToString()
+        raw = RawPixels(encoding, frame.width, frame.height, frame.width * depth, frame.pixels)
+        return raw.message(stamp, frame.camera_id)
+    return compressed_message(stamp, frame.camera_id, _jpeg(_bgr_or_mono(frame), display), "jpeg")
 
 
 def _bgr_or_mono(frame: Frame) -> npt.NDArray[Any]:

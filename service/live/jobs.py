@@ -19,6 +19,8 @@ from service.status import JobPhase, JobStatus
 
 JOBS_TOPIC = "/rig/jobs"
 
+# Every event, in the order a job of one recording goes through them.
+EVENTS = ("job_started", "settling", "settled", "recording", "saving", "session_saved", "job_finished")
 EVENT_SCHEMA: dict[str, Any] = {
     "title": "rigcapture.JobEvent",
     "description": "A change of a job or a session of the live rig",
@@ -26,15 +28,7 @@ EVENT_SCHEMA: dict[str, Any] = {
     "properties": {
         "event": {
             "type": "string",
-            "enum": [
-                "job_started",
-                "settling",
-                "settled",
-                "recording",
-                "saving",
-                "session_saved",
-                "job_finished",
-            ],
+            "enum": list(EVENTS),
         },
         "at": {"type": "number", "description": "epoch seconds the service saw the change"},
         "job_id": {"type": "string"},

@@ -18,18 +18,11 @@ from typing import Any, Protocol
 
 from rigcore.rig import RigLayout
 from rigcore.state import StateSample, is_number
-from sessions.manifest import SessionManifest, SessionStatus
-from sessions.mcap_rig import rig_states, transforms
-from sessions.state_log import StateLogInfo, StateRecord
+from sessions.mcap_rig import RigState, state_after, transforms
+from sessions.state_log import StateRecord
 
 STATE_TOPIC = "/rig/state"
 TF_TOPIC = "/tf"
-
-# rig_states() on a session that kept its own samples (it has a state_log) gives one message per
-# sample, each the rig as known at that sample: what the live view wants of the newest samples.
-_LIVE_SESSION = SessionManifest(
-    session_id="live", status=SessionStatus.COMPLETE, state_log=StateLogInfo(samples=0)
-)
 
 
 class Publisher(Protocol):
@@ -71,8 +64,11 @@ class RigFeed:
 
     def state_now(self) -> dict[str, Any]:
         """The ``/rig/state`` message of the newest sample: the whole rig as known then."""
-        ordered = sorted(self._newest.values(), key=lambda r: r.received_at)
-        return rig_states(_LIVE_SESSION, ordered)[-1]
+        state = RigState()
+        message: dict[str, Any] = {}
+        for record in sorted(self._newest.values(), key=lambda r: r.received_at):
+            message = state_after(state, record)
+        return message
 
 
 __all__ = ["STATE_TOPIC", "TF_TOPIC", "Publisher", "RigFeed"]

@@ -79,11 +79,13 @@ class ScanRun:
                 pose.status = PoseStatus.SKIPPED.value
 
     def outcome(self) -> tuple[ScanStatus, dict[str, Any] | None]:
-        """After the last pose: succeeded if every pose is done, else failed naming the poses."""
+        """After the last pose: succeeded if every pose is done, else failed naming the poses (in its
+        message as people count them, from 1, like the CLI and the dashboard; ``pose_indices`` are the
+        poses' ``index``, from 0)."""
         failed = [p.index for p in self.poses if p.status != PoseStatus.DONE.value]
         if not failed:
             return JobStatus.SUCCEEDED.value, None
-        shown = ", ".join(str(i) for i in failed[:20]) + (" …" if len(failed) > 20 else "")
+        shown = ", ".join(str(i + 1) for i in failed[:20]) + (" …" if len(failed) > 20 else "")
         message = f"{len(failed)} of {len(self.poses)} poses not done (pose {shown})"
         return JobStatus.FAILED.value, {"type": "PosesFailed", "message": message, "pose_indices": failed}
 

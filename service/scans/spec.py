@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard, cast
 
-from rigcore.checks import clip, echo, fmt_bound, json_type, target_problem
+from rigcore.checks import Detail, clip, detail, echo, fmt_bound, json_type, target_problem
 from rigcore.config import Config
 from rigcore.rig import RigLayout
 from rigcore.state import is_number
@@ -46,7 +46,6 @@ GRID_ORDERS = ("serpentine", "rows")
 
 OnPoseFailure = Literal["abort", "skip"]
 GridOrder = Literal["serpentine", "rows"]
-Problem = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -121,11 +120,11 @@ def scan_batch(
 
 def parse_scan(
     body: Any, config: Config, presets: Mapping[str, Preset]
-) -> tuple[ScanSpec | None, list[Problem]]:
+) -> tuple[ScanSpec | None, list[Detail]]:
     """``(spec, [])`` for a scan that may run, else ``(None, problems)`` naming every problem."""
     if not isinstance(body, dict):
-        return None, [_problem(None, "(body)", 'must be a JSON object like {"cameras": [...], ...}')]
-    problems = [_problem(None, clip(k, 40), "unknown key") for k in sorted(set(body) - SCAN_KEYS)]
+        return None, [detail(None, "(body)", 'must be a JSON object like {"cameras": [...], ...}')]
+    problems = [detail(None, clip(k, 40), "unknown key") for k in sorted(set(body) - SCAN_KEYS)]
     cameras, found = _parse_cameras(body, config)
     problems += found + _duration_problems(body, config) + _option_problems(body)
     poses, found = _parse_poses_or_grid(body, RigLayout.from_config(config), presets)
@@ -143,62 +142,58 @@ def parse_scan(
     return spec, []
 
 
-def _problem(index: int | None, where: str, message: str) -> Problem:
-    return {"index": index, "field": clip(where), "message": message}
-
-
 # -- the top-level fields -------------------------------------------------------------------------
-def _parse_cameras(body: dict[str, Any], config: Config) -> tuple[tuple[str, ...], list[Problem]]:
+def _parse_cameras(body: dict[str, Any], config: Config) -> tuple[tuple[str, ...], list[Detail]]:
     cams = body.get("cameras")
     if "cameras" not in body:
-        return (), [_problem(None, "cameras", "missing: the ids of the cameras to record")]
+        return (), [detail(None, "cameras", "missing: the ids of the cameras to record")]
     if not isinstance(cams, list):
-        return (), [_problem(None, "cameras", f"must be a list of camera ids, got {json_type(cams)}")]
+        return (), [detail(None, "cameras", f"must be a list of camera ids, got {json_type(cams)}")]
     configured = ", ".join(sorted(config.cameras))
     if not cams:
-        return (), [_problem(None, "cameras", "must not be empty")]
+        return (), [detail(None, "cameras", "must not be empty")]
     if len(cams) > len(config.cameras):
         message = f"lists {len(cams)} cameras; at most {len(config.cameras)}, those configured: {configured}"
-        return (), [_problem(None, "cameras", message)]
-    out: list[Problem] = []
+        return (), [detail(None, "cameras", message)]
+    out: list[Detail] = []
     for j, cam in enumerate(cams):
         where = f"cameras[{j}]"
         if not isinstance(cam, str):
-            out.append(_problem(None, where, f"must be a string, got {json_type(cam)}"))
+            out.append(detail(None, where, f"must be a string, got {json_type(cam)}"))
         elif cam in cams[:j]:
-            out.append(_problem(None, where, f"{echo(cam)} is listed twice"))
+            out.append(detail(None, where, f"{echo(cam)} is listed twice"))
         elif cam not in config.cameras:
-            out.append(_problem(None, where, f"unknown camera {echo(cam)}; configured: {configured}"))
+            out.append(detail(None, where, f"unknown camera {echo(cam)}; configured: {configured}"))
     return tuple(cams), out
 
 
-def _duration_problems(body: dict[str, Any], config: Config) -> list[Problem]:
+def _duration_problems(body: dict[str, Any], config: Config) -> list[Detail]:
     where, duration, max_s = "duration_second", body.get("duration_second"), config.recording.max_duration_s
     if where not in body:
-        return [_problem(None, where, "missing: seconds to record at each pose")]
+        return [detail(None, where, "missing: seconds to record at each pose")]
     if not is_number(duration):
-        return [_problem(None, where, f"must be a number, got {json_type(duration)}")]
+        return [detail(None, where, f"must be a number, got {json_type(duration)}")]
     if duration <= 0:
-        return [_problem(None, where, f"must be greater than 0, got {echo(duration)}")]
+        return [detail(None, where, f"must be greater than 0, got {echo(duration)}")]
     if duration > max_s:
-        return [_problem(None, where, f"{echo(duration)} is above the maximum of {fmt_bound(max_s)} s")]
+        return [detail(None, where, f"{echo(duration)} is above the maximum of {fmt_bound(max_s)} s")]
     return []
 
 
-def _option_problems(body: dict[str, Any]) -> list[Problem]:
+def _option_problems(body: dict[str, Any]) -> list[Detail]:
     out = []
     failure = body.get("on_pose_failure", "abort")
     if failure not in ON_POSE_FAILURE:
-        out.append(_problem(None, "on_pose_failure", f"must be 'abort' or 'skip', got {echo(failure)}"))
+        out.append(detail(None, "on_pose_failure", f"must be 'abort' or 'skip', got {echo(failure)}"))
     retries = body.get("retries", 0)
     if not _is_int(retries) or not 0 <= retries <= MAX_RETRIES:
         message = f"must be a whole number from 0 to {MAX_RETRIES}, got {echo(retries)}"
-        out.append(_problem(None, "retries", message))
+        out.append(detail(None, "retries", message))
     label = body.get("label")
     if label is not None and not isinstance(label, str):
-        out.append(_problem(None, "label", f"must be a string, got {json_type(label)}"))
+        out.append(detail(None, "label", f"must be a string, got {json_type(label)}"))
     elif label is not None and len(label) > MAX_LABEL_CHARS:
-        out.append(_problem(None, "label", f"{len(label)} characters; at most {MAX_LABEL_CHARS}"))
+        out.append(detail(None, "label", f"{len(label)} characters; at most {MAX_LABEL_CHARS}"))
     return out
 
 
@@ -209,28 +204,28 @@ def _is_int(value: Any) -> TypeGuard[int]:
 # -- poses ----------------------------------------------------------------------------------------
 def _parse_poses_or_grid(
     body: dict[str, Any], layout: RigLayout, presets: Mapping[str, Preset]
-) -> tuple[tuple[ScanPose, ...], list[Problem]]:
+) -> tuple[tuple[ScanPose, ...], list[Detail]]:
     if "poses" in body and "grid" in body:
-        return (), [_problem(None, "grid", 'give either "poses" or "grid", not both')]
+        return (), [detail(None, "grid", 'give either "poses" or "grid", not both')]
     if "grid" in body:
         grid, problems = parse_grid(body["grid"], layout)
         if grid is None:
             return (), problems
         return tuple(ScanPose(i, pan, tilt) for i, (pan, tilt) in enumerate(grid_poses(grid))), []
     if "poses" not in body:
-        return (), [_problem(None, "poses", 'missing: give "poses" (a list of poses) or "grid"')]
+        return (), [detail(None, "poses", 'missing: give "poses" (a list of poses) or "grid"')]
     return _parse_poses(body["poses"], layout, presets)
 
 
 def _parse_poses(
     poses: Any, layout: RigLayout, presets: Mapping[str, Preset]
-) -> tuple[tuple[ScanPose, ...], list[Problem]]:
+) -> tuple[tuple[ScanPose, ...], list[Detail]]:
     if not isinstance(poses, list):
-        return (), [_problem(None, "poses", f"must be a list of poses, got {json_type(poses)}")]
+        return (), [detail(None, "poses", f"must be a list of poses, got {json_type(poses)}")]
     if not poses:
-        return (), [_problem(None, "poses", "must not be empty")]
+        return (), [detail(None, "poses", "must not be empty")]
     if len(poses) > MAX_POSES:
-        return (), [_problem(None, "poses", f"{len(poses)} poses; at most {MAX_POSES} in one scan")]
+        return (), [detail(None, "poses", f"{len(poses)} poses; at most {MAX_POSES} in one scan")]
     out, problems = [], []
     for i, item in enumerate(poses):
         pose, found = _parse_pose(i, item, layout, presets)
@@ -242,20 +237,20 @@ def _parse_poses(
 
 def _parse_pose(
     i: int, item: Any, layout: RigLayout, presets: Mapping[str, Preset]
-) -> tuple[ScanPose | None, list[Problem]]:
+) -> tuple[ScanPose | None, list[Detail]]:
     where = f"poses[{i}]"
     if not isinstance(item, dict):
         message = f'must be an object like {{"pan_deg_x100": 0, "tilt_deg_x100": 0}}, got {json_type(item)}'
-        return None, [_problem(i, where, message)]
+        return None, [detail(i, where, message)]
     if "preset" in item:
         return _parse_preset_pose(i, item, layout, presets)
     allowed = ", ".join(sorted(POSE_KEYS))
     out = [
-        _problem(i, f"{where}.{clip(k, 40)}", f"unknown key; allowed: {allowed}, or preset alone")
+        detail(i, f"{where}.{clip(k, 40)}", f"unknown key; allowed: {allowed}, or preset alone")
         for k in sorted(set(item) - POSE_KEYS)
     ]
-    out += [_problem(i, f"{where}.{k}", "missing") for k in AXES if k not in item]
-    out += [_problem(i, f"{where}.{k}", m) for k, m in pose_value_problems(item, layout)]
+    out += [detail(i, f"{where}.{k}", "missing") for k in AXES if k not in item]
+    out += [detail(i, f"{where}.{k}", m) for k, m in pose_value_problems(item, layout)]
     if out:
         return None, out
     return ScanPose(i, item["pan_deg_x100"], item["tilt_deg_x100"], dict(item.get("zoom", {}))), []
@@ -263,20 +258,20 @@ def _parse_pose(
 
 def _parse_preset_pose(
     i: int, item: dict[str, Any], layout: RigLayout, presets: Mapping[str, Preset]
-) -> tuple[ScanPose | None, list[Problem]]:
+) -> tuple[ScanPose | None, list[Detail]]:
     where, name = f"poses[{i}].preset", item["preset"]
     out = [
-        _problem(i, f"poses[{i}].{clip(k, 40)}", "a preset pose has no other key than preset")
+        detail(i, f"poses[{i}].{clip(k, 40)}", "a preset pose has no other key than preset")
         for k in sorted(set(item) - {"preset"})
     ]
     if not isinstance(name, str):
-        return None, [*out, _problem(i, where, f"must be a string, got {json_type(name)}")]
+        return None, [*out, detail(i, where, f"must be a string, got {json_type(name)}")]
     preset = presets.get(name)
     if preset is None:
-        return None, [*out, _problem(i, where, f"unknown preset {echo(name)}; GET /presets lists them")]
+        return None, [*out, detail(i, where, f"unknown preset {echo(name)}; GET /presets lists them")]
     values = preset.model_dump(exclude={"saved_at"})
     out += [
-        _problem(i, where, f"preset {echo(name)} does not fit the configuration: {k}: {m}")
+        detail(i, where, f"preset {echo(name)} does not fit the configuration: {k}: {m}")
         for k, m in pose_value_problems(values, layout)
     ]
     if out:
@@ -318,17 +313,17 @@ def _limit_problem(value: Any, fld: str, layout: RigLayout) -> str | None:
 
 
 # -- grid -----------------------------------------------------------------------------------------
-def parse_grid(grid: Any, layout: RigLayout) -> tuple[Grid | None, list[Problem]]:
+def parse_grid(grid: Any, layout: RigLayout) -> tuple[Grid | None, list[Detail]]:
     """The grid of a scan request, or None and its problems (index None, fields ``grid.…``)."""
     example = '{"pan_deg_x100": {"from": 0, "to": 9000, "step": 1500}, "tilt_deg_x100": …, "order": "rows"}'
     if not isinstance(grid, dict):
-        return None, [_problem(None, "grid", f"must be an object like {example}, got {json_type(grid)}")]
+        return None, [detail(None, "grid", f"must be an object like {example}, got {json_type(grid)}")]
     known = {*AXES, "order"}
-    out = [_problem(None, f"grid.{clip(k, 40)}", "unknown key") for k in sorted(set(grid) - known)]
+    out = [detail(None, f"grid.{clip(k, 40)}", "unknown key") for k in sorted(set(grid) - known)]
     order = grid.get("order")
     if order not in GRID_ORDERS:
         got = "missing" if "order" not in grid else f"got {echo(order)}"
-        out.append(_problem(None, "grid.order", f"must be 'serpentine' or 'rows'; {got}"))
+        out.append(detail(None, "grid.order", f"must be 'serpentine' or 'rows'; {got}"))
     pan, found = _parse_range(grid, "pan_deg_x100", layout.pan_field, layout)
     out += found
     tilt, found = _parse_range(grid, "tilt_deg_x100", layout.tilt_field, layout)
@@ -340,31 +335,29 @@ def parse_grid(grid: Any, layout: RigLayout) -> tuple[Grid | None, list[Problem]
         message = (
             f"makes {echo(pan.count())} × {echo(tilt.count())} = {echo(poses)} poses; at most {MAX_POSES}"
         )
-        return None, [_problem(None, "grid", message)]
+        return None, [detail(None, "grid", message)]
     return Grid(pan, tilt, cast(GridOrder, order)), []
 
 
 def _parse_range(
     grid: dict[str, Any], axis: str, fld: str, layout: RigLayout
-) -> tuple[AxisRange | None, list[Problem]]:
+) -> tuple[AxisRange | None, list[Detail]]:
     where, spec = f"grid.{axis}", grid.get(axis)
     if axis not in grid:
-        return None, [_problem(None, where, 'missing: {"from": …, "to": …, "step": …}')]
+        return None, [detail(None, where, 'missing: {"from": …, "to": …, "step": …}')]
     if not isinstance(spec, dict):
-        return None, [
-            _problem(None, where, f"must be an object with from, to and step, got {json_type(spec)}")
-        ]
-    out = [_problem(None, f"{where}.{clip(k, 40)}", "unknown key") for k in sorted(set(spec) - {*RANGE_KEYS})]
+        return None, [detail(None, where, f"must be an object with from, to and step, got {json_type(spec)}")]
+    out = [detail(None, f"{where}.{clip(k, 40)}", "unknown key") for k in sorted(set(spec) - {*RANGE_KEYS})]
     for key in RANGE_KEYS:
         value = spec.get(key)
         if key not in spec:
-            out.append(_problem(None, f"{where}.{key}", "missing"))
+            out.append(detail(None, f"{where}.{key}", "missing"))
         elif key != "step" and (message := _limit_problem(value, fld, layout)) is not None:
-            out.append(_problem(None, f"{where}.{key}", message))  # the unit and the value meant, too
+            out.append(detail(None, f"{where}.{key}", message))  # the unit and the value meant, too
         elif not _is_int(value):
-            out.append(_problem(None, f"{where}.{key}", f"must be a whole number, got {json_type(value)}"))
+            out.append(detail(None, f"{where}.{key}", f"must be a whole number, got {json_type(value)}"))
         elif key == "step" and value <= 0:
-            out.append(_problem(None, f"{where}.step", f"must be greater than 0, got {echo(value)}"))
+            out.append(detail(None, f"{where}.step", f"must be greater than 0, got {echo(value)}"))
     if out:
         return None, out
     return AxisRange(spec["from"], spec["to"], spec["step"]), []

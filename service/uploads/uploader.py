@@ -71,6 +71,7 @@ FINAL_SCAN_STATES = FINISHED
 # Catalog.set_upload_state has this shape.
 StateListener = Callable[[str, str, dict[str, Any]], None]
 
+
 class _Stopped(Exception):
     """The service is stopping: the item stays ``uploading`` and resumes at the next start."""
 
