@@ -8,7 +8,7 @@ at once halve the wall time. Some must not share the machine:
   test on the same cores is load a real rig does not add, and the simulated rig skips frames to a
   reader that falls behind (a camera's newest frame replaces the one not yet sent), so a session
   comes out ``partial``;
-* tests that take the machine themselves: Chromium, mypy, schemathesis and hypothesis.
+* tests that take the machine themselves: Chromium, mypy and hypothesis.
 
 A module marks them with ``pytestmark = [..., pytest.mark.solo]`` (or a test with
 ``@pytest.mark.solo``). A solo test runs while the other worker runs nothing: it waits for the test

@@ -13,8 +13,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -127,21 +126,19 @@ LOGS: dict[str, tuple[tuple[str, ...], Work]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[Logged]]]:
-    """The three logs, made at the same time; a test waits for its own (and fails with its error)."""
-    with ThreadPoolExecutor(len(LOGS)) as pool:
-        yield {
-            name: pool.submit(logged, tmp_path_factory.mktemp(f"log_{name}"), args, work)
-            for name, (args, work) in LOGS.items()
-        }
+def log_of(name: str, tmp_path: Path) -> Logged:
+    """The log ``name`` of :data:`LOGS`, made now. One service process at a time: a fixture that ran
+    them beside each other kept three rigs streaming while the other test worker ran a solo test
+    (tests/solo.py)."""
+    args, work = LOGS[name]
+    return logged(tmp_path, args, work)
 
 
 @pytest.mark.integration
 def test_text_log_has_a_line_per_event_and_the_banner_names_dashboard_and_cli(
-    logs: dict[str, Future[Logged]],
+    tmp_path: Path,
 ) -> None:
-    url, folder, seen, text, _ = logs["text"].result()
+    url, folder, seen, text, _ = log_of("text", tmp_path)
 
     # The banner: the dashboard's URL and the CLI to try first (with --url: not the default port).
     assert f"dashboard:    {url}/" in text
@@ -180,8 +177,8 @@ def test_text_log_has_a_line_per_event_and_the_banner_names_dashboard_and_cli(
 
 
 @pytest.mark.integration
-def test_json_log_lines_carry_the_event_and_the_job(logs: dict[str, Future[Logged]]) -> None:
-    _, _, seen, text, _ = logs["json"].result()
+def test_json_log_lines_carry_the_event_and_the_job(tmp_path: Path) -> None:
+    _, _, seen, text, _ = log_of("json", tmp_path)
     # The banner is printed on stdout as text; every line of the log is one JSON object.
     records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     assert len(records) > 10
@@ -212,8 +209,8 @@ def test_log_level_and_format_options() -> None:
 
 
 @pytest.mark.integration
-def test_a_warning_level_log_keeps_only_failures(logs: dict[str, Future[Logged]]) -> None:
-    run = logs["warning"].result()  # the refused batch was logged (refused_then_succeeded)
+def test_a_warning_level_log_keeps_only_failures(tmp_path: Path) -> None:
+    run = log_of("warning", tmp_path)  # the refused batch was logged (refused_then_succeeded)
     assert " INFO " not in run.final and run.seen["job"] not in run.final, run.final
 
 

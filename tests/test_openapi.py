@@ -35,8 +35,6 @@ from service.status import JobStatus
 from simulator.rig import SimRig
 from tests.conftest import scaled, serve
 
-pytestmark = pytest.mark.solo  # a tool that takes the machine: alone (tests/solo.py)
-
 API_DIR = Path(__file__).resolve().parent.parent / "api"
 MAX_HAND_WRITTEN_SCHEMAS = 20
 
