@@ -18,8 +18,9 @@ protocol is covered: setup (a module's fixtures are set up in its first test's s
 How: two lock files in a folder of the run's own (named by xdist's run id, in the temp folder).
 ``run.lock`` is held shared by each running test and exclusively by a solo one; ``gate.lock`` is
 taken first by every test, briefly, and held by a solo test throughout, so that a waiting solo test
-is not overtaken by the other worker's next tests. Without xdist (``-p no:xdist``, ``-n 0``) or
-without ``fcntl`` (Windows) tests run as they come, one at a time anyway.
+is not overtaken by the other worker's next tests. A worker keeps the machine across consecutive
+solo tests (a solo module runs as one stretch), so the other worker waits once per stretch.
+Without xdist (``-n 0``) or without ``fcntl`` (Windows) tests run as they come, one at a time anyway.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import pytest
 try:
     import fcntl
 except ImportError:  # Windows: no flock, and no parallel runs to guard either
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the hook returns at once then
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,25 +46,49 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-@contextlib.contextmanager
-def _locked(folder: Path, solo: bool) -> Iterator[None]:
-    assert fcntl is not None
-    with open(folder / "solo-gate.lock", "a+") as gate, open(folder / "solo-run.lock", "a+") as run:
-        _flock(gate, fcntl.LOCK_EX)
-        _flock(run, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
-        if not solo:
-            _flock(gate, fcntl.LOCK_UN)
+class _Machine:
+    """This worker's hold on the two lock files: shared around each test, or the whole machine
+    (exclusive) from a solo test on, kept while the tests that follow are solo too (a solo module
+    then waits for the other worker once, not once per test)."""
+
+    def __init__(self, folder: Path) -> None:
+        self._gate = open(folder / "solo-gate.lock", "a+")  # noqa: SIM115  (held across tests)
+        self._run = open(folder / "solo-run.lock", "a+")  # noqa: SIM115
+        self.alone = False
+
+    def take_alone(self) -> None:
+        if not self.alone:
+            _flock(self._gate, fcntl.LOCK_EX)  # the other worker starts no new test from now on
+            _flock(self._run, fcntl.LOCK_EX)  # and the test it runs has ended
+            self.alone = True
+
+    def release(self) -> None:
+        if self.alone:
+            _flock(self._run, fcntl.LOCK_UN)
+            _flock(self._gate, fcntl.LOCK_UN)
+            self.alone = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        self.release()
+        _flock(self._gate, fcntl.LOCK_EX)  # waits while a solo test holds the machine
+        _flock(self._run, fcntl.LOCK_SH)
+        _flock(self._gate, fcntl.LOCK_UN)
         try:
             yield
         finally:
-            _flock(run, fcntl.LOCK_UN)
-            if solo:
-                _flock(gate, fcntl.LOCK_UN)
+            _flock(self._run, fcntl.LOCK_UN)
 
 
 def _flock(file: IO[Any], operation: int) -> None:
-    assert fcntl is not None
     fcntl.flock(file.fileno(), operation)
+
+
+def _solo(item: pytest.Item | None) -> bool:
+    return item is not None and item.get_closest_marker("solo") is not None
+
+
+_machine: list[_Machine] = []  # this worker's, made at its first test
 
 
 @pytest.hookimpl(wrapper=True)
@@ -71,7 +96,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
     if fcntl is None or not run_id:
         return (yield)
-    shared = Path(tempfile.gettempdir()) / f"rigcapture-tests-{run_id}"
-    shared.mkdir(exist_ok=True)
-    with _locked(shared, item.get_closest_marker("solo") is not None):
+    if not _machine:
+        folder = Path(tempfile.gettempdir()) / f"rigcapture-tests-{run_id}"
+        folder.mkdir(exist_ok=True)
+        _machine.append(_Machine(folder))
+    machine = _machine[0]
+    if not _solo(item):
+        with machine.shared():
+            return (yield)
+    machine.take_alone()
+    try:
         return (yield)
+    finally:
+        if not _solo(nextitem):
+            machine.release()
