@@ -189,7 +189,12 @@ def test_pipeline_delay_holds_frames_back_from_capture(make_rig: Callable[..., S
         lags = [lag_s(r) for r in frames]
         assert len(frames) >= 0.6 * cams[cid].fps and all(lo <= x < hi for x in lags), (cid, lags)
         indices = [f["frame_index"] for _, f in frames]
-        assert indices == list(range(indices[0], indices[0] + len(indices))), f"{cid}: gaps {indices}"
+        assert indices == sorted(set(indices)), f"{cid}: out of order or twice: {indices}"
+        # Without a send queue a camera's newest frame replaces one not yet sent: a reader held up (a
+        # loaded machine) may miss some, but never one the rig sent.
+        missing = set(range(indices[0], indices[-1] + 1)) - set(indices)
+        lost = sorted(i for i in missing if (cid, i) in sent)
+        assert not lost, f"{cid}: sent but never received: {lost}"
         for _, f in frames:
             truth = sent[(cid, f["frame_index"])]
             assert truth.timestamp_ns == truth.captured_ns == f["timestamp_ns"]
