@@ -1,8 +1,8 @@
 """Two workers, and the tests that must run alone (a pytest plugin, registered in tests/conftest.py).
 
-The suite runs on two pytest-xdist workers (``-n 2 --dist loadfile`` in pyproject.toml), one per core
-of the machine CI runs on. Most tests wait on a rig, a broker or a timer and leave a core idle, so two
-at once halve the wall time. Some must not share the machine:
+The suite can run on two pytest-xdist workers (``pytest -n 2 --dist loadfile``), one per core of the
+machine CI runs on; by default it runs in one process (docs/architecture.md, Tests, says why). Most
+tests wait on a rig, a broker or a timer and leave a core idle. Some must not share the machine:
 
 * tests that judge what the service kept at a frame rate, or how fast something answered: a second
   test on the same cores is load a real rig does not add, and the simulated rig skips frames to a
