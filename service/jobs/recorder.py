@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -71,6 +72,7 @@ class Recorder:
         # A pan-tilt sample received after the end: every frame inside has a sample on both sides, so
         # its pose is interpolated at its capture time rather than held from the last one before it.
         self._pose_after_end = False
+        self.cameras_confirmed_mono: float | None = None  # when the last camera confirmed (monotonic)
         # Every camera delivered a frame captured after the end, and the pan-tilt a sample after it.
         self.all_confirmed = asyncio.Event()
         self.states: list[StateSample] = []
@@ -125,8 +127,11 @@ class Recorder:
         self._check_confirmed()
 
     def _check_confirmed(self) -> None:
-        if self._pose_after_end and self._confirmed >= self.cameras:
-            self.all_confirmed.set()
+        if self._confirmed >= self.cameras:
+            if self.cameras_confirmed_mono is None:
+                self.cameras_confirmed_mono = time.monotonic()
+            if self._pose_after_end:
+                self.all_confirmed.set()
 
     def on_rejection(self, rejection: Rejection, received_mono: float) -> None:
         # A rejected frame has no capture time: counted while the recording is attached.

@@ -39,6 +39,9 @@ from sessions.writer import CameraWriteOptions, SessionWriter
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 0.25
+# Every camera confirmed, how long a window still waits for a pan-tilt sample received after its end
+# (devices publish 5-20 times a second, PROTOCOL.md §2: two to ten periods).
+POSE_WAIT_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -307,7 +310,7 @@ async def wait_late_frames(
     still awaited. Returns how long it waited."""
     started = time.monotonic()
     deadline = started + late_wait_s
-    while not recorder.all_confirmed.is_set() and (left := deadline - time.monotonic()) > 0:
+    while not recorder.all_confirmed.is_set() and (left := _left(recorder, deadline)) > 0:
         report(recorder.unconfirmed())
         try:
             async with asyncio.timeout(min(left, PROGRESS_EVERY_S)):
@@ -315,6 +318,14 @@ async def wait_late_frames(
         except TimeoutError:
             continue
     return time.monotonic() - started
+
+
+def _left(recorder: Recorder, deadline: float) -> float:
+    """Seconds left of the late-frame wait: once every camera confirmed, the pan-tilt sample after the
+    end is awaited POSE_WAIT_S more at most (a link that is down sends none; frames then say ``held``)."""
+    confirmed = recorder.cameras_confirmed_mono
+    end = deadline if confirmed is None else min(deadline, confirmed + POSE_WAIT_S)
+    return end - time.monotonic()
 
 
 async def drain(writer: SessionWriter, report: Callable[[int, int], None]) -> None:
