@@ -200,13 +200,11 @@ class SaveServices:
     pool: FramePool
     on_saved: Callable[[SessionManifest, Path], None]
 
-    def pool_for(self, config: Config) -> FramePool | None:
-        """The frame pool for a window under ``config``: only with a warm buffer
-        (``recording.warm_buffer_s`` > 0); without one, frames are allocated as they come."""
-        return self.pool if config.recording.warm_buffer_s > 0 else None
-
     def writer_parts(self, config: Config) -> WriterParts:
-        return WriterParts(config, self.paths, self.executor, self.pool_for(config))
+        """A writer's parts under ``config``: the frame pool only with a warm buffer
+        (``recording.warm_buffer_s`` > 0); without one, frames are allocated as they come."""
+        pool = self.pool if config.recording.warm_buffer_s > 0 else None
+        return WriterParts(config, self.paths, self.executor, pool)
 
 
 def session_writer(
